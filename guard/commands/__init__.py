@@ -1,0 +1,1 @@
+"""Sub-commands of the `guard` CLI; each module has `register(subparsers)`."""

@@ -1,0 +1,119 @@
+"""Shared value types of the guard: what a request asks for, and what the guard decided about it.
+
+Verdicts and decisions are values, never exceptions. A route profile turns a request into an `Action`;
+each check of the pipeline returns a `Verdict`; the pipeline folds them into a `Decision`; the proxy
+forwards or refuses and hands a `DecisionRecord` to the observers (alerts, reports, audit log).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal, Protocol, get_args
+
+ActionKind = Literal["add_friend", "broadcast", "moment", "message", "welcome"]
+ACTION_KINDS: tuple[str, ...] = get_args(ActionKind)
+Direction = Literal["active", "passive"]
+Outcome = Literal["allow", "warn", "refuse"]
+# What happened to the request after the decision.
+Disposition = Literal["refused", "forwarded", "upstream_refused", "upstream_timeout", "upstream_error", "checked"]
+
+
+@dataclass(frozen=True, slots=True)
+class TextField:
+    """One piece of outbound text and where it sat in the request, e.g. `attachments[2].link.title`."""
+
+    where: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """An outbound attachment: `image`, `link`, `miniprogram`, `video`, `file`, `card` (name card), …"""
+
+    kind: str
+    where: str
+    url: str | None = None
+    appid: str | None = None
+    page: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """What one request asks the messaging platform to do, as the policy sees it."""
+
+    kind: ActionKind
+    account: str
+    direction: Direction | None = None
+    texts: tuple[TextField, ...] = ()
+    attachments: tuple[Attachment, ...] = ()
+    recipients: int = 0
+    request_id: str | None = None
+    profile: str = "api"
+
+    @property
+    def limit_name(self) -> str:
+        """The key of this action in the limits table: `add_friend.active`, `broadcast`, …"""
+        if self.kind == "add_friend":
+            return f"add_friend.{self.direction or 'active'}"
+        return self.kind
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The answer of one check. `rule` names what decided, e.g. `content:finance`, `quota:broadcast/day`."""
+
+    check: str
+    outcome: Outcome
+    code: int = 0
+    rule: str = ""
+    reason_zh: str = ""
+    reason_en: str = ""
+    details: Mapping[str, object] = field(default_factory=dict)
+
+
+ALLOW = Verdict(check="", outcome="allow")
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The pipeline's result for one Action: every verdict in order, the first refusal wins."""
+
+    action: Action
+    verdicts: tuple[Verdict, ...]
+    # The ratelimit result of the quota check (None when the pipeline stopped before it);
+    # kept so the proxy can refund it and the alerts can read the thresholds crossed without a round trip.
+    quota: object | None = None
+
+    @property
+    def refusal(self) -> Verdict | None:
+        return next((v for v in self.verdicts if v.outcome == "refuse"), None)
+
+    @property
+    def allowed(self) -> bool:
+        return self.refusal is None
+
+    @property
+    def warnings(self) -> tuple[Verdict, ...]:
+        return tuple(v for v in self.verdicts if v.outcome == "warn")
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRecord:
+    """A decision and what became of it: the unit the observers (alerts, reports, audit) consume."""
+
+    decision: Decision
+    disposition: Disposition
+    at: float
+    client: str | None = None
+    staff: str | None = None
+    upstream_status: int | None = None
+    dry_run: bool = False
+
+
+class DecisionObserver(Protocol):
+    """Told about every decision and every guard-health event; must never raise into the proxy path."""
+
+    async def on_decision(self, record: DecisionRecord) -> None: ...
+
+    async def on_system(self, event: str, message: str, details: Mapping[str, object]) -> None: ...

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The project's one test command, for a newcomer and for CI alike:
+#   bash tests/run.sh [pytest args]
+# It installs what the tests need (Debian's redis-server and chromium, the package with its test extras),
+# then runs the whole suite. pytest's exit 5 (no tests collected) counts as a failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+if [ ${#missing[@]} -gt 0 ]; then
+    sudo=""
+    [ "$(id -u)" = 0 ] || sudo="sudo"
+    echo "installing Debian packages: ${missing[*]}"
+    $sudo apt-get update
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends "${missing[@]}"
+fi
+
+python3 -m pip install --quiet --disable-pip-version-check -e '.[test]'
+
+set +e
+python3 -m pytest "$@"
+rc=$?
+set -e
+if [ "$rc" = 5 ]; then
+    echo "tests/run.sh: pytest collected no tests; that is a failure" >&2
+    exit 1
+fi
+exit "$rc"
