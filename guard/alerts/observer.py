@@ -1,0 +1,311 @@
+"""The decision observer of the risk side: turns every DecisionRecord into report counters and alerts.
+
+`on_decision` only puts the record on a bounded queue (the proxy path never waits for Redis on our
+account); one worker task, owned by the app's cleanup_ctx, drains the queue. Alerts are deduplicated
+per (account, rule, level, window) by the store, across every guard process sharing it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from guard.alerts.config import RiskSettings
+from guard.alerts.model import Alert, mask_pii, masked_excerpt
+from guard.alerts.store import AlertStore
+from guard.reports import Reports, content_categories
+from guard.types import DecisionRecord, Verdict
+
+log = logging.getLogger("guard.alerts")
+
+_WINDOW_FORMATS = {"minute": "%Y-%m-%dT%H:%M", "hour": "%Y-%m-%dT%H", "day": "%Y-%m-%d"}
+_WINDOW_SECONDS = {"minute": 60.0, "hour": 3600.0, "day": 86400.0}
+_RULE_ZH = {
+    "add_friend.active": "主动加好友",
+    "add_friend.passive": "通过好友申请",
+    "broadcast": "群发",
+    "broadcast.recipients": "群发人数",
+    "moment": "朋友圈",
+    "message": "消息",
+    "welcome": "欢迎语",
+}
+_WINDOW_ZH = {"minute": "每分钟", "hour": "每小时", "day": "每日"}
+
+
+def window_label(at: float, window: str, tz: ZoneInfo) -> str:
+    return datetime.fromtimestamp(at, tz).strftime(_WINDOW_FORMATS.get(window, "%Y-%m-%d"))
+
+
+def _matches(verdict: Verdict) -> list[Any]:
+    matches = verdict.details.get("matches")
+    return list(matches) if isinstance(matches, list | tuple) else []
+
+
+def _get(obj: Any, name: str) -> Any:
+    return obj.get(name) if isinstance(obj, Mapping) else getattr(obj, name, None)
+
+
+def block_excerpt(record: DecisionRecord, verdict: Verdict) -> tuple[str, str]:
+    """(category, masked excerpt) of the first match of a content refusal."""
+    texts = record.decision.action.texts
+    for match in _matches(verdict):
+        category = str(_get(match, "category") or "")
+        start, end, where = _get(match, "start"), _get(match, "end"), _get(match, "where")
+        term = _get(match, "text") or _get(match, "term")
+        candidates = [t for t in texts if where is None or t.where == where] or list(texts)
+        for field_ in candidates:
+            text = field_.text
+            if isinstance(start, int) and isinstance(end, int) and isinstance(term, str):
+                if text[start:end] == term:
+                    return category, masked_excerpt(text, start, end)
+            elif isinstance(start, int) and isinstance(end, int) and 0 <= start < end <= len(text):
+                return category, masked_excerpt(text, start, end)
+            if isinstance(term, str) and term and term in text:
+                pos = text.index(term)
+                return category, masked_excerpt(text, pos, pos + len(term))
+        if isinstance(term, str):
+            return category, mask_pii(term)[:20]
+    categories = content_categories(record)
+    return (categories[0] if categories else verdict.rule.partition(":")[2]), ""
+
+
+class RiskObserver:
+    """A `DecisionObserver`: queue in the proxy path, alerts and report counters in the worker."""
+
+    alerts: AlertStore
+    reports: Reports
+
+    def __init__(
+        self,
+        settings: RiskSettings,
+        tz: ZoneInfo,
+        alerts: AlertStore | None = None,
+        reports: Reports | None = None,
+        staff_of: Callable[[str], str | None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.tz = tz
+        self._staff_of = staff_of
+        if alerts is not None and reports is not None:
+            self.bind(alerts, reports, staff_of)
+        self._queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue(maxsize=settings.queue_size)
+        self.dropped = 0
+        self.failed = 0
+        self.published = 0
+
+    def bind(
+        self, alerts: AlertStore, reports: Reports, staff_of: Callable[[str], str | None] | None = None
+    ) -> None:
+        """Attach the stores (at app start-up, once Redis is connected)."""
+        self.alerts = alerts
+        self.reports = reports
+        if staff_of is not None:
+            self._staff_of = staff_of
+
+    # ---- DecisionObserver --------------------------------------------------------------------------
+
+    async def on_decision(self, record: DecisionRecord) -> None:
+        self._offer(("decision", record))
+
+    async def on_system(self, event: str, message: str, details: Mapping[str, object]) -> None:
+        self._offer(("system", (event, message, dict(details), time.time())))
+
+    def _offer(self, item: tuple[str, Any]) -> None:
+        try:
+            self._queue.put_nowait(item)
+        except asyncio.QueueFull:
+            self.dropped += 1
+            if self.dropped == 1 or self.dropped % 1000 == 0:
+                log.error("risk observer queue full: %d decisions not counted", self.dropped)
+
+    # ---- the worker ---------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        while True:
+            kind, payload = await self._queue.get()
+            try:
+                if kind == "decision":
+                    await self.handle_decision(payload)
+                else:
+                    await self.handle_system(*payload)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.failed += 1
+                log.warning("risk observer could not record a %s: %s", kind, exc)
+            finally:
+                self._queue.task_done()
+
+    async def drain(self) -> None:
+        """Wait until everything queued so far is recorded (tests, shutdown)."""
+        await self._queue.join()
+
+    async def publish(self, alert: Alert, ttl: float) -> Alert | None:
+        stored = await self.alerts.publish(alert, dedup_ttl=ttl)
+        if stored is not None:
+            self.published += 1
+            log.warning(
+                "alert %s %s account=%s staff=%s rule=%s used=%s limit=%s attempts=%s excerpt=%s",
+                stored.id, stored.level, stored.account, stored.staff, stored.rule,
+                stored.used, stored.limit, stored.attempts, stored.excerpt,
+            )  # fmt: skip
+        return stored
+
+    async def handle_decision(self, record: DecisionRecord) -> None:
+        if record.dry_run:
+            return
+        with contextlib.suppress(Exception):
+            if record.staff is None and self._staff_of is not None:
+                staff = self._staff_of(record.decision.action.account)
+                if staff:
+                    record = replace(record, staff=staff)
+        await self.reports.record(record)
+        for alert, ttl in self.alerts_for(record):
+            await self.publish(alert, ttl)
+
+    async def handle_system(self, event: str, message: str, details: dict[str, Any], at: float) -> None:
+        seconds = self.settings.system_alert_seconds
+        bucket = str(int(at // seconds)) if seconds > 0 else str(at)
+        safe = {k: mask_pii(str(v))[:200] for k, v in details.items()}
+        alert = Alert(
+            level="system",
+            kind="system",
+            rule=event,
+            message_zh=f"风控系统异常：{mask_pii(message)[:300]}",
+            message_en=f"Guard health: {mask_pii(message)[:300]}",
+            window=bucket,
+            at=at,
+            details=safe,
+        )
+        await self.publish(alert, seconds)
+
+    def alerts_for(self, record: DecisionRecord) -> list[tuple[Alert, float]]:
+        """The alerts one decision raises, each with its dedup lifetime (pure but for the clock)."""
+        out: list[tuple[Alert, float]] = []
+        action = record.decision.action
+        account, staff, now = action.account, record.staff, record.at
+        quota = record.decision.quota
+        refused_rules: set[str] = set()
+        for outcome in getattr(quota, "outcomes", ()) or ():
+            crossed = set(getattr(outcome, "crossed", ()))
+            if not outcome.allowed and outcome.mode == "enforce":
+                crossed.add("limit")  # a refusal at the limit is the redline, whichever hit crossed it
+                refused_rules.add(outcome.rule)
+            for threshold in ("warn", "limit", "alert_over"):
+                if threshold in crossed:
+                    out.append(self._quota_alert(record, outcome, threshold))
+        refusal = record.decision.refusal
+        if refusal is not None and (refusal.check == "content" or refusal.rule.startswith("content:")):
+            category, excerpt = block_excerpt(record, refusal)
+            window = self.settings.block_alert_window
+            out.append(
+                (
+                    Alert(
+                        level="block",
+                        kind="content",
+                        rule=f"content:{category}" if category else refusal.rule or "content",
+                        message_zh=f"已拦截违规内容（{category or '敏感词'}），账号 {account}",
+                        message_en=f"Blocked a message with a prohibited term ({category or 'sensitive'}) "
+                        f"from account {account}",
+                        account=account,
+                        staff=staff,
+                        window=window_label(now, window, self.tz),
+                        attempts=None,
+                        excerpt=excerpt,
+                        at=now,
+                        details={"action": action.kind, "code": refusal.code},
+                    ),
+                    _WINDOW_SECONDS[window],
+                )
+            )
+        elif refusal is not None and (refusal.check == "attachment" or refusal.rule.startswith("attachment")):
+            out.append(
+                (
+                    Alert(
+                        level="block",
+                        kind="attachment",
+                        rule=refusal.rule or "attachment",
+                        message_zh=f"已拦截不合规附件，账号 {account}",
+                        message_en=f"Blocked an attachment that is not allowed, account {account}",
+                        account=account,
+                        staff=staff,
+                        window=window_label(now, "hour", self.tz),
+                        at=now,
+                        details={"action": action.kind, "code": refusal.code},
+                    ),
+                    3600.0,
+                )
+            )
+        if record.disposition in ("upstream_timeout", "upstream_error"):
+            seconds = self.settings.system_alert_seconds or 300.0
+            out.append(
+                (
+                    Alert(
+                        level="system",
+                        kind="system",
+                        rule=f"upstream:{record.disposition}",
+                        message_zh=f"平台接口异常（{record.disposition}，状态 {record.upstream_status}）",
+                        message_en=(
+                            f"Upstream failing ({record.disposition}, status {record.upstream_status})"
+                        ),
+                        window=str(int(now // seconds)),
+                        at=now,
+                        details={"profile": action.profile},
+                    ),
+                    seconds,
+                )
+            )
+        return out
+
+    def _quota_alert(self, record: DecisionRecord, outcome: Any, threshold: str) -> tuple[Alert, float]:
+        action = record.decision.action
+        rule = f"{outcome.rule}/{outcome.window}"
+        name_zh = _RULE_ZH.get(outcome.rule, outcome.rule)
+        win_zh = _WINDOW_ZH.get(outcome.window, outcome.window)
+        resets = datetime.fromtimestamp(outcome.resets_at, self.tz).strftime("%m-%d %H:%M")
+        if threshold == "warn":
+            level, zh, en = (
+                "warning",
+                f"账号 {action.account} {win_zh}{name_zh}已用 {outcome.used}/{outcome.limit}，接近上限",
+                f"Account {action.account}: {outcome.rule} per {outcome.window} at {outcome.used}/"
+                f"{outcome.limit}, near the limit",
+            )
+        elif threshold == "limit":
+            level, zh, en = (
+                "redline",
+                f"账号 {action.account} {win_zh}{name_zh}已达上限 {outcome.limit}（{resets} 重置）",
+                f"Account {action.account} reached its {outcome.rule} limit of {outcome.limit} per "
+                f"{outcome.window} (resets {resets})",
+            )
+        else:
+            rule = f"{rule}:attempts"
+            level, zh, en = (
+                "redline",
+                f"账号 {action.account} {win_zh}{name_zh}尝试 {outcome.attempts} 次，超过告警线",
+                f"Account {action.account} attempted {outcome.rule} {outcome.attempts} times this "
+                f"{outcome.window}, over the alert line",
+            )
+        ttl = max(1.0, float(outcome.resets_at) - time.time() + 60.0)
+        alert = Alert(
+            level=level,  # type: ignore[arg-type]
+            kind="quota",
+            rule=rule,
+            message_zh=zh,
+            message_en=en,
+            account=action.account,
+            staff=record.staff,
+            window=str(outcome.resets_at),
+            used=int(outcome.used),
+            limit=int(outcome.limit),
+            attempts=int(outcome.attempts),
+            at=record.at,
+            details={"action": action.kind, "mode": outcome.mode, "resets_at": outcome.resets_at},
+        )
+        return alert, ttl

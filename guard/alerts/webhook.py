@@ -1,0 +1,243 @@
+"""Push alerts to a WeCom group robot (markdown) or a generic JSON webhook.
+
+One background task per webhook, owned by the app's cleanup_ctx. It reads the alert stream after the
+webhook's delivered cursor, so the proxy path never waits for a webhook and an alert that could not be
+delivered stays in the stream until it is. Alerts are batched into one message per send, and a
+`RateGate` keeps the sends under the robot's cap (20 messages a minute by default) in every window.
+With Redis, a lease makes one guard process the sender for all of them, and the gate's history is
+shared so a new sender does not exceed the cap either.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import json
+import logging
+import os
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import aiohttp
+
+from guard.alerts.config import WebhookSettings
+from guard.alerts.model import Alert
+from guard.alerts.store import AlertStore
+
+log = logging.getLogger("guard.alerts.webhook")
+
+WECOM_MARKDOWN_MAX_BYTES = 4096
+_LEVEL_LABEL = {
+    "redline": ("warning", "红线 redline"),
+    "block": ("warning", "拦截 block"),
+    "warning": ("comment", "预警 warning"),
+    "system": ("info", "系统 system"),
+}
+
+
+class RateGate:
+    """At most `cap` sends in any window of `window` seconds.
+
+    Measured conservatively: send k may start only `window` seconds after send k-cap FINISHED, so a
+    receiver that timestamps arrivals can never see more than `cap` in a window, whatever the latency.
+    """
+
+    def __init__(self, cap: int, window: float, clock: Callable[[], float] = time.time) -> None:
+        self.cap = cap
+        self.window = window
+        self._clock = clock
+        self._done: collections.deque[float] = collections.deque(maxlen=cap)
+
+    def delay(self) -> float:
+        if len(self._done) < self.cap:
+            return 0.0
+        return max(0.0, self._done[0] + self.window - self._clock())
+
+    def finished(self) -> None:
+        self._done.append(self._clock())
+
+    def dump(self) -> str:
+        return json.dumps(list(self._done))
+
+    def load(self, raw: str | None) -> None:
+        if not raw:
+            return
+        try:
+            times = [float(t) for t in json.loads(raw)]
+        except (ValueError, TypeError):
+            return
+        for t in times[-self.cap :]:
+            self._done.append(t)
+
+
+def wecom_markdown(alerts: Sequence[Alert]) -> tuple[dict[str, Any], int]:
+    """The robot message for as many of `alerts` as fit in 4096 bytes; returns (message, alerts used)."""
+    head = f"**风控告警 Risk alerts** ({len(alerts)})"
+    lines: list[str] = []
+    used = 0
+    size = len(head.encode())
+    for alert in alerts:
+        colour, label = _LEVEL_LABEL.get(alert.level, ("info", alert.level))
+        who = " · ".join(
+            x for x in (alert.account and f"账号 {alert.account}", alert.staff and f"员工 {alert.staff}") if x
+        )
+        figures = ""
+        if alert.limit is not None:
+            figures = f" · {alert.used}/{alert.limit}"
+        if alert.attempts is not None:
+            figures += f" · attempts {alert.attempts}"
+        line = (
+            f'> <font color="{colour}">{label}</font> {alert.message_zh}\n'
+            f"> {alert.message_en}\n"
+            f"> `{alert.rule}`{figures}{(' · ' + who) if who else ''}"
+            f"{(' · ' + alert.excerpt) if alert.excerpt else ''} · id `{alert.id}`"
+        )
+        extra = len(line.encode()) + 2
+        if used and size + extra > WECOM_MARKDOWN_MAX_BYTES:
+            break
+        lines.append(line)
+        size += extra
+        used += 1
+    if used < len(alerts):
+        head = f"**风控告警 Risk alerts** ({used}/{len(alerts)})"
+    content = "\n\n".join([head, *lines])
+    return {"msgtype": "markdown", "markdown": {"content": content[:WECOM_MARKDOWN_MAX_BYTES]}}, used
+
+
+def json_payload(alerts: Sequence[Alert]) -> tuple[dict[str, Any], int]:
+    return {"source": "siyu-guard", "alerts": [a.to_dict() for a in alerts]}, len(alerts)
+
+
+class WebhookSink:
+    """Delivers the alert stream to one webhook, in order, each alert once (barring a crash mid-send)."""
+
+    def __init__(
+        self,
+        settings: WebhookSettings,
+        store: AlertStore,
+        session: aiohttp.ClientSession,
+        owner: str | None = None,
+        lease_seconds: float = 15.0,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.session = session
+        self.owner = owner or f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.lease_seconds = lease_seconds
+        self.gate = RateGate(settings.per_window, settings.window_seconds)
+        self.cursor_name = f"webhook:{settings.name}"
+        self.sent_messages = 0
+        self.sent_alerts = 0
+        self.failures = 0
+        self.last_error: str | None = None
+        self._leader = False
+
+    async def _hold_lease(self) -> bool:
+        got = await self.store.acquire_lease(self.cursor_name, self.owner, self.lease_seconds)
+        if got and not self._leader:
+            # A new sender: take over the previous sender's send history so the cap holds across the switch.
+            self.gate.load(await self.store.get_cursor(self.cursor_name + ":sent"))
+        self._leader = got
+        return got
+
+    async def _sleep(self, seconds: float) -> bool:
+        """Sleep while keeping the lease; False if it was lost meanwhile."""
+        end = time.monotonic() + seconds
+        while (left := end - time.monotonic()) > 0:
+            await asyncio.sleep(min(left, self.lease_seconds / 3))
+            if not await self._hold_lease():
+                return False
+        return True
+
+    async def run(self) -> None:
+        backoff = self.settings.backoff_initial
+        while True:
+            try:
+                if not await self._hold_lease():
+                    await asyncio.sleep(self.lease_seconds / 3)
+                    continue
+                cursor = await self.store.get_cursor(self.cursor_name)
+                if cursor is None:
+                    # First start: deliver from now on, not the whole history.
+                    cursor = await self.store.last_id()
+                    await self.store.set_cursor(self.cursor_name, cursor)
+                pending = await self.store.read(cursor, wait=min(2.0, self.lease_seconds / 3))
+                if not pending:
+                    continue
+                wanted = [a for a in pending if a.level in self.settings.levels]
+                if not wanted:
+                    await self.store.set_cursor(self.cursor_name, pending[-1].id)
+                    continue
+                delay = self.gate.delay()
+                if delay > 0 and not await self._sleep(delay):
+                    continue
+                # Take everything that arrived while we waited: one message carries the batch.
+                pending = await self.store.read(cursor, wait=0, count=max(100, self.settings.batch_max * 5))
+                wanted = [a for a in pending if a.level in self.settings.levels][: self.settings.batch_max]
+                if not wanted:
+                    await self.store.set_cursor(self.cursor_name, pending[-1].id)
+                    continue
+                delivered = await self._send(wanted)
+                await self.store.set_cursor(self.cursor_name + ":sent", self.gate.dump())
+                if delivered:
+                    last = wanted[delivered - 1]
+                    # Skip the alerts of other levels up to the next wanted one only.
+                    await self.store.set_cursor(self.cursor_name, last.id)
+                    self.sent_messages += 1
+                    self.sent_alerts += delivered
+                    backoff = self.settings.backoff_initial
+                else:
+                    self.failures += 1
+                    await self._sleep(backoff)
+                    backoff = min(backoff * 2, self.settings.backoff_max)
+            except asyncio.CancelledError:
+                if self._leader:
+                    with contextlib.suppress(Exception):
+                        await asyncio.shield(self.store.release_lease(self.cursor_name, self.owner))
+                raise
+            except Exception as exc:
+                # The store itself failing (Redis down): wait and retry; alerts stay in the stream.
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.warning("webhook %s: %s", self.settings.name, self.last_error)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.settings.backoff_max)
+
+    async def _send(self, alerts: Sequence[Alert]) -> int:
+        """POST one message; the number of alerts delivered (0 on failure)."""
+        if self.settings.kind == "wecom":
+            payload, used = wecom_markdown(alerts)
+        else:
+            payload, used = json_payload(alerts)
+        body = json.dumps(payload, ensure_ascii=False).encode()
+        try:
+            async with self.session.post(
+                self.settings.url,
+                data=body,
+                headers={"Content-Type": "application/json; charset=utf-8"},
+                timeout=aiohttp.ClientTimeout(total=self.settings.timeout),
+            ) as resp:
+                text = await resp.text(errors="replace")
+                if resp.status >= 300:
+                    self.last_error = f"HTTP {resp.status}"
+                    return 0
+                if self.settings.kind == "wecom":
+                    try:
+                        answer = json.loads(text)
+                    except ValueError:
+                        answer = None
+                    errcode = answer.get("errcode", 0) if isinstance(answer, dict) else 0
+                    if errcode not in (0, None):
+                        self.last_error = f"errcode {errcode}: {answer.get('errmsg', '') if answer else ''}"
+                        return 0
+            self.last_error = None
+            return used
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            return 0
+        finally:
+            self.gate.finished()
+            if self.last_error:
+                log.warning("webhook %s not delivered: %s", self.settings.name, self.last_error)

@@ -1,0 +1,174 @@
+"""Alert model, masking and the alert store (Redis Stream and in-memory ring buffer, same semantics)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+
+from guard.alerts.model import Alert, mask_pii, masked_excerpt, stream_id_key
+from guard.alerts.store import AlertStore, MemoryAlertStore, RedisAlertStore
+
+
+def make_alert(n: int = 0, **kw: object) -> Alert:
+    fields: dict[str, object] = {
+        "level": "redline",
+        "kind": "quota",
+        "rule": "add_friend.active/day",
+        "message_zh": "超限",
+        "message_en": "over the limit",
+        "account": f"acct-{n}",
+        "window": "2026-11-22",
+        "used": 5,
+        "limit": 5,
+    }
+    fields.update(kw)
+    return Alert(**fields)  # type: ignore[arg-type]
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def store(request: pytest.FixtureRequest) -> AsyncIterator[AlertStore]:
+    if request.param == "memory":
+        mem = MemoryAlertStore(maxlen=1000)
+        yield mem
+        await mem.close()
+        return
+    server = request.getfixturevalue("redis_server")
+    client = aioredis.Redis.from_url(server.url)
+    try:
+        await client.flushall()
+        yield RedisAlertStore(client, maxlen=1000, block_cap=0.5)
+    finally:
+        await client.aclose()
+
+
+# --- masking -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "加我微信 13812345678 领取",
+        "电话：+86 138-1234-5678",
+        "qq 123456789",
+        "mail me: alice.wang@example.com",
+        "wxid_abcdef12345 is mine",
+        "see https://evil.example.com/x?a=1",
+    ],
+)
+def test_mask_pii_hides_contact_details_and_keeps_length(text: str) -> None:
+    masked = mask_pii(text)
+    assert len(masked) == len(text)
+    for secret in ("13812345678", "1234-5678", "123456789", "alice.wang", "wxid_abcdef", "evil.example"):
+        assert secret not in masked
+
+
+def test_mask_pii_keeps_ordinary_text_and_small_numbers() -> None:
+    assert mask_pii("今天 3 折，满 200 减 30") == "今天 3 折，满 200 减 30"
+
+
+def test_excerpt_is_a_short_masked_window_never_the_whole_message() -> None:
+    text = "亲爱的顾客您好，本周推出稳赚不赔的理财产品，投资回报高，请联系 13812345678 咨询详情，谢谢"
+    start = text.index("投资")
+    excerpt = masked_excerpt(text, start, start + 2)
+    assert "投资" in excerpt
+    assert excerpt.startswith("…") and excerpt.endswith("…")
+    assert "13812345678" not in excerpt
+    assert len(excerpt) < len(text) // 2
+    short = "投资吗"
+    assert masked_excerpt(short, 0, 2) == "投资…"
+
+
+def test_excerpt_masks_a_phone_number_that_is_itself_the_hit() -> None:
+    text = "联系我 13812345678"
+    start = text.index("138")
+    assert "1381234" not in masked_excerpt(text, start, start + 11)
+
+
+def test_alert_round_trips_through_json() -> None:
+    alert = make_alert(1, details={"tier": "new"}).with_id("1-2")
+    assert Alert.from_json(alert.to_json()) == alert
+    assert stream_id_key("1700000000000-3") == (1700000000000, 3)
+    with pytest.raises(ValueError, match="stream id"):
+        stream_id_key("nope")
+
+
+# --- the store -------------------------------------------------------------------------------------
+
+
+async def test_publish_assigns_increasing_ids_and_history_filters(store: AlertStore) -> None:
+    ids = []
+    for n in range(5):
+        level = "warning" if n % 2 else "redline"
+        stored = await store.publish(make_alert(n, level=level))
+        assert stored is not None
+        ids.append(stored.id)
+    assert [stream_id_key(i) for i in ids] == sorted(stream_id_key(i) for i in ids)
+    assert await store.last_id() == ids[-1]
+    assert [a.id for a in await store.history()] == ids
+    assert [a.id for a in await store.history(since=ids[1])] == ids[2:]
+    assert [a.account for a in await store.history(level=["warning"])] == ["acct-1", "acct-3"]
+    assert [a.id for a in await store.history(account="acct-2")] == [ids[2]]
+    assert [a.id for a in await store.history(limit=2)] == ids[3:]
+
+
+async def test_one_alert_per_account_rule_level_window(store: AlertStore) -> None:
+    first = await store.publish(make_alert(7), dedup_ttl=60)
+    assert first is not None
+    results = await asyncio.gather(*(store.publish(make_alert(7), dedup_ttl=60) for _ in range(50)))
+    assert results == [None] * 50
+    # Another level, window or account is another alert.
+    assert await store.publish(make_alert(7, level="warning"), dedup_ttl=60) is not None
+    assert await store.publish(make_alert(7, window="2026-11-23"), dedup_ttl=60) is not None
+    assert await store.publish(make_alert(8), dedup_ttl=60) is not None
+    assert len(await store.history()) == 4
+
+
+async def test_dedup_expires_with_its_window(store: AlertStore) -> None:
+    assert await store.publish(make_alert(1), dedup_ttl=0.2) is not None
+    assert await store.publish(make_alert(1), dedup_ttl=0.2) is None
+    await asyncio.sleep(0.3)
+    assert await store.publish(make_alert(1), dedup_ttl=0.2) is not None
+
+
+async def test_read_waits_for_the_next_alert(store: AlertStore) -> None:
+    start = await store.last_id()
+    assert await store.read(start, wait=0.05) == []
+    reader = asyncio.create_task(store.read(start, wait=5))
+    await asyncio.sleep(0.05)
+    stored = await store.publish(make_alert(3))
+    got = await reader
+    assert stored is not None and [a.id for a in got] == [stored.id]
+
+
+async def test_cursors_and_leases(store: AlertStore) -> None:
+    assert await store.get_cursor("hook") is None
+    await store.set_cursor("hook", "5-1")
+    assert await store.get_cursor("hook") == "5-1"
+    assert await store.acquire_lease("hook", "a", ttl=0.3)
+    assert await store.acquire_lease("hook", "a", ttl=0.3)
+    assert not await store.acquire_lease("hook", "b", ttl=0.3)
+    await store.release_lease("hook", "a")
+    assert await store.acquire_lease("hook", "b", ttl=0.2)
+    await asyncio.sleep(0.3)
+    assert await store.acquire_lease("hook", "a", ttl=0.3)
+
+
+async def test_memory_ring_buffer_keeps_the_newest() -> None:
+    mem = MemoryAlertStore(maxlen=3)
+    for n in range(5):
+        await mem.publish(make_alert(n))
+    assert [a.account for a in await mem.history()] == ["acct-2", "acct-3", "acct-4"]
+
+
+async def test_redis_stream_is_capped(redis_url: str) -> None:
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        capped = RedisAlertStore(client, maxlen=10)
+        for n in range(500):
+            await capped.publish(make_alert(n))
+        assert await client.xlen(capped.stream_key) < 500
+    finally:
+        await client.aclose()
