@@ -126,9 +126,9 @@ async def test_resume_from_query_parameter_and_level_filter(store: AlertStore, f
         stored = await store.publish(alert(n))
         assert stored is not None
         ids.append(stored.id)
-    async with aiohttp.ClientSession() as session:
-        async with session.get(feed, params={"last_event_id": ids[1], "level": "redline"}) as resp:
-            events = await read_events(resp, 3)
+    params = {"last_event_id": ids[1], "level": "redline"}
+    async with aiohttp.ClientSession() as session, session.get(feed, params=params) as resp:
+        events = await read_events(resp, 3)
     # After ids[1]: n = 2, 3, 4, 5; n=3 is a warning, filtered out.
     assert [i for i, _ in events] == [ids[2], ids[4], ids[5]]
 
