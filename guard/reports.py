@@ -79,6 +79,16 @@ def limits_reached(record: DecisionRecord) -> list[str]:
     return names
 
 
+def staff_of_record(record: DecisionRecord) -> str | None:
+    """The staff member behind a decision: the registry's owner of the account, else the client key's name
+    (keys are usually issued per staff member or tool; the anonymous local caller is nobody)."""
+    if record.staff:
+        return record.staff
+    if record.client and record.client != "local":
+        return record.client
+    return None
+
+
 def tally(record: DecisionRecord) -> dict[str, int]:
     """The counter increments one decision makes (pure; dry runs count nothing)."""
     if record.dry_run:
@@ -88,9 +98,10 @@ def tally(record: DecisionRecord) -> dict[str, int]:
     refused = record.disposition == "refused" or not record.decision.allowed
     upstream_refused = record.disposition in ("upstream_refused", "upstream_error")
     out: dict[str, int] = {}
+    staff = staff_of_record(record)
     scopes = [("a", action.account)]
-    if record.staff:
-        scopes.append(("s", record.staff))
+    if staff:
+        scopes.append(("s", staff))
     for scope, ident in scopes:
 
         def add(metric: str, detail: str = "", n: int = 1, scope: str = scope, ident: str = ident) -> None:
@@ -107,8 +118,8 @@ def tally(record: DecisionRecord) -> dict[str, int]:
             add("hit", cat)
         for name in limits_reached(record):
             add("limit", name)
-    if record.staff:
-        out[_field("a", action.account, "linked", record.staff)] = 1
+    if staff:
+        out[_field("a", action.account, "linked", staff)] = 1
     return out
 
 

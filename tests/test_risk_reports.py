@@ -3,6 +3,11 @@ decision raises."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from datetime import date, datetime, timedelta
@@ -246,3 +251,46 @@ async def test_observer_raises_one_alert_per_threshold_and_masks_the_excerpt() -
     assert text not in block.to_json()
     assert block.staff == "alice" and block.account == "a1"
     assert got[2].used == 5 and got[2].limit == 5
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GUARD_")}
+    return subprocess.run(
+        [sys.executable, "-m", "guard", "report", *args], capture_output=True, text=True, env=env, timeout=60
+    )
+
+
+async def test_report_command_reads_the_redis_aggregates(redis_url: str) -> None:
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        reports = Reports(RedisReportStore(client, TZ), TZ)
+        await reports.record(record("a1", "alice"))
+        await reports.record(record("a1", "alice", refused_by="content", text="投资理财"))
+        await reports.record(record("a2", "bob"))
+    finally:
+        await client.aclose()
+    day = datetime.now(TZ).date().isoformat()
+    done = await asyncio.to_thread(run_cli, "--redis", redis_url, "--day", day, "--format", "json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["totals"]["allowed"] == 2 and report["totals"]["refused"] == 1
+    assert report["clean_staff"] == ["bob"]
+    done = await asyncio.to_thread(run_cli, "--redis", redis_url, "--format", "csv")
+    assert done.returncode == 0 and "account,a1,1,1" in done.stdout
+    done = await asyncio.to_thread(run_cli, "--redis", redis_url)
+    assert done.returncode == 0 and "finance=1" in done.stdout and "bob" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--day", "2026-13-01", "--redis", "redis://127.0.0.1:1/0"), "--day must be a date"),
+        (("--from", "2026-02-02", "--to", "2026-02-01", "--redis", "redis://127.0.0.1:1/0"), "before"),
+        (("--day", "2026-02-02"), "no Redis configured"),
+        (("--redis", "redis://127.0.0.1:1/0"), "cannot reach"),
+    ],
+)
+def test_report_command_errors_are_clear(args: tuple[str, ...], message: str) -> None:
+    done = run_cli(*args)
+    assert done.returncode == 2
+    assert message in done.stderr
