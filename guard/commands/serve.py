@@ -1,17 +1,180 @@
-"""`guard serve` (being built)."""
+"""`guard serve`: run the guard proxy.
+
+Zero configuration works: shipped rules, in-memory counters, upstream https://qyapi.weixin.qq.com,
+listening on 127.0.0.1:8080. `--workers N` starts N processes sharing the port (SO_REUSEPORT); with more
+than one the counters must be shared, so a Redis URL is required.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import subprocess
 import sys
+from pathlib import Path
 from typing import Any
+
+from aiohttp import web
+
+log = logging.getLogger("guard.serve")
 
 
 def register(sub: Any) -> None:
-    p: argparse.ArgumentParser = sub.add_parser("serve", help="serve (being built)")
+    p: argparse.ArgumentParser = sub.add_parser(
+        "serve",
+        help="run the guard proxy",
+        description="Run the guard proxy. Settings: flags > GUARD_* environment > --config TOML > defaults.",
+    )
+    p.add_argument("--config", type=Path, help="TOML settings file (also GUARD_CONFIG)")
+    p.add_argument("--rules", dest="rules_dir", help="rules directory (default: the shipped rules)")
+    p.add_argument("--upstream", help="upstream base URL (default https://qyapi.weixin.qq.com)")
+    p.add_argument("--redis", dest="redis_url", help="Redis URL for shared counters (default: in memory)")
+    p.add_argument("--host", help="listen address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="listen port (default 8080)")
+    p.add_argument("--workers", type=int, help="worker processes sharing the port (needs --redis when > 1)")
+    p.add_argument(
+        "--hash-key", metavar="KEY", help="print the hash of a client key for the [[keys]] table and exit"
+    )
     p.set_defaults(run=run)
 
 
+def _flags(args: argparse.Namespace) -> dict[str, object]:
+    return {
+        "rules_dir": args.rules_dir,
+        "upstream": args.upstream,
+        "redis_url": args.redis_url,
+        "host": args.host,
+        "port": args.port,
+        "workers": args.workers,
+    }
+
+
 def run(args: argparse.Namespace) -> int:
-    print("guard serve: not built yet", file=sys.stderr)
-    return 2
+    from guard.auth import hash_key
+    from guard.settings import SettingsError, load_settings
+
+    if args.hash_key:
+        print(hash_key(args.hash_key))
+        return 0
+    try:
+        settings = load_settings(config=args.config, flags=_flags(args))
+    except SettingsError as exc:
+        print(f"guard serve: {exc}", file=sys.stderr)
+        return 2
+    if settings.workers > 1:
+        return _supervise(settings.workers, sys.argv[1:] if _invoked_as_cli() else _argv_of(args))
+    return serve(settings)
+
+
+def _invoked_as_cli() -> bool:
+    return len(sys.argv) > 1 and "serve" in sys.argv[1:]
+
+
+def _argv_of(args: argparse.Namespace) -> list[str]:
+    argv = ["serve"]
+    for flag, value in (
+        ("--config", args.config),
+        ("--rules", args.rules_dir),
+        ("--upstream", args.upstream),
+        ("--redis", args.redis_url),
+        ("--host", args.host),
+        ("--port", args.port),
+    ):
+        if value is not None:
+            argv += [flag, str(value)]
+    return argv
+
+
+def _supervise(workers: int, argv: list[str]) -> int:
+    """Start `workers` copies of this command as single-worker processes that share the port."""
+    child_argv = [a for a in argv if not a.startswith("--workers")]
+    # Drop the value that followed a separate "--workers N".
+    cleaned: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        if arg == "--workers":
+            skip = True
+            continue
+        if arg.startswith("--workers="):
+            continue
+        cleaned.append(arg)
+    child_argv = cleaned
+    env = dict(os.environ, GUARD_REUSE_PORT="true", GUARD_WORKERS="1")
+    procs = [subprocess.Popen([sys.executable, "-m", "guard", *child_argv], env=env) for _ in range(workers)]
+
+    def forward(signum: int, _frame: object) -> None:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signum)
+
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, forward)
+    rc = 0
+    for proc in procs:
+        while True:
+            try:
+                code = proc.wait()
+                break
+            except KeyboardInterrupt:
+                continue
+        rc = rc or code
+        # One worker gone: stop the others rather than serve at reduced capacity unnoticed.
+        forward(signal.SIGTERM, None)
+    return rc
+
+
+def serve(settings: Any) -> int:
+    from guard.app import create_app
+    from guard.audit import configure_logging
+    from guard.settings import enforce_loopback
+
+    configure_logging(settings.log_level)
+    settings, warning = enforce_loopback(settings)
+    if warning:
+        log.warning(warning)
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    try:
+        app = create_app(settings)
+    except Exception as exc:
+        print(f"guard serve: cannot load the rules: {exc}", file=sys.stderr)
+        return 2
+    return asyncio.run(_serve(app, settings))
+
+
+async def _serve(app: web.Application, settings: Any) -> int:
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(
+        runner, settings.host, settings.port, reuse_port=settings.reuse_port or None, backlog=1024
+    )
+    await site.start()
+    log.info(
+        "guard listening on http://%s:%s (rules %s, counters %s, upstream %s)",
+        settings.host,
+        settings.port,
+        settings.rules_dir or "shipped",
+        "redis" if settings.redis_url else "memory",
+        settings.upstream,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(signum, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+    return 0

@@ -1,0 +1,152 @@
+"""Typed reading of a parsed JSON body into `Action`s: small helpers that either return the value of the
+expected type or raise a `BodyError` that names the field (`attachments[2].link.title must be a string`).
+
+Profiles (built-in and custom) are written with these, so every wrong type is refused the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from guard import codes
+from guard.jsonbody import BodyError
+from guard.types import Attachment, TextField
+
+
+def _join(where: str, key: str | int) -> str:
+    if isinstance(key, int):
+        return f"{where}[{key}]"
+    return f"{where}.{key}" if where else key
+
+
+def wrong_type(where: str, expected: str, value: object) -> BodyError:
+    got = "null" if value is None else type(value).__name__
+    got = {"dict": "object", "list": "array", "str": "string", "bool": "boolean", "int": "integer"}.get(
+        got, got
+    )
+    return BodyError(codes.BAD_REQUEST, f"{where} must be {expected}, got {got}", where=where)
+
+
+def root_object(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise wrong_type("the body", "a JSON object", body)
+    return body
+
+
+def opt_obj(obj: Mapping[str, Any], key: str, where: str = "") -> dict[str, Any] | None:
+    value = obj.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise wrong_type(_join(where, key), "an object", value)
+    return value
+
+
+def opt_list(obj: Mapping[str, Any], key: str, where: str = "") -> list[Any] | None:
+    value = obj.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise wrong_type(_join(where, key), "an array", value)
+    return value
+
+
+def opt_str(obj: Mapping[str, Any], key: str, where: str = "") -> str | None:
+    value = obj.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise wrong_type(_join(where, key), "a string", value)
+    return value
+
+
+def opt_int(obj: Mapping[str, Any], key: str, where: str = "") -> int | None:
+    """An integer; WeCom and GeWe clients also send numbers as digit strings, which are accepted."""
+    value = obj.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise wrong_type(_join(where, key), "an integer", value)
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit() and value.strip().isascii():
+        return int(value.strip())
+    raise wrong_type(_join(where, key), "an integer", value)
+
+
+def opt_bool(obj: Mapping[str, Any], key: str, where: str = "") -> bool | None:
+    value = obj.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    raise wrong_type(_join(where, key), "a boolean", value)
+
+
+def str_list(obj: Mapping[str, Any], key: str, where: str = "") -> list[str]:
+    items = opt_list(obj, key, where) or []
+    for i, item in enumerate(items):
+        if not isinstance(item, str):
+            raise wrong_type(_join(_join(where, key), i), "a string", item)
+    return items
+
+
+def obj_list(obj: Mapping[str, Any], key: str, where: str = "") -> list[dict[str, Any]]:
+    items = opt_list(obj, key, where) or []
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise wrong_type(_join(_join(where, key), i), "an object", item)
+    return items
+
+
+def text(obj: Mapping[str, Any], key: str, where: str = "") -> list[TextField]:
+    value = opt_str(obj, key, where)
+    return [TextField(_join(where, key), value)] if value else []
+
+
+def strings_in(value: Any, where: str, skip: frozenset[str] = frozenset()) -> Iterator[TextField]:
+    """Every string inside `value` (recursively), with its place; keys in `skip` (ids, media ids) are
+    left out. For payloads whose every text field cannot be listed by name (template cards, XML app
+    messages) the guard scans them all."""
+    if isinstance(value, str):
+        if value:
+            yield TextField(where, value)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if key not in skip:
+                yield from strings_in(item, _join(where, key), skip)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from strings_in(item, _join(where, i), skip)
+
+
+def account_value(value: Any, where: str) -> str | None:
+    """Account ids arrive as strings, sometimes as numbers (agentid)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise wrong_type(where, "a string", value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return value.strip() or None
+    raise wrong_type(where, "a string", value)
+
+
+def require_account(account: str | None, where: str, header: str | None) -> str:
+    if account:
+        return account
+    if header:
+        return header
+    raise BodyError(
+        codes.MISSING_ACCOUNT,
+        f"no sending account: {where} is missing (or send the account in the X-Guard-Account header)",
+        where=where,
+    )
+
+
+def link(where: str, url: str | None) -> Attachment:
+    return Attachment(kind="link", where=where, url=url)

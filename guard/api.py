@@ -1,0 +1,269 @@
+"""The guard's own HTTP API: POST /v1/check, GET /v1/rules, POST /v1/rules/reload, /healthz, /readyz,
+/metrics. (The risk endpoints — alerts, accounts, reports — are added by guard.risk.install.)
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from aiohttp import web
+
+from guard import action as a
+from guard import codes
+from guard.appkeys import BUNDLE, LIMITER, METRICS, PIPELINE, REDIS, SETTINGS
+from guard.auth import Client
+from guard.codes import GuardCode
+from guard.jsonbody import BodyError, check_content_type, parse_json
+from guard.types import ACTION_KINDS, Action, Attachment, Decision, TextField
+from ratelimit import HitResult
+
+
+def json_response(data: object, status: int = 200) -> web.Response:
+    return web.Response(
+        status=status,
+        body=json.dumps(data, ensure_ascii=False, default=str).encode(),
+        content_type="application/json",
+        charset="utf-8",
+    )
+
+
+def api_error(code: GuardCode, detail: str = "") -> web.Response:
+    return json_response(
+        {
+            "error": code.name,
+            "code": code.code,
+            "message": f"{code.zh} / {code.en}" + (f" ({detail})" if detail else ""),
+        },
+        status=code.status if code.status != 200 else 400,
+    )
+
+
+def authenticate(request: web.Request, role: str = "staff") -> Client | web.Response:
+    """The calling client, or the refusal to send (wrong key → 401, too weak a role → 403)."""
+    from guard.proxy import AUTH, presented_key
+
+    client = request.app[AUTH].identify(presented_key(request, request.app[SETTINGS]))
+    if client is None:
+        return api_error(codes.UNAUTHORIZED)
+    if not client.has_role(role):
+        return api_error(codes.FORBIDDEN_ROLE, f"needs role {role}")
+    return client
+
+
+# ---- POST /v1/check ----
+
+
+def parse_check_body(body: Mapping[str, Any]) -> tuple[Action, bool]:
+    """The /v1/check body: an Action as JSON (README "Quick tour")."""
+    unknown = set(body) - {
+        "kind", "account", "direction", "texts", "text", "attachments", "recipients", "request_id", "dry_run",
+    }  # fmt: skip
+    if unknown:
+        raise BodyError(codes.BAD_REQUEST, f"unknown field {sorted(unknown)[0]!r}")
+    kind = a.opt_str(body, "kind")
+    if kind not in ACTION_KINDS:
+        raise BodyError(codes.BAD_REQUEST, f"kind must be one of {', '.join(ACTION_KINDS)}, got {kind!r}")
+    account = a.account_value(body.get("account"), "account")
+    if not account:
+        raise BodyError(codes.MISSING_ACCOUNT, "account is missing")
+    direction = a.opt_str(body, "direction")
+    if kind == "add_friend":
+        if direction not in ("active", "passive"):
+            raise BodyError(codes.BAD_REQUEST, "direction must be 'active' or 'passive' for add_friend")
+    elif direction is not None:
+        raise BodyError(codes.BAD_REQUEST, "direction applies to add_friend only")
+    texts: list[TextField] = a.text(body, "text")
+    for i, item in enumerate(a.opt_list(body, "texts") or []):
+        if isinstance(item, str):
+            texts.append(TextField(f"texts[{i}]", item))
+        elif isinstance(item, dict):
+            value = a.opt_str(item, "text", f"texts[{i}]")
+            where = a.opt_str(item, "where", f"texts[{i}]") or f"texts[{i}]"
+            if value:
+                texts.append(TextField(where, value))
+        else:
+            raise a.wrong_type(f"texts[{i}]", "a string or an object {where, text}", item)
+    attachments: list[Attachment] = []
+    for i, item in enumerate(a.obj_list(body, "attachments")):
+        where = f"attachments[{i}]"
+        att_kind = a.opt_str(item, "kind", where)
+        if not att_kind:
+            raise BodyError(codes.BAD_REQUEST, f"{where}.kind is missing")
+        attachments.append(
+            Attachment(
+                kind=att_kind,
+                where=a.opt_str(item, "where", where) or where,
+                url=a.opt_str(item, "url", where),
+                appid=a.opt_str(item, "appid", where),
+                page=a.opt_str(item, "page", where),
+            )
+        )
+    recipients = a.opt_int(body, "recipients")
+    if recipients is not None and recipients < 0:
+        raise BodyError(codes.BAD_REQUEST, "recipients must be >= 0")
+    dry_run = a.opt_bool(body, "dry_run") or False
+    action = Action(
+        kind=kind,  # type: ignore[arg-type]
+        account=account,
+        direction=direction,  # type: ignore[arg-type]
+        texts=tuple(texts),
+        attachments=tuple(attachments),
+        recipients=recipients if recipients is not None else (1 if kind != "moment" else 0),
+        request_id=a.opt_str(body, "request_id"),
+        profile="api",
+    )
+    return action, dry_run
+
+
+def decision_json(decision: Decision) -> dict[str, Any]:
+    refusal = decision.refusal
+    verdicts = [
+        {
+            "check": v.check,
+            "outcome": v.outcome,
+            "code": v.code or None,
+            "rule": v.rule,
+            "reason_zh": v.reason_zh,
+            "reason_en": v.reason_en,
+            "details": dict(v.details),
+        }
+        for v in decision.verdicts
+    ]
+    out: dict[str, Any] = {
+        "decision": "refuse" if refusal else ("warn" if decision.warnings else "allow"),
+        "allowed": refusal is None,
+        "account": decision.action.account,
+        "action": decision.action.limit_name,
+        "verdicts": verdicts,
+    }
+    if refusal is not None:
+        code = codes.BY_CODE.get(refusal.code)
+        out.update(
+            code=refusal.code,
+            code_name=code.name if code else None,
+            rule=refusal.rule,
+            message=f"{refusal.reason_zh} / {refusal.reason_en}",
+        )
+    if isinstance(decision.quota, HitResult):
+        out["quota"] = [o._asdict() for o in decision.quota.outcomes]
+    return out
+
+
+async def check(request: web.Request) -> web.StreamResponse:
+    from guard.proxy import record_decisions
+
+    client = authenticate(request)
+    if isinstance(client, web.Response):
+        return client
+    started = time.perf_counter()
+    limit = request.app[SETTINGS].body_limit
+    try:
+        if request.content_length is not None and request.content_length > limit:
+            raise BodyError(codes.BODY_TOO_LARGE, f"over {limit} bytes")
+        raw = await request.content.read(limit + 1)
+        if len(raw) > limit:
+            raise BodyError(codes.BODY_TOO_LARGE, f"over {limit} bytes")
+        check_content_type(request.headers.get("Content-Type"))
+        body = a.root_object(parse_json(raw))
+        action, dry_run = parse_check_body(body)
+    except BodyError as exc:
+        return api_error(exc.code, exc.detail)
+    if not client.may_act_for(action.account):
+        return api_error(codes.ACCOUNT_NOT_PERMITTED, f"account {action.account}")
+    decisions = await request.app[PIPELINE].decide([action], dry_run=dry_run)
+    request.app[METRICS].latency.observe(time.perf_counter() - started)
+    await record_decisions(request.app, decisions, "checked", client=client, started=started, dry_run=dry_run)
+    out = decision_json(decisions[0])
+    out["dry_run"] = dry_run
+    return json_response(out)
+
+
+# ---- rules ----
+
+
+def rules_status(app: web.Application) -> dict[str, Any]:
+    store = app[BUNDLE]
+    bundle = store.current
+    return {
+        "version": store.version,
+        "content_version": getattr(bundle.ruleset, "version", None),
+        "directory": str(bundle.directory),
+        "loaded_at": store.loaded_at,
+        "reloads": store.reloads,
+        "last_error": store.last_error,
+        "last_error_at": store.last_error_at,
+        "categories": list(getattr(bundle.ruleset, "categories", ()) or ()),
+        "profiles": [p.name for p in bundle.profiles.profiles],
+        "tiers": list(bundle.limits.tier_names),
+        "accounts": len(bundle.registry),
+    }
+
+
+async def rules_get(request: web.Request) -> web.StreamResponse:
+    client = authenticate(request)
+    if isinstance(client, web.Response):
+        return client
+    return json_response(rules_status(request.app))
+
+
+async def rules_reload(request: web.Request) -> web.StreamResponse:
+    from guard.app import reload_rules
+
+    client = authenticate(request, "admin")
+    if isinstance(client, web.Response):
+        return client
+    ok = await reload_rules(request.app, f"POST /v1/rules/reload by {client.name}", publish=True)
+    status = rules_status(request.app)
+    status["reloaded"] = ok
+    return json_response(status, 200 if ok else 422)
+
+
+# ---- operations ----
+
+
+async def healthz(request: web.Request) -> web.StreamResponse:
+    return json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.StreamResponse:
+    app = request.app
+    problems: list[str] = []
+    if not app[BUNDLE].loaded:
+        problems.append("rules not loaded")
+    redis_ok: bool | None = None
+    if app[SETTINGS].redis_url:
+        try:
+            redis_ok = bool(await app[LIMITER].ping())
+        except Exception:
+            redis_ok = False
+        if not redis_ok:
+            problems.append("redis unreachable")
+            app[METRICS].redis_errors.inc("readyz")
+    body = {
+        "ready": not problems,
+        "problems": problems,
+        "rules_version": app[BUNDLE].version,
+        "redis": redis_ok,
+        "counters": "redis" if app[SETTINGS].redis_url else "memory",
+        "shared_state": app[REDIS] is not None,
+    }
+    return json_response(body, 200 if not problems else 503)
+
+
+async def metrics(request: web.Request) -> web.StreamResponse:
+    return web.Response(
+        text=request.app[METRICS].render(), content_type="text/plain", charset="utf-8",
+        headers={"X-Prometheus-Format": "0.0.4"},
+    )  # fmt: skip
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_post("/v1/check", check)
+    app.router.add_get("/v1/rules", rules_get)
+    app.router.add_post("/v1/rules/reload", rules_reload)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)

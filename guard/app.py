@@ -1,0 +1,224 @@
+"""Assembly of the guard's aiohttp application: shared state (guard.appkeys), start-up and clean-up in one
+`cleanup_ctx`, the /v1 API, the risk side (`guard.risk.install`) and the catch-all proxy route.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import threading
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import aiohttp
+import redis.asyncio as aioredis
+from aiohttp import web
+from redis.asyncio.cluster import RedisCluster
+
+from guard import api, proxy, risk
+from guard.accounts import AccountDirectory
+from guard.appkeys import ACCOUNTS, BUNDLE, CLIENT, LIMITER, METRICS, OBSERVERS, PIPELINE, REDIS, SETTINGS
+from guard.audit import AuditLog
+from guard.auth import Authenticator
+from guard.bundle import BundleStore
+from guard.metrics import GuardMetrics
+from guard.pipeline import Pipeline
+from guard.settings import Settings
+from ratelimit import Limiter, MemoryStorage, RedisStorage
+
+log = logging.getLogger("guard.app")
+
+RELOAD_CHANNEL = "siyu-guard:rules:reload"
+# Set by SIGHUP, POST /v1/rules/reload on another process (pub/sub), or a test: reload at once.
+RELOAD_NOW: web.AppKey[asyncio.Event] = web.AppKey("reload_now")
+PROCESS_TOKEN: web.AppKey[str] = web.AppKey("process_token")
+
+
+async def connect_redis(settings: Settings) -> Any:
+    """A redis.asyncio client for the shared state the risk side and the account overrides keep."""
+    assert settings.redis_url is not None
+    cluster = settings.redis_cluster
+    if cluster is None:
+        probe = aioredis.Redis.from_url(settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0)
+        try:
+            info = await probe.info("cluster")
+            cluster = bool(int(info.get("cluster_enabled", 0)))
+        except Exception as exc:
+            log.warning("could not ask Redis whether it is a cluster (%s); assuming a single node", exc)
+            cluster = False
+        finally:
+            await probe.aclose()
+    options: dict[str, Any] = {"socket_timeout": 2.0, "socket_connect_timeout": 2.0}
+    if cluster:
+        return RedisCluster.from_url(settings.redis_url, **options)
+    return aioredis.Redis.from_url(settings.redis_url, **options)
+
+
+async def reload_rules(app: web.Application, why: str, *, publish: bool = False) -> bool:
+    """Reload the rules bundle of this process; tell the observers when it fails, the other processes
+    when asked to (`publish`)."""
+    store = app[BUNDLE]
+    metrics = app[METRICS]
+    ok = await store.reload()
+    metrics.rules_reloads.inc("ok" if ok else "error")
+    if ok:
+        metrics.rules_version.values.clear()
+        metrics.rules_version.set(1, store.version)
+        log.info("rules reloaded (%s): version %s", why, store.version)
+    else:
+        await proxy.notify_system(
+            app,
+            "rules_reload_failed",
+            f"rules reload failed; still serving version {store.version}",
+            {"error": store.last_error or "", "trigger": why},
+        )
+    client = app[REDIS]
+    if publish and client is not None:
+        try:
+            await client.publish(RELOAD_CHANNEL, app[PROCESS_TOKEN])
+        except Exception as exc:
+            log.warning("could not announce the reload to the other guard processes: %s", exc)
+    return ok
+
+
+async def _watch_rules(app: web.Application) -> None:
+    """Reload when a file under the rules directory changes (polling), or when asked (RELOAD_NOW)."""
+    settings = app[SETTINGS]
+    event = app[RELOAD_NOW]
+    interval = settings.reload_interval if settings.reload_interval > 0 else None
+    while True:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(interval):
+                await event.wait()
+        if event.is_set():
+            event.clear()
+            await reload_rules(app, "signal")
+        elif await app[BUNDLE].changed():
+            await reload_rules(app, "file change")
+
+
+async def _listen_reloads(app: web.Application) -> None:
+    """Reload when another guard process announces a reload on Redis pub/sub."""
+    client = app[REDIS]
+    while True:
+        pubsub = None
+        try:
+            pubsub = client.pubsub()
+            await pubsub.subscribe(RELOAD_CHANNEL)
+            while True:
+                msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=5.0)
+                if msg is None:
+                    continue
+                data = msg.get("data")
+                sender = data.decode() if isinstance(data, bytes) else str(data)
+                if sender != app[PROCESS_TOKEN]:
+                    await reload_rules(app, "announced by another process")
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("rules reload channel failed: %s; retrying", exc)
+            await asyncio.sleep(1.0)
+        finally:
+            if pubsub is not None:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+
+
+async def _core(app: web.Application) -> AsyncIterator[None]:
+    """Start-up and clean-up of everything the guard shares between requests."""
+    settings = app[SETTINGS]
+    app[REDIS] = await connect_redis(settings) if settings.redis_url else None
+    if app.get(LIMITER) is None:
+        storage: Any
+        if settings.redis_url:
+            storage = RedisStorage.from_url(
+                settings.redis_url, cluster=settings.redis_cluster, timeout=settings.redis_timeout
+            )
+        else:
+            storage = MemoryStorage()
+        app[LIMITER] = Limiter(storage, tz=settings.timezone)
+    limiter = app[LIMITER]
+    store = app[BUNDLE]
+    directory = AccountDirectory(bundle=lambda: store.current, limiter=limiter, redis=app[REDIS])
+    app[ACCOUNTS] = directory
+    await directory.start()
+    app[PIPELINE] = Pipeline(store, limiter, directory, settings.failure_policy)
+    app[CLIENT] = aiohttp.ClientSession(
+        timeout=aiohttp.ClientTimeout(
+            total=None, sock_connect=settings.connect_timeout, sock_read=settings.read_timeout
+        ),
+        connector=aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=300),
+        auto_decompress=False,
+        skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
+        # The guard forwards what it got: no cookies of its own, no redirects followed.
+        cookie_jar=aiohttp.DummyCookieJar(),
+    )
+    loop = asyncio.get_running_loop()
+    on_sighup = False
+    if threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGHUP"):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGHUP, app[RELOAD_NOW].set)
+            on_sighup = True
+    tasks = [asyncio.create_task(_watch_rules(app), name="guard-rules-watch")]
+    if app[REDIS] is not None:
+        tasks.append(asyncio.create_task(_listen_reloads(app), name="guard-rules-channel"))
+        tasks.append(asyncio.create_task(directory.run_sync(), name="guard-accounts-sync"))
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if on_sighup:
+            loop.remove_signal_handler(signal.SIGHUP)
+        await app[CLIENT].close()
+        await limiter.aclose()
+        if app[REDIS] is not None:
+            await app[REDIS].aclose()
+
+
+def create_app(
+    settings: Settings, *, limiter: Limiter | None = None, clock: Callable[[], float] | None = None
+) -> web.Application:
+    """The guard as an aiohttp application. The rules are loaded here (a broken rules directory stops the
+    start with its error); connections are opened when the app starts. `limiter` / `clock` let tests
+    inject a limiter over their own storage or a moved clock."""
+    app = web.Application(
+        # Request bodies are read raw: the guard decodes gzip/deflate itself within the size limit and
+        # forwards the original (still compressed) bytes.
+        handler_args={"auto_decompress": False},
+        client_max_size=settings.body_limit,
+    )
+    app[SETTINGS] = settings
+    app[OBSERVERS] = []
+    app[METRICS] = GuardMetrics()
+    store = BundleStore(settings.rules_dir)
+    store.load_now()
+    app[BUNDLE] = store
+    app[METRICS].rules_version.set(1, store.version)
+    app[proxy.AUTH] = Authenticator(settings.keys)
+    app[proxy.AUDIT] = AuditLog()
+    app[RELOAD_NOW] = asyncio.Event()
+    app[PROCESS_TOKEN] = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    if limiter is None and clock is not None:
+        storage: Any = (
+            RedisStorage.from_url(
+                settings.redis_url, cluster=settings.redis_cluster, timeout=settings.redis_timeout
+            )
+            if settings.redis_url
+            else MemoryStorage()
+        )
+        limiter = Limiter(storage, tz=settings.timezone, clock=clock)
+    if limiter is not None:
+        app[LIMITER] = limiter
+    app.cleanup_ctx.append(_core)
+    api.setup(app)
+    risk.install(app)
+    app.router.add_route("*", "/{tail:.*}", proxy.handle)
+    return app

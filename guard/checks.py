@@ -1,0 +1,269 @@
+"""The checks of the pipeline, each a small object: options in `__init__`, work in `__call__`, a `Verdict`
+out (never an exception for a policy answer).
+
+Order (pipeline.py): frozen → content → attachments → quota. Only the quota check writes anything.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from guard import codes
+from guard.accounts import AccountDirectory
+from guard.bundle import Bundle
+from guard.codes import GuardCode
+from guard.types import ALLOW, Action, Verdict
+from ratelimit import Charge, HitResult, Limiter, StorageUnavailable
+
+log = logging.getLogger("guard.checks")
+
+
+@dataclass(frozen=True, slots=True)
+class CheckContext:
+    bundle: Bundle
+    today: date
+    dry_run: bool = False
+
+
+def refuse(check: str, code: GuardCode, rule: str, zh: str, en: str, **details: object) -> Verdict:
+    return Verdict(
+        check=check,
+        outcome="refuse",
+        code=code.code,
+        rule=rule,
+        reason_zh=f"{code.zh}{zh}",
+        reason_en=f"{code.en} {en}".strip(),
+        details=details,
+    )
+
+
+class FrozenCheck:
+    """Refuse every action of a frozen account (registry flag or a risk manager's freeze). The quota
+    engine's hit re-checks the shared freeze flag atomically, so a freeze made on another process a
+    moment ago is still enforced there."""
+
+    name = "frozen"
+
+    def __init__(self, directory: AccountDirectory) -> None:
+        self.directory = directory
+
+    async def __call__(self, action: Action, ctx: CheckContext) -> Verdict:
+        if self.directory.is_frozen_local(action.account):
+            return frozen_verdict(action.account)
+        return ALLOW
+
+
+def frozen_verdict(account: str) -> Verdict:
+    return refuse("frozen", codes.ACCOUNT_FROZEN, "account:frozen", "", "", account=account)
+
+
+class ContentCheck:
+    """Scan every text field with the current content rules; a `block` match refuses, `warn` warns."""
+
+    name = "content"
+
+    async def __call__(self, action: Action, ctx: CheckContext) -> Verdict:
+        blocked: list[dict[str, object]] = []
+        warned: list[dict[str, object]] = []
+        scan = ctx.bundle.ruleset.scan
+        for field in action.texts:
+            result = scan(field.text)
+            for m in result.matches:
+                item = {
+                    "where": field.where,
+                    "category": m.category,
+                    "term": m.term,
+                    "start": m.start,
+                    "end": m.end,
+                    "text": m.text,
+                    "action": getattr(m, "action", result.action),
+                }
+                (blocked if item["action"] == "block" else warned).append(item)
+        if blocked:
+            first = blocked[0]
+            category = str(first["category"])
+            return refuse(
+                "content",
+                codes.CONTENT_BLOCKED,
+                f"content:{category}",
+                f"命中「{first['text']}」（类别 {category}，位置 {first['where']}）。",
+                f"Matched {first['text']!r} (category {category}, in {first['where']}).",
+                matches=blocked + warned,
+            )
+        if warned:
+            first = warned[0]
+            return Verdict(
+                check="content",
+                outcome="warn",
+                rule=f"content:{first['category']}",
+                reason_zh=f"内容命中提醒词（类别 {first['category']}）",
+                reason_en=f"the text matched a warn-level term (category {first['category']})",
+                details={"matches": warned},
+            )
+        return ALLOW
+
+
+class AttachmentCheck:
+    """Link domains, mini-program appids, and which attachment kinds may go out (rules/attachments)."""
+
+    name = "attachments"
+
+    async def __call__(self, action: Action, ctx: CheckContext) -> Verdict:
+        policy = ctx.bundle.attachments
+        for att in action.attachments:
+            refusal = policy.check(att.kind, att.where, url=att.url, appid=att.appid)
+            if refusal is not None:
+                return refuse(
+                    "attachments",
+                    codes.ATTACHMENT_REFUSED,
+                    refusal.rule,
+                    f"{refusal.reason_zh}（位置 {refusal.where}）。",
+                    f"{refusal.reason_en} (in {refusal.where}).",
+                    where=refusal.where,
+                )
+        return ALLOW
+
+
+def format_reset(epoch: int, tz: ZoneInfo) -> str:
+    return datetime.fromtimestamp(epoch, tz).strftime("%Y-%m-%d %H:%M %Z")
+
+
+WINDOW_ZH = {"day": "今日", "hour": "本小时", "minute": "本分钟"}
+WINDOW_EN = {"day": "today", "hour": "this hour", "minute": "this minute"}
+
+
+class QuotaCheck:
+    """Check-and-charge every limit of the action in one round trip (ratelimit). A refusal names the
+    limit, the count and the reset time, and suggests the backup-matrix account with most quota left."""
+
+    name = "quota"
+
+    def __init__(self, limiter: Limiter, directory: AccountDirectory, failure_policy: Any) -> None:
+        self.limiter = limiter
+        self.directory = directory
+        # Callable[[str], "refuse" | "allow"]: the settings' per-action Redis-down policy.
+        self.failure_policy = failure_policy
+
+    def charges(self, action: Action, ctx: CheckContext, account: str | None = None) -> list[Charge]:
+        account = account or action.account
+        since = self.directory.recovering_since(account)
+        name = action.limit_name
+        out = [Charge(rule, 1) for rule in ctx.bundle.limit_rules(account, name, ctx.today, since)]
+        if action.kind == "broadcast" and action.recipients > 0:
+            out += [
+                Charge(rule, action.recipients)
+                for rule in ctx.bundle.limit_rules(account, "broadcast.recipients", ctx.today, since)
+            ]
+        return out
+
+    async def hit(self, action: Action, ctx: CheckContext) -> tuple[Verdict, HitResult | None]:
+        charges = self.charges(action, ctx)
+        if not charges:
+            return ALLOW, None
+        try:
+            result = await self.limiter.hit(
+                action.account, charges, request_id=action.request_id, dry_run=ctx.dry_run
+            )
+        except StorageUnavailable as exc:
+            if self.failure_policy(action.limit_name) == "allow":
+                return (
+                    Verdict(
+                        check="quota",
+                        outcome="warn",
+                        rule="quota:unavailable",
+                        reason_zh="计数服务不可用，按配置放行",
+                        reason_en="counters unavailable; allowed by the configured failure policy",
+                        details={"error": str(exc)},
+                    ),
+                    None,
+                )
+            return (
+                refuse(
+                    "quota",
+                    codes.COUNTERS_UNAVAILABLE,
+                    "quota:unavailable",
+                    "",
+                    "",
+                    error=str(exc),
+                ),
+                None,
+            )
+        if result.frozen:
+            return frozen_verdict(action.account), result
+        if not result.allowed:
+            return await self._refusal(action, ctx, result), result
+        crossed = [f"{o.rule}/{o.window}:{t}" for o, t in result.crossed]
+        if crossed:
+            return (
+                Verdict(
+                    check="quota",
+                    outcome="warn",
+                    rule=f"quota:{crossed[0].split(':', 1)[0]}",
+                    reason_zh="接近或超过额度提醒线",
+                    reason_en="near or over a limit's alert threshold",
+                    details={"crossed": crossed},
+                ),
+                result,
+            )
+        return ALLOW, result
+
+    async def _refusal(self, action: Action, ctx: CheckContext, result: HitResult) -> Verdict:
+        refused = result.refused_by
+        outcome = refused[0] if refused else result.outcomes[0]
+        tz = self.limiter.tz
+        reset = format_reset(outcome.resets_at, tz)
+        backup = await self.suggest_backup(action, ctx)
+        zh_backup = (
+            f"可改用备用账号 {backup}（今日仍有额度）。" if backup else "备用账号矩阵中暂无可用额度的账号。"
+        )
+        en_backup = (
+            f"Backup account {backup} still has quota today."
+            if backup
+            else "No backup account has quota left."
+        )
+        over = outcome.used + outcome.cost
+        return refuse(
+            "quota",
+            codes.QUOTA_EXCEEDED,
+            f"quota:{outcome.rule}/{outcome.window}",
+            f"规则 {outcome.rule}：{WINDOW_ZH.get(outcome.window, outcome.window)}上限 {outcome.limit}，"
+            f"已用 {outcome.used}，本次需要 {outcome.cost}，将于 {reset} 重置。{zh_backup}",
+            f"Rule {outcome.rule}: limit {outcome.limit} {WINDOW_EN.get(outcome.window, outcome.window)}, "
+            f"used {outcome.used}, this request needs {outcome.cost} (would be {over}); resets at {reset}. "
+            f"{en_backup}",
+            limit_rule=outcome.rule,
+            window=outcome.window,
+            limit=outcome.limit,
+            used=outcome.used,
+            attempts=outcome.attempts,
+            resets_at=outcome.resets_at,
+            resets_at_local=reset,
+            backup_account=backup,
+        )
+
+    async def suggest_backup(self, action: Action, ctx: CheckContext) -> str | None:
+        matrix = self.directory.matrix_of(action.account)
+        if not matrix:
+            return None
+        candidates = []
+        for member in self.directory.matrix_members(matrix):
+            if member == action.account or self.directory.is_frozen_local(member):
+                continue
+            rules = [c.rule for c in self.charges(action, ctx, member)]
+            if rules:
+                candidates.append((member, rules))
+        if not candidates:
+            return None
+        try:
+            return await self.limiter.pick(candidates)
+        except StorageUnavailable:
+            return None
+
+
+def merge(verdicts: Sequence[Verdict]) -> tuple[Verdict, ...]:
+    return tuple(v for v in verdicts if v.outcome != "allow")

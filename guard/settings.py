@@ -1,0 +1,360 @@
+"""The guard's settings: read once from defaults < TOML file < `GUARD_…` environment < command-line flags,
+validated, and frozen. Every error names the key and where its value came from.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+Role = Literal["staff", "risk", "admin"]
+ROLES: tuple[str, ...] = ("staff", "risk", "admin")
+FailurePolicy = Literal["refuse", "allow"]
+DEFAULT_UPSTREAM = "https://qyapi.weixin.qq.com"
+
+
+class SettingsError(ValueError):
+    """A setting is wrong: `key` names it, `source` says where the value came from."""
+
+    def __init__(self, key: str, reason: str, source: str = "") -> None:
+        self.key = key
+        self.reason = reason
+        self.source = source
+        where = f" (from {source})" if source else ""
+        super().__init__(f"setting '{key}'{where}: {reason}")
+
+
+@dataclass(frozen=True, slots=True)
+class ClientKey:
+    """One client key: stored as a hash (`sha256:<hex>`), never in clear; the accounts it may act for
+    (exact ids or globs such as `sales-*`) and its role."""
+
+    name: str
+    hash: str
+    accounts: tuple[str, ...] = ("*",)
+    role: Role = "staff"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 1
+    # None: the shipped rules (rules/default).
+    rules_dir: Path | None = None
+    # The upstream for every profile, unless `upstreams` names one for that profile.
+    upstream: str = DEFAULT_UPSTREAM
+    upstreams: Mapping[str, str] = field(default_factory=dict)
+    # None: in-memory counters (one process only).
+    redis_url: str | None = None
+    # None: detect (a `redis+cluster://` URL or `cluster = true`).
+    redis_cluster: bool | None = None
+    redis_timeout: float = 0.1
+    connect_timeout: float = 3.0
+    read_timeout: float = 30.0
+    body_limit: int = 1024 * 1024
+    # A write request to a path no profile knows: refused (strict) or forwarded with an audit line.
+    strict: bool = True
+    # What a guarded action gets while the counters (Redis) are unreachable; per action name overrides.
+    redis_down: FailurePolicy = "refuse"
+    redis_down_actions: Mapping[str, FailurePolicy] = field(default_factory=dict)
+    timezone: str = "Asia/Shanghai"
+    # Seconds between two looks at the rules directory (0 = no file watch).
+    reload_interval: float = 2.0
+    keys: tuple[ClientKey, ...] = ()
+    key_header: str = "X-Guard-Key"
+    key_param: str = "guard_key"
+    log_level: str = "info"
+    # Longest an observer (alerts, reports) may take for one decision before it is skipped.
+    observer_timeout: float = 0.25
+    # Set on the child processes of `--workers N`.
+    reuse_port: bool = False
+    # The risk side's settings (alerts, webhooks, complaints, reports): the `[risk]` table, validated by
+    # guard.alerts.config when the app is built.
+    risk: Mapping[str, object] = field(default_factory=dict)
+
+    def upstream_for(self, profile: str) -> str:
+        return self.upstreams.get(profile, self.upstream)
+
+    def failure_policy(self, action_name: str) -> FailurePolicy:
+        base = action_name.split(".", 1)[0]
+        return self.redis_down_actions.get(action_name, self.redis_down_actions.get(base, self.redis_down))
+
+    @property
+    def loopback_only(self) -> bool:
+        return not self.keys
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+_FIELDS = {f.name for f in fields(Settings)}
+# Keys that cannot come from the environment as plain strings (tables).
+_TABLE_KEYS = {"upstreams", "redis_down_actions", "keys", "risk"}
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _as_bool(key: str, value: object, source: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        low = value.strip().lower()
+        if low in {"1", "true", "yes", "on"}:
+            return True
+        if low in {"0", "false", "no", "off"}:
+            return False
+    raise SettingsError(key, f"must be true or false, got {value!r}", source)
+
+
+def _as_int(key: str, value: object, source: str, low: int, high: int) -> int:
+    try:
+        if isinstance(value, bool | float) or not isinstance(value, int | str):
+            raise ValueError
+        number = int(value)
+    except (TypeError, ValueError):
+        raise SettingsError(key, f"must be an integer, got {value!r}", source) from None
+    if not low <= number <= high:
+        raise SettingsError(key, f"must be between {low} and {high}, got {number}", source)
+    return number
+
+
+def _as_float(key: str, value: object, source: str, low: float, high: float) -> float:
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise SettingsError(key, f"must be a number, got {value!r}", source) from None
+    if not low <= number <= high:
+        raise SettingsError(key, f"must be between {low} and {high}, got {number}", source)
+    return number
+
+
+def _as_url(key: str, value: object, source: str, schemes: tuple[str, ...]) -> str:
+    if not isinstance(value, str) or not value:
+        raise SettingsError(key, f"must be a URL, got {value!r}", source)
+    parts = urlsplit(value)
+    if parts.scheme not in schemes or not parts.netloc:
+        raise SettingsError(key, f"must be a {' or '.join(schemes)} URL with a host, got {value!r}", source)
+    return value.rstrip("/") if parts.scheme.startswith("http") else value
+
+
+def _as_policy(key: str, value: object, source: str) -> FailurePolicy:
+    if value == "refuse":
+        return "refuse"
+    if value == "allow":
+        return "allow"
+    raise SettingsError(key, f"must be 'refuse' or 'allow', got {value!r}", source)
+
+
+def _as_mapping(key: str, value: object, source: str) -> dict[str, str]:
+    """A table, or from the environment `name=value,name=value`."""
+    if isinstance(value, str):
+        out: dict[str, str] = {}
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            name, sep, item = part.partition("=")
+            if not sep or not name.strip():
+                raise SettingsError(
+                    key, f"expected name=value pairs separated by commas, got {part!r}", source
+                )
+            out[name.strip()] = item.strip()
+        return out
+    if isinstance(value, Mapping) and all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        return dict(value)
+    raise SettingsError(key, f'must be a table of name = "value", got {value!r}', source)
+
+
+def _as_keys(value: object, source: str) -> tuple[ClientKey, ...]:
+    if not isinstance(value, list):
+        raise SettingsError("keys", "must be an array of tables ([[keys]])", source)
+    out: list[ClientKey] = []
+    for i, item in enumerate(value):
+        key = f"keys[{i}]"
+        if not isinstance(item, Mapping):
+            raise SettingsError(key, "must be a table with hash, accounts, role", source)
+        unknown = set(item) - {"name", "hash", "accounts", "role"}
+        if unknown:
+            raise SettingsError(f"{key}.{sorted(unknown)[0]}", "unknown field", source)
+        digest = item.get("hash")
+        if not isinstance(digest, str) or not digest.startswith("sha256:") or len(digest) != 7 + 64:
+            raise SettingsError(
+                f"{key}.hash",
+                "must be 'sha256:' and 64 hex digits (make one with: guard serve --hash-key KEY)",
+                source,
+            )
+        try:
+            bytes.fromhex(digest[7:])
+        except ValueError:
+            raise SettingsError(f"{key}.hash", "is not hexadecimal", source) from None
+        accounts = item.get("accounts", ["*"])
+        if isinstance(accounts, str):
+            accounts = [accounts]
+        if not isinstance(accounts, list) or not all(isinstance(a, str) and a for a in accounts):
+            raise SettingsError(f"{key}.accounts", "must be a list of account ids or globs", source)
+        role = item.get("role", "staff")
+        if role not in ROLES:
+            raise SettingsError(f"{key}.role", f"must be one of {', '.join(ROLES)}, got {role!r}", source)
+        name = item.get("name", f"key{i}")
+        if not isinstance(name, str):
+            raise SettingsError(f"{key}.name", "must be a string", source)
+        out.append(ClientKey(name=name, hash=digest.lower(), accounts=tuple(accounts), role=role))
+    return tuple(out)
+
+
+def _coerce(key: str, value: object, source: str) -> object:
+    """Turn one raw value (TOML, env string or flag) into the typed value of `key`."""
+    if key == "host":
+        if not isinstance(value, str) or not value:
+            raise SettingsError(key, "must be a host name or address", source)
+        return value
+    if key == "port":
+        return _as_int(key, value, source, 0, 65535)
+    if key == "workers":
+        return _as_int(key, value, source, 1, 256)
+    if key == "rules_dir":
+        if value in (None, ""):
+            return None
+        if not isinstance(value, str | Path):
+            raise SettingsError(key, "must be a directory path", source)
+        path = Path(value).expanduser()
+        if not path.is_dir():
+            raise SettingsError(key, f"is not a directory: {path}", source)
+        return path
+    if key == "upstream":
+        return _as_url(key, value, source, ("http", "https"))
+    if key == "upstreams":
+        table = _as_mapping(key, value, source)
+        return {k: _as_url(f"{key}.{k}", v, source, ("http", "https")) for k, v in table.items()}
+    if key == "redis_url":
+        if value in (None, ""):
+            return None
+        return _as_url(key, value, source, ("redis", "rediss", "unix", "redis+cluster"))
+    if key == "redis_cluster" and value in (None, "", "auto"):
+        return None
+    if key in {"redis_cluster", "strict", "reuse_port"}:
+        return _as_bool(key, value, source)
+    if key == "redis_timeout":
+        return _as_float(key, value, source, 0.001, 60.0)
+    if key in {"connect_timeout", "read_timeout"}:
+        return _as_float(key, value, source, 0.001, 3600.0)
+    if key == "observer_timeout":
+        return _as_float(key, value, source, 0.001, 60.0)
+    if key == "reload_interval":
+        return _as_float(key, value, source, 0.0, 86400.0)
+    if key == "body_limit":
+        return _as_int(key, value, source, 1024, 256 * 1024 * 1024)
+    if key == "redis_down":
+        return _as_policy(key, value, source)
+    if key == "redis_down_actions":
+        table = _as_mapping(key, value, source)
+        return {k: _as_policy(f"{key}.{k}", v, source) for k, v in table.items()}
+    if key == "timezone":
+        if not isinstance(value, str):
+            raise SettingsError(key, "must be an IANA time zone name", source)
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise SettingsError(key, f"unknown IANA time zone {value!r}", source) from None
+        return value
+    if key == "keys":
+        return _as_keys(value, source)
+    if key in {"key_header", "key_param"}:
+        if not isinstance(value, str) or not value or any(c in value for c in " \t\r\n:=&"):
+            raise SettingsError(key, f"must be a plain name, got {value!r}", source)
+        return value
+    if key == "risk":
+        if not isinstance(value, Mapping):
+            raise SettingsError(key, "must be a table ([risk])", source)
+        return dict(value)
+    if key == "log_level":
+        if value not in {"debug", "info", "warning", "error"}:
+            raise SettingsError(key, f"must be debug, info, warning or error, got {value!r}", source)
+        return value
+    raise SettingsError(key, "unknown setting", source)
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except OSError as exc:
+        raise SettingsError("config", f"cannot read {path}: {exc.strerror or exc}", str(path)) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError("config", f"{path}: {exc}", str(path)) from None
+    return data
+
+
+def load_settings(
+    *,
+    config: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    flags: Mapping[str, object] | None = None,
+) -> Settings:
+    """Defaults < TOML `config` < `GUARD_<KEY>` variables of `env` < `flags` (None values are ignored)."""
+    raw: dict[str, tuple[object, str]] = {}
+    if config is None and env is not None and env.get("GUARD_CONFIG"):
+        config = Path(env["GUARD_CONFIG"])
+    if config is not None:
+        for key, value in read_toml(config).items():
+            if key not in _FIELDS or key == "reuse_port":
+                raise SettingsError(key, "unknown setting", str(config))
+            raw[key] = (value, str(config))
+    for name, value in (env if env is not None else os.environ).items():
+        if not name.startswith("GUARD_") or name == "GUARD_CONFIG":
+            continue
+        key = name[len("GUARD_") :].lower()
+        if key in ("keys", "risk"):
+            raise SettingsError(key, "is configured in the TOML file only", name)
+        if key not in _FIELDS:
+            raise SettingsError(key, "unknown setting", name)
+        raw[key] = (value, name)
+    for key, value in (flags or {}).items():
+        if value is None:
+            continue
+        if key not in _FIELDS:
+            raise SettingsError(key, "unknown setting", f"--{key.replace('_', '-')}")
+        raw[key] = (value, f"--{key.replace('_', '-')}")
+    values = {key: _coerce(key, value, source) for key, (value, source) in raw.items()}
+    settings = Settings(**values)  # type: ignore[arg-type]
+    if settings.redis_url and settings.redis_url.startswith("redis+cluster://"):
+        settings = replace(
+            settings, redis_url="redis://" + settings.redis_url[len("redis+cluster://") :], redis_cluster=True
+        )
+    if settings.workers > 1 and not settings.redis_url:
+        raise SettingsError(
+            "workers",
+            f"{settings.workers} worker processes need shared counters: set redis_url (--redis URL)",
+            raw["workers"][1],
+        )
+    return settings
+
+
+def enforce_loopback(settings: Settings) -> tuple[Settings, str | None]:
+    """With no client keys the guard must not be reachable from other machines: bind loopback, say why."""
+    if settings.keys:
+        return settings, None
+    if _is_loopback(settings.host):
+        return settings, f"no client keys configured: listening on loopback {settings.host} only"
+    return (
+        replace(settings, host="127.0.0.1"),
+        f"no client keys configured: refusing to listen on {settings.host}; listening on 127.0.0.1 only "
+        "(configure [[keys]] to accept other hosts)",
+    )

@@ -1,0 +1,203 @@
+"""Attachment policy: which outbound attachments may leave — link domains, mini-program appids, and
+whether images, videos, files, voice and name cards may go out at all.
+
+Pure Python (no aiohttp, no redis). File format (`attachments.toml` in the rules directory; README):
+
+    [link]
+    allow = ["*"]                 # host globs a link may point to ("*" = any host)
+    deny = ["*.t.cn", "t.cn"]     # host globs refused even when allowed (checked first)
+    require_https = false
+    [miniprogram]
+    allow = ["*"]                 # appids (globs) that may be sent
+    deny = []
+    [kinds]
+    image = true                  # whether an attachment of this kind may go out at all
+    video = true
+    file = true
+    voice = true
+    card = false                  # 名片: pushes customers to another (personal) account
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+KINDS = ("link", "miniprogram", "image", "video", "file", "voice", "card")
+
+
+class AttachmentPolicyError(ValueError):
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class AttachmentRefusal:
+    """Why one attachment may not go out: `rule` is e.g. `attachment:link_domain`."""
+
+    rule: str
+    where: str
+    reason_zh: str
+    reason_en: str
+
+
+@dataclass(frozen=True, slots=True)
+class AttachmentPolicy:
+    link_allow: tuple[str, ...] = ("*",)
+    link_deny: tuple[str, ...] = ()
+    require_https: bool = False
+    miniprogram_allow: tuple[str, ...] = ("*",)
+    miniprogram_deny: tuple[str, ...] = ()
+    kinds: tuple[tuple[str, bool], ...] = tuple((k, True) for k in KINDS)
+
+    def kind_allowed(self, kind: str) -> bool:
+        # A kind the policy does not name (a platform added one) is refused: it cannot be judged.
+        return dict(self.kinds).get(kind, False)
+
+    def check(
+        self, kind: str, where: str, url: str | None = None, appid: str | None = None
+    ) -> AttachmentRefusal | None:
+        """None when this attachment may go out."""
+        if kind not in ("link", "miniprogram") and not self.kind_allowed(kind):
+            return AttachmentRefusal(
+                f"attachment:{kind}",
+                where,
+                f"不允许发送此类附件（{kind}）",
+                f"attachments of kind {kind!r} may not be sent",
+            )
+        if kind == "link":
+            if not self.kind_allowed("link"):
+                return AttachmentRefusal("attachment:link", where, "不允许发送链接", "links may not be sent")
+            if url is None or not url.strip():
+                return None
+            host, scheme = _host(url)
+            if host is None:
+                return AttachmentRefusal(
+                    "attachment:link_url",
+                    where,
+                    f"链接地址无法识别：{url[:80]}",
+                    f"the link URL cannot be parsed: {url[:80]}",
+                )
+            if self.require_https and scheme != "https":
+                return AttachmentRefusal(
+                    "attachment:link_https", where, "链接必须使用 https", "links must use https"
+                )
+            if _matches(host, self.link_deny) or not _matches(host, self.link_allow):
+                return AttachmentRefusal(
+                    "attachment:link_domain",
+                    where,
+                    f"链接域名 {host} 不在允许名单内",
+                    f"the link domain {host} is not allowed",
+                )
+            return None
+        if kind == "miniprogram":
+            if not self.kind_allowed("miniprogram"):
+                return AttachmentRefusal(
+                    "attachment:miniprogram", where, "不允许发送小程序", "mini programs may not be sent"
+                )
+            if appid is None:
+                appid = ""
+            if _matches(appid, self.miniprogram_deny) or not _matches(appid, self.miniprogram_allow):
+                return AttachmentRefusal(
+                    "attachment:miniprogram_appid",
+                    where,
+                    f"小程序 {appid or '(无 appid)'} 不在允许名单内",
+                    f"the mini program {appid or '(no appid)'} is not allowed",
+                )
+        return None
+
+
+def _host(url: str) -> tuple[str | None, str]:
+    text = url.strip()
+    if "://" not in text:
+        text = "http://" + text.lstrip("/")
+    try:
+        parts = urlsplit(text)
+        host = parts.hostname
+    except ValueError:
+        return None, ""
+    if not host:
+        return None, parts.scheme
+    return host.rstrip(".").lower(), parts.scheme.lower()
+
+
+def _matches(value: str, patterns: tuple[str, ...]) -> bool:
+    value = value.lower()
+    for pattern in patterns:
+        pattern = pattern.lower()
+        if fnmatch.fnmatchcase(value, pattern):
+            return True
+        # "example.com" also covers its subdomains.
+        if "*" not in pattern and value.endswith("." + pattern):
+            return True
+    return False
+
+
+def _globs(data: dict[str, Any], key: str, where: str, path: str) -> tuple[str, ...]:
+    value = data.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise AttachmentPolicyError(path, f"{where}.{key} must be a list of non-empty strings")
+    return tuple(v.strip() for v in value)
+
+
+def parse_attachment_policy(text: str, path: str = "attachments.toml") -> AttachmentPolicy:
+    """Pure: the policy file's text → AttachmentPolicy (errors name the file and the key)."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise AttachmentPolicyError(path, str(exc)) from None
+    unknown = set(data) - {"link", "miniprogram", "kinds"}
+    if unknown:
+        raise AttachmentPolicyError(path, f"unknown table [{sorted(unknown)[0]}]")
+    link = data.get("link", {})
+    mini = data.get("miniprogram", {})
+    kinds = data.get("kinds", {})
+    for name, table in (("link", link), ("miniprogram", mini), ("kinds", kinds)):
+        if not isinstance(table, dict):
+            raise AttachmentPolicyError(path, f"[{name}] must be a table")
+    for key in set(link) - {"allow", "deny", "require_https"}:
+        raise AttachmentPolicyError(path, f"unknown key link.{key}")
+    for key in set(mini) - {"allow", "deny"}:
+        raise AttachmentPolicyError(path, f"unknown key miniprogram.{key}")
+    allowed: dict[str, bool] = {k: True for k in KINDS}
+    allowed["card"] = False
+    for key, value in kinds.items():
+        if key not in KINDS:
+            raise AttachmentPolicyError(
+                path, f"unknown attachment kind kinds.{key} (known: {', '.join(KINDS)})"
+            )
+        if not isinstance(value, bool):
+            raise AttachmentPolicyError(path, f"kinds.{key} must be true or false")
+        allowed[key] = value
+    require_https = link.get("require_https", False)
+    if not isinstance(require_https, bool):
+        raise AttachmentPolicyError(path, "link.require_https must be true or false")
+    return AttachmentPolicy(
+        link_allow=_globs(link, "allow", "link", path) if "allow" in link else ("*",),
+        link_deny=_globs(link, "deny", "link", path),
+        require_https=require_https,
+        miniprogram_allow=_globs(mini, "allow", "miniprogram", path) if "allow" in mini else ("*",),
+        miniprogram_deny=_globs(mini, "deny", "miniprogram", path),
+        kinds=tuple(allowed.items()),
+    )
+
+
+DEFAULT_DIR = Path(__file__).parent / "default"
+
+
+def load_attachment_policy(directory: Path | None) -> AttachmentPolicy:
+    """`attachments.toml` of `directory`, or the shipped one when the directory has none."""
+    path = directory / "attachments.toml" if directory is not None else None
+    if path is None or not path.is_file():
+        path = DEFAULT_DIR / "attachments.toml"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AttachmentPolicyError(str(path), f"cannot read: {exc}") from None
+    return parse_attachment_policy(text, str(path))
