@@ -156,7 +156,7 @@ class BundleStore:
         return bundle
 
     async def reload(self) -> bool:
-        """Build and swap: True once the new bundle is in place; False (old kept, `last_error` set) on error."""
+        """Build and swap: True once the new bundle is in place; False (old kept, see `last_error`)."""
         async with self._lock:
             signature = await asyncio.to_thread(tree_signature, self.watched())
             try:
