@@ -1,4 +1,8 @@
-"""`guard rules check [DIR]` (being built)."""
+"""`guard rules check [DIR]`: validate a rules directory.
+
+Prints every problem as `file:line: reason` on stderr and exits 2, or prints a summary and exits 0.
+`guard rules` takes sub-commands so others (e.g. `reload`) can be added next to `check`.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,48 @@ import argparse
 import sys
 from typing import Any
 
-
-def register(sub: Any) -> None:
-    p: argparse.ArgumentParser = sub.add_parser("rules", help="rules directory tools (being built)")
-    p.set_defaults(run=run)
+from rules import DEFAULT_DIR, RulesInvalid, load_rules
+from rules.check import check_rules_dir
 
 
-def run(args: argparse.Namespace) -> int:
-    print("guard rules: not built yet", file=sys.stderr)
-    return 2
+def register(sub: Any) -> Any:
+    p: argparse.ArgumentParser = sub.add_parser("rules", help="rules directory tools (check)")
+    rules_sub = p.add_subparsers(dest="rules_command", required=True, metavar="SUBCOMMAND")
+    check = rules_sub.add_parser(
+        "check",
+        help="validate a rules directory",
+        description="Validate DIR (default: the shipped rules): exit 2 with file:line: reason "
+        "for every problem.",
+    )
+    check.add_argument("dir", nargs="?", default=None, metavar="DIR", help="rules directory")
+    check.set_defaults(run=run_check)
+    return rules_sub
+
+
+def run_check(args: argparse.Namespace) -> int:
+    root = args.dir if args.dir is not None else str(DEFAULT_DIR)
+    errors = check_rules_dir(root)
+    if not errors:
+        try:
+            rules = load_rules(root)  # compile too: what passes the check must load
+        except RulesInvalid as exc:
+            errors = exc.errors
+    if errors:
+        for error in errors:
+            print(error, file=sys.stderr)
+        print(f"{root}: {len(errors)} problem{'s' if len(errors) != 1 else ''}", file=sys.stderr)
+        return 2
+    total = sum(rules.term_counts.values())
+    print(
+        f"OK {root}: {len(rules.categories)} categories, {total} terms, {rules.allow_count} allowed phrases"
+    )
+    for category in rules.categories:
+        policy = rules.policy.of(category)
+        if category in rules.term_counts:
+            extra = " +pinyin" if policy.pinyin else ""
+            detail = f"{rules.term_counts[category]} terms{extra}"
+        else:
+            detail = "detectors: " + ", ".join(policy.detectors)
+        print(f"  {category:<12} {policy.action:<5}  {detail}")
+    print(f"version {rules.version}")
+    return 0

@@ -1,0 +1,157 @@
+"""Contact-detail detectors: mainland mobile numbers, WeChat ids, QQ numbers, URLs, e-mail addresses.
+
+They run over the DETECT folding (`rules.normalize`): full-width, circled and other-script digits and
+Chinese / financial numerals are already ASCII digits (①③⑧, 一三八, 壹叁捌 → 138), letters are lower case,
+invisible characters are gone, punctuation is kept (in its NFKC form) so URLs and addresses keep their shape.
+
+Precision rules (no hit on order numbers, prices, dates):
+* a mobile number is exactly 11 digits 1[3-9]xxxxxxxxx (optionally after +86 / 0086 / 86); the digits may be
+  separated by spaces, dashes, dots, slashes, stars, emoji …, at most three between two digits; commas,
+  colons, currency signs and the like end a number, so lists of prices or times never join into one;
+* a digit run that continues before or after the 11 digits (even across such separators) is not a phone:
+  order numbers, ID-card numbers and timestamps are longer; a number right after 订单 / 单号 / 编号 /
+  流水 / 快递 / 运单 / order / no. is an order number;
+* a WeChat id needs a keyword (微信, vx, V信, 加V, wechat …) in front, or the wxid_ prefix; a letters-only
+  id also needs an explicit marker (号, id, :, 是) so that "企业微信wework" is prose, not an id;
+* a QQ number needs QQ / 扣扣 / 企鹅 in front and has 5–12 digits;
+* a bare domain needs a known top-level domain; e-mail needs a local part, @ (or (at) / 艾特) and a domain.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from rules.normalize import DetectView, detect_text, detect_view
+
+_SEP_CHARS = (
+    r"\s\-_.·•*~|/\\—–‐‑‒―−⁃"  # spacing and dash-like
+    r"\u2190-\u21ff\u2600-\u27bf\u2b00-\u2bff\U0001f000-\U0001faff"  # arrows, dingbats, emoji
+)
+SEP = f"[{_SEP_CHARS}]"
+GAP = f"{SEP}{{0,3}}"
+_DIGIT_BEFORE = re.compile(f"\\d{SEP}{{0,3}}$")
+_DIGIT_AFTER = re.compile(f"^{SEP}{{0,3}}\\d")
+
+PHONE = re.compile(
+    r"(?:(?:[(（]\s*)?(?:\+|00)?86(?:\s*[)）])?" + GAP + r")?" + r"1" + GAP + r"[3-9]" + f"(?:{GAP}\\d){{9}}"
+)
+_PHONE_KEYWORD = re.compile(r"(?:tel|phone|mobile|v|vx|wx|qq)$")
+_ORDER_CONTEXT = re.compile(
+    r"(?:订单|单号|编号|流水|快递|运单|工单|批次|序列号|货号|型号|券码|卡号|身份证|发票|order|no\.?|sn|#)"
+    r"[\s:：#=号是为]{0,4}$"
+)
+
+_WECHAT_KW = (
+    r"(?:微信|weixin|wechat|vx|wx|v信|微x|威信|薇信|徽信|维信|卫信|加v|加微|加薇|v号|绿泡泡|wei信|vx号)"
+)
+WECHAT = re.compile(
+    r"(?<![a-z0-9])" + _WECHAT_KW + r"(?P<marker>(?:号码?|id|账号)?\s*(?:[:：=是为]\s*)?)"
+    r"(?P<id>[a-z][-_a-z0-9]{5,19}|1[3-9]\d{9})(?![-_a-z0-9])"
+)
+WXID = re.compile(r"(?<![a-z0-9_])wxid_[a-z0-9_-]{3,40}")
+QQ = re.compile(
+    r"(?<![a-z0-9])(?:qq|扣扣|抠抠|企鹅|q号|球球)(?:号码?|群号?|id)?\s*(?:[:：=是为]\s*)?"
+    r"(?P<num>[1-9](?:" + f"{SEP}{{0,2}}" + r"\d){4,11})"
+)
+
+_DOT = r"(?:\.|。|点|\(\.\)|\[\.\]|\(dot\)|\[dot\])"
+_TLD = (
+    r"(?:com|cn|net|org|cc|top|xyz|vip|info|me|io|co|shop|club|site|online|link|ly|tv|icu|wang|ink|ren|"
+    r"fun|live|store|tech|biz|pro|asia|hk|tw|mobi|work|life|tk|ml|ga|gq|cf|gov|edu|int)"
+)
+_URL_TAIL = r"[^\s<>\"'，。、；！？）】」”’《》（【]*"
+URL = re.compile(
+    r"(?:(?:https?|ftp)://" + _URL_TAIL + r"[^\s<>\"'，。、；！？）】」”’《》（【.,;:!?)]"
+    r"|(?<![a-z0-9@._-])(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?" + _DOT + r")+" + _TLD + r"(?![a-z0-9-])"
+    r"(?::\d{2,5})?(?:/[-a-z0-9._~%/?#=&+]*)?)"
+)
+EMAIL = re.compile(
+    r"(?<![a-z0-9._%+-])[a-z0-9][a-z0-9._%+-]*(?:@|\(at\)|\[at\]|艾特)"
+    r"[a-z0-9-]+(?:" + _DOT + r"[a-z0-9-]+)*" + _DOT + r"[a-z]{2,10}(?![a-z0-9-])"
+)
+# Cheap first look: every detector needs a digit, two Latin letters, @ or one of its Chinese keywords.
+_ANY = re.compile(r"[0-9@]|[a-z]{2}|[扣企微薇威徽维卫绿球抠]")
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    """A contact detail: detector name and original [start, end)."""
+
+    kind: str
+    start: int
+    end: int
+
+
+def _phones(text: str) -> Iterable[tuple[int, int]]:
+    for m in PHONE.finditer(text):
+        start, end = m.start(), m.end()
+        if _DIGIT_BEFORE.search(text, max(0, start - 4), start) or _DIGIT_AFTER.match(text[end : end + 4]):
+            continue
+        glued = (
+            start > 0 and text[start - 1].isascii() and text[start - 1].isalpha() and "86" not in m.group()
+        )
+        # Glued to letters it is part of a longer token such as an SKU code (ab13812345678), unless the
+        # letters are a contact keyword (tel13812345678, vx13812345678).
+        if glued and not _PHONE_KEYWORD.search(text, max(0, start - 6), start):
+            continue
+        if _ORDER_CONTEXT.search(text, max(0, start - 12), start):
+            continue
+        yield start, end
+
+
+def _wechat(text: str) -> Iterable[tuple[int, int]]:
+    for m in WECHAT.finditer(text):
+        ident = m.group("id")
+        if not any(c.isdigit() or c in "_-" for c in ident) and not m.group("marker").strip():
+            continue
+        yield m.start(), m.end()
+    for m in WXID.finditer(text):
+        yield m.start(), m.end()
+
+
+def _qq(text: str) -> Iterable[tuple[int, int]]:
+    for m in QQ.finditer(text):
+        end = m.end()
+        if _DIGIT_AFTER.match(text[end : end + 3]):
+            continue
+        yield m.start(), end
+
+
+def _urls(text: str) -> Iterable[tuple[int, int]]:
+    for m in URL.finditer(text):
+        yield m.start(), m.end()
+
+
+def _emails(text: str) -> Iterable[tuple[int, int]]:
+    for m in EMAIL.finditer(text):
+        yield m.start(), m.end()
+
+
+DETECTOR_FUNCS = {"phone": _phones, "wechat": _wechat, "qq": _qq, "url": _urls, "email": _emails}
+# Preference when two detections start at the same place and have the same length.
+_RANK = {"email": 0, "wechat": 1, "qq": 2, "phone": 3, "url": 4}
+
+
+def detect(text: str, kinds: Iterable[str] = tuple(DETECTOR_FUNCS)) -> list[Detection]:
+    """Contact details in `text`, leftmost-longest, spans in the original text."""
+    if not text:
+        return []
+    folded = detect_text(text)
+    if not _ANY.search(folded):
+        return []
+    found: list[tuple[int, int, str]] = []
+    for kind in kinds:
+        found.extend((s, e, kind) for s, e in DETECTOR_FUNCS[kind](folded))
+    if not found:
+        return []
+    view: DetectView = detect_view(text)
+    chosen: list[Detection] = []
+    last_end = -1
+    for s, e, kind in sorted(found, key=lambda f: (f[0], f[0] - f[1], _RANK[f[2]])):
+        if s >= last_end:
+            o_start, o_end = view.span(s, e)
+            chosen.append(Detection(kind, o_start, o_end))
+            last_end = e
+    return chosen

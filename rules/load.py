@@ -1,0 +1,267 @@
+"""Rules directory → RuleSet. Parsing is done by pure functions that return (value, errors).
+
+A rules directory holds:
+* `words/<category>.txt` — UTF-8, one term a line, `#` starts a comment, blank lines ignored;
+* `allow.txt` — phrases that cancel any hit lying inside them (missing = no allowed phrases);
+* `policy.toml` — actions and options per category (missing = the shipped default policy).
+Other files (limits, accounts, profiles) belong to other parts of the guard.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from itertools import product
+from pathlib import Path
+
+from rules.errors import RuleError, RulesInvalid
+from rules.matcher import Entry, WordMatcher
+from rules.normalize import fold, is_cjk, is_word_char
+from rules.policy import CATEGORY_NAME, Policy, parse_policy
+from rules.ruleset import RuleSet
+from rules.store import content_hash
+
+DEFAULT_DIR = Path(__file__).resolve().parent / "default"
+WORDS_DIR = "words"
+ALLOW_FILE = "allow.txt"
+POLICY_FILE = "policy.toml"
+SEVERITY = {"block": 0, "warn": 1}
+MIN_PINYIN_LETTERS = 4
+MAX_MIXED_CHARS = 4
+
+
+@dataclass(frozen=True, slots=True)
+class TermLine:
+    """A term as written on a line of a word list or the allow list, and its folded key."""
+
+    term: str
+    line: int
+    key: str
+
+
+def read_lines(path: Path) -> tuple[list[tuple[int, str]], list[RuleError]]:
+    """(line number, text) of every line of a UTF-8 file; a line that is not UTF-8 is an error."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return [], [RuleError.at(path, 0, f"cannot read file: {exc.strerror or exc}")]
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    lines: list[tuple[int, str]] = []
+    errors: list[RuleError] = []
+    for number, raw in enumerate(data.split(b"\n"), start=1):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            errors.append(
+                RuleError.at(
+                    path, number, f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})"
+                )
+            )
+            continue
+        lines.append((number, text.rstrip("\r")))
+    return lines, errors
+
+
+def parse_terms(path: Path) -> tuple[list[TermLine], list[RuleError]]:
+    """Terms of a word list or allow list, each with its folded key; a term folding to nothing is an error."""
+    lines, errors = read_lines(path)
+    terms: list[TermLine] = []
+    for number, text in lines:
+        term = text.split("#", 1)[0].strip()
+        if not term:
+            continue
+        key = fold(term)
+        if not key:
+            errors.append(
+                RuleError.at(
+                    path,
+                    number,
+                    f"term {term!r} normalizes to nothing (only spaces, punctuation, symbols or emoji)",
+                )
+            )
+            continue
+        if len(key) == 1 and is_word_char(key):
+            errors.append(RuleError.at(path, number, f"term {term!r} is a single Latin letter or digit"))
+            continue
+        terms.append(TermLine(term, number, key))
+    return terms, errors
+
+
+def parse_words(root: Path) -> tuple[dict[str, list[TermLine]], list[RuleError]]:
+    words_dir = root / WORDS_DIR
+    if not words_dir.is_dir():
+        return {}, [
+            RuleError.at(words_dir, 0, "missing words/ directory (one <category>.txt file per category)")
+        ]
+    try:
+        files = sorted(p for p in words_dir.iterdir() if p.suffix == ".txt" and not p.name.startswith("."))
+    except OSError as exc:
+        return {}, [RuleError.at(words_dir, 0, f"cannot list directory: {exc.strerror or exc}")]
+    if not files:
+        return {}, [RuleError.at(words_dir, 0, "words/ holds no word list (<category>.txt)")]
+    categories: dict[str, list[TermLine]] = {}
+    errors: list[RuleError] = []
+    for file in files:
+        if not CATEGORY_NAME.match(file.stem):
+            errors.append(
+                RuleError.at(
+                    file, 0, f"bad category name {file.stem!r} (use lower-case letters, digits, _ and -)"
+                )
+            )
+            continue
+        if file.is_dir():
+            errors.append(RuleError.at(file, 0, "is a directory, expected a word list"))
+            continue
+        terms, file_errors = parse_terms(file)
+        errors.extend(file_errors)
+        categories[file.stem] = terms
+    return categories, errors
+
+
+def policy_path(root: Path) -> Path:
+    own = root / POLICY_FILE
+    return own if own.exists() else DEFAULT_DIR / POLICY_FILE
+
+
+def load_policy(root: Path) -> tuple[Policy, list[RuleError], Path]:
+    path = policy_path(root)
+    lines, errors = read_lines(path)
+    if errors:
+        return Policy(), errors, path
+    policy, problems = parse_policy("\n".join(text for _, text in lines), path)
+    return policy, problems, path
+
+
+def parse_allow(root: Path) -> tuple[list[TermLine], list[RuleError]]:
+    path = root / ALLOW_FILE
+    if not path.exists():
+        return [], []
+    return parse_terms(path)
+
+
+# ---------------------------------------------------------------------------------------------- pinyin
+
+
+def pinyin_variants(key: str) -> Iterator[str]:
+    """Pinyin spellings of a folded term: 全拼 (spaces are deleted by folding, so `tou zi` is covered) and
+    mixed hanzi / pinyin (百jia乐, tou资). ü is spelled both v and u. Terms of one Chinese character get
+    none; a variant without any Chinese character needs at least four letters."""
+    from pypinyin import Style, lazy_pinyin
+
+    cjk = [i for i, c in enumerate(key) if is_cjk(c)]
+    if len(cjk) < 2:
+        return
+    readings: dict[int, list[str]] = {}
+    run: list[int] = []
+    for i in [*cjk, -1]:
+        if run and (i != run[-1] + 1 or i == -1):
+            syllables = lazy_pinyin("".join(key[j] for j in run), style=Style.NORMAL, errors="ignore")
+            if len(syllables) == len(run):
+                for j, s in zip(run, syllables, strict=True):
+                    forms = [s] if "v" not in s else [s, s.replace("v", "u")]
+                    readings[j] = [f for f in forms if f.isascii() and f.isalpha()]
+            run = []
+        if i != -1:
+            run.append(i)
+    positions = [i for i in cjk if readings.get(i)]
+    if len(positions) < 2:
+        return
+    if len(positions) <= MAX_MIXED_CHARS:
+        choices = list(product([False, True], repeat=len(positions)))
+    else:
+        n = len(positions)
+        picks = {tuple([True] * n)}
+        for cut in range(1, n):
+            picks.add(tuple([False] * cut + [True] * (n - cut)))
+            picks.add(tuple([True] * cut + [False] * (n - cut)))
+        for k in range(n):
+            picks.add(tuple(j == k for j in range(n)))
+        choices = sorted(picks)
+    seen: set[str] = set()
+    for choice in choices:
+        if not any(choice):
+            continue
+        chars: list[list[str]] = [[c] for c in key]
+        for pos, use in zip(positions, choice, strict=True):
+            if use:
+                chars[pos] = readings[pos]
+        for combo in product(*chars):
+            variant = "".join(combo)
+            if variant in seen or variant == key:
+                continue
+            seen.add(variant)
+            if not any(is_cjk(c) for c in variant) and sum(c.isalpha() for c in variant) < MIN_PINYIN_LETTERS:
+                continue
+            yield variant
+
+
+# ---------------------------------------------------------------------------------------------- loading
+
+
+def rule_files(root: Path) -> list[Path]:
+    """The files a RuleSet is built from (for its version hash)."""
+    words = root / WORDS_DIR
+    files = sorted(words.glob("*.txt")) if words.is_dir() else []
+    allow = root / ALLOW_FILE
+    if allow.exists():
+        files.append(allow)
+    files.append(policy_path(root))
+    return files
+
+
+def rules_version(root: Path) -> str:
+    return content_hash(rule_files(root), root=root)
+
+
+def compile_entries(
+    words: dict[str, list[TermLine]], allow: Iterable[TermLine], policy: Policy
+) -> Iterator[Entry]:
+    for category, terms in words.items():
+        rule = policy.of(category)
+        severity = SEVERITY[rule.action]
+        for t in terms:
+            yield Entry(t.key, t.term, category, severity)
+            if rule.pinyin:
+                for variant in pinyin_variants(t.key):
+                    yield Entry(variant, t.term, category, severity)
+    for t in allow:
+        yield Entry(t.key, t.term, None)
+
+
+def load_rules(path: str | Path | None = None) -> RuleSet:
+    """Load and compile a rules directory (None = the shipped `rules/default/`).
+
+    Raises `RulesInvalid` with every problem when the directory cannot be used.
+    """
+    root = Path(path) if path is not None else DEFAULT_DIR
+    if not root.is_dir():
+        raise RulesInvalid([RuleError.at(root, 0, "not a directory")])
+    words, errors = parse_words(root)
+    allow, allow_errors = parse_allow(root)
+    policy, policy_errors, _ = load_policy(root)
+    errors = errors + allow_errors + policy_errors
+    if errors:
+        raise RulesInvalid(errors)
+    version = rules_version(root)
+    matcher = WordMatcher(
+        compile_entries(words, allow, policy),
+        max_gap=policy.max_gap,
+        collapse_repeats=policy.collapse_repeats,
+    )
+    return RuleSet(
+        path=root,
+        version=version,
+        policy=policy,
+        matcher=matcher,
+        term_counts={c: len(t) for c, t in words.items()},
+        allow_count=len(allow),
+        files=tuple(rule_files(root)),
+    )
+
+
+def load_timed(path: str | Path | None = None) -> tuple[RuleSet, float]:
+    started = time.perf_counter()
+    rules = load_rules(path)
+    return rules, time.perf_counter() - started

@@ -1,0 +1,448 @@
+"""Text folding for matching, with a way back to the original offsets.
+
+Two foldings are built once per process, one entry per code point, and applied with `str.translate`:
+
+* the MATCH folding (word lists, allow list): every compatibility form to its NFKC form (full-width,
+  circled ①⑴⒈, ⓕ, mathematical 𝐟 …), a few dingbat / squared forms NFKC leaves alone (❶ 🅰) by their
+  Unicode name, digits of every script to ASCII, case folding, accents stripped (tóu → tou), a handful of
+  Cyrillic / Greek letters that look Latin, and traditional → simplified Chinese, character by character,
+  from OpenCC `t2s` (only its 1:1 results). DELETED: zero-width and format characters, combining marks,
+  variation selectors, emoji modifiers and tags, control characters (all *invisible*), and whitespace,
+  punctuation, symbols and emoji (all *visible*).
+* the DETECT folding (contact detectors): the same letter / digit folding plus Chinese and financial
+  numerals to digits (一 壹 幺 → 1); only invisible characters are deleted, punctuation stays so that
+  URLs and e-mail addresses keep their shape.
+
+Deleted characters are marked in a same-length "marked" view so a match can be mapped back to its span in
+the original text and so the matcher can cap how many *visible* deleted characters may sit between two
+letters of a match (the policy's `max_gap`, see `rules.matcher`). Invisible ones are never counted: a
+reader does not see them.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from bisect import bisect_right
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+
+# Markers in the marked view: a deleted character becomes one of these (they are never a folded letter,
+# because U+0000 / U+0001 are themselves control characters and therefore deleted).
+INVISIBLE = "\x00"
+VISIBLE = "\x01"
+MARKERS = INVISIBLE + VISIBLE
+STRIP_MARKERS = {0: None, 1: None}
+
+# Code points below this are looked up in a list; the rare ones above (CJK extension B+, tags, variation
+# selectors supplement) are folded one by one on a slower path.
+TABLE_SIZE = 0x20000
+
+_DIGIT_NAMES = {
+    "ZERO": 0,
+    "ONE": 1,
+    "TWO": 2,
+    "THREE": 3,
+    "FOUR": 4,
+    "FIVE": 5,
+    "SIX": 6,
+    "SEVEN": 7,
+    "EIGHT": 8,
+    "NINE": 9,
+    "TEN": 10,
+    "ELEVEN": 11,
+    "TWELVE": 12,
+    "THIRTEEN": 13,
+    "FOURTEEN": 14,
+    "FIFTEEN": 15,
+    "SIXTEEN": 16,
+    "SEVENTEEN": 17,
+    "EIGHTEEN": 18,
+    "NINETEEN": 19,
+    "TWENTY": 20,
+}
+_NAME_DIGIT = re.compile(r"\b(?:DIGIT|NUMBER) (" + "|".join(_DIGIT_NAMES) + r")$")
+_NAME_LETTER = re.compile(r"\bLATIN (?:CAPITAL |SMALL )?LETTER ([A-Z])$")
+
+# Letters of other scripts that are drawn like Latin ones and that NFKC does not fold (after case folding).
+HOMOGLYPHS = {
+    "а": "a",
+    "в": "b",
+    "е": "e",
+    "ё": "e",
+    "к": "k",
+    "м": "m",
+    "н": "h",
+    "о": "o",
+    "р": "p",
+    "с": "c",
+    "т": "t",
+    "у": "y",
+    "х": "x",
+    "і": "i",
+    "ї": "i",
+    "ј": "j",
+    "ѕ": "s",
+    "һ": "h",
+    "ԁ": "d",
+    "ԛ": "q",
+    "ԝ": "w",
+    "ӏ": "l",
+    "ɡ": "g",
+    "ɑ": "a",
+    "ο": "o",
+    "α": "a",
+    "β": "b",
+    "ε": "e",
+    "ι": "i",
+    "κ": "k",
+    "ν": "v",
+    "ρ": "p",
+    "τ": "t",
+    "υ": "u",
+    "χ": "x",
+    "ζ": "z",
+    "η": "n",
+    "μ": "u",
+    "ɩ": "i",
+    "ı": "i",
+    "ȷ": "j",
+}
+
+# Characters that render as nothing although Unicode calls them letters or symbols (Hangul fillers,
+# the braille blank, the Mongolian vowel separator) or that modify the emoji before them.
+_INVISIBLE_EXTRA = {0x115F, 0x1160, 0x3164, 0xFFA0, 0x2800, 0x180E, 0x17B4, 0x17B5, 0x034F, 0x200B}
+_SKIN_TONES = range(0x1F3FB, 0x1F400)
+
+# Chinese and financial numerals (after t2s) read as digits by the contact detectors.
+CHINESE_DIGITS = {
+    "〇": "0",
+    "零": "0",
+    "洞": "0",
+    "一": "1",
+    "壹": "1",
+    "幺": "1",
+    "么": "1",
+    "二": "2",
+    "贰": "2",
+    "两": "2",
+    "三": "3",
+    "叁": "3",
+    "四": "4",
+    "肆": "4",
+    "五": "5",
+    "伍": "5",
+    "六": "6",
+    "陆": "6",
+    "七": "7",
+    "柒": "7",
+    "八": "8",
+    "捌": "8",
+    "九": "9",
+    "玖": "9",
+}
+
+_CJK_RANGES = (
+    (0x3400, 0x4DC0),
+    (0x4E00, 0xA000),
+    (0xF900, 0xFB00),
+    (0x20000, 0x2A6E0),
+    (0x2A700, 0x2EBF0),
+    (0x2F800, 0x2FA20),
+    (0x30000, 0x323B0),
+)
+
+
+def is_cjk(ch: str) -> bool:
+    cp = ord(ch)
+    return any(lo <= cp < hi for lo, hi in _CJK_RANGES)
+
+
+def is_word_char(ch: str) -> bool:
+    """ASCII letters and digits: the characters of a 'word' for whole-word matching of Latin terms."""
+    return ch.isascii() and ch.isalnum()
+
+
+@cache
+def _t2s_map() -> dict[str, str]:
+    """Traditional → simplified for every CJK code point, from OpenCC, keeping only 1:1 conversions.
+
+    Converting each character on its own line avoids OpenCC's phrase table: this is character folding.
+    """
+    import opencc
+
+    converter = opencc.OpenCC("t2s")
+    chars = [chr(cp) for lo, hi in _CJK_RANGES for cp in range(lo, hi)]
+    chars = [c for c in chars if unicodedata.category(c) != "Cn"]
+    converted = converter.convert("\n".join(chars)).split("\n")
+    if len(converted) != len(chars):  # pragma: no cover - OpenCC never merges lines
+        raise RuntimeError("OpenCC t2s changed the number of lines")
+    return {src: dst for src, dst in zip(chars, converted, strict=True) if src != dst and len(dst) == 1}
+
+
+_WHITESPACE_CONTROLS = frozenset("\t\n\r\x0b\x0c\x1c\x1d\x1e\x1f\x85")
+
+
+def _invisible(cp: int, cat: str) -> bool:
+    """Deleted and not counted: format characters, combining marks, non-whitespace controls, fillers."""
+    if cat in ("Cf", "Mn", "Me", "Mc"):
+        return True
+    if cat == "Cc":
+        return chr(cp) not in _WHITESPACE_CONTROLS
+    return cp in _INVISIBLE_EXTRA or cp in _SKIN_TONES
+
+
+def _visible_deleted(cat: str) -> bool:
+    return cat[0] in "ZPS" or cat == "Cc"
+
+
+def _fold_letter(ch: str, t2s: dict[str, str]) -> str:
+    """Fold one kept character that NFKC already produced: accents, homoglyphs, digits, t2s."""
+    if ch.isascii():
+        return ch
+    if ch in t2s:
+        return t2s[ch]
+    cat = unicodedata.category(ch)
+    if cat == "Nd":
+        return str(unicodedata.decimal(ch))
+    stripped = "".join(c for c in unicodedata.normalize("NFD", ch) if not unicodedata.combining(c))
+    stripped = unicodedata.normalize("NFC", stripped) if stripped else ""
+    if len(stripped) == 1:
+        ch = stripped
+    return HOMOGLYPHS.get(ch, ch)
+
+
+def _by_name(ch: str) -> str | None:
+    """Dingbat digits (❶ ➊ ⓫) and squared letters (🅰 🄰) that have no compatibility decomposition."""
+    name = unicodedata.name(ch, "")
+    if not name or "CJK" in name:
+        return None
+    m = _NAME_DIGIT.search(name)
+    if m and ("CIRCLED" in name or "DINGBAT" in name or "SQUARED" in name or "KEYCAP" in name):
+        return str(_DIGIT_NAMES[m.group(1)])
+    m = _NAME_LETTER.search(name)
+    if m and ("CIRCLED" in name or "SQUARED" in name or "PARENTHESIZED" in name):
+        return m.group(1).lower()
+    return None
+
+
+def fold_code_point(cp: int, t2s: dict[str, str], *, detect: bool = False) -> str:
+    """The folding of one code point.
+
+    MATCH folding: the folded text, or INVISIBLE / VISIBLE for a deleted character.
+    DETECT folding: the folded text, "" for an invisible (deleted) character, punctuation kept.
+    """
+    match, detected = fold_both(cp, t2s)
+    return detected if detect else match
+
+
+def fold_both(cp: int, t2s: dict[str, str]) -> tuple[str, str]:
+    """(MATCH folding, DETECT folding) of one code point."""
+    ch = chr(cp)
+    if 0xD800 <= cp < 0xE000:  # lone surrogate: kept, matches nothing
+        return ch, ch
+    cat = unicodedata.category(ch)
+    if cat == "Cn" or (
+        cat == "Lo" and cp < 0x10000 and ch not in t2s and unicodedata.is_normalized("NFKC", ch)
+    ):
+        return ch, CHINESE_DIGITS.get(ch, ch)
+    if _invisible(cp, cat):
+        return INVISIBLE, ""
+    named = _by_name(ch) if cat in ("So", "No") else None
+    if named is not None:
+        composed = named
+    else:
+        composed = unicodedata.normalize("NFKC", ch)
+        composed = unicodedata.normalize("NFKC", composed.casefold())
+    match: list[str] = []
+    detected: list[str] = []
+    saw_visible = False
+    for c in composed:
+        c_cat = unicodedata.category(c)
+        if _invisible(ord(c), c_cat):
+            continue
+        if _visible_deleted(c_cat) and not c.isalnum():
+            detected.append(c)
+            saw_visible = True
+            continue
+        folded = _fold_letter(c, t2s)
+        match.append(folded)
+        detected.append(CHINESE_DIGITS.get(folded, folded))
+    if match:
+        return "".join(match), "".join(detected)
+    return (VISIBLE if saw_visible or _visible_deleted(cat) else INVISIBLE), "".join(detected)
+
+
+@dataclass(frozen=True, slots=True)
+class FoldTables:
+    """Per-code-point folding lists for `str.translate` (index = code point, below TABLE_SIZE)."""
+
+    match: list[str]
+    detect: list[str]
+    t2s: dict[str, str]
+
+
+@cache
+def tables() -> FoldTables:
+    """Build both foldings once per process (about 0.3 s)."""
+    t2s = _t2s_map()
+    match: list[str] = []
+    detect: list[str] = []
+    cjk_lo, cjk_hi = 0x4E00, 0xA000
+    for cp in range(TABLE_SIZE):
+        if cjk_lo <= cp < cjk_hi or 0x3400 <= cp < 0x4DC0:
+            # Unified ideographs: letters with no compatibility form; only t2s applies.
+            ch = chr(cp)
+            m = t2s.get(ch, ch)
+            match.append(m)
+            detect.append(CHINESE_DIGITS.get(m, m))
+            continue
+        m, d = fold_both(cp, t2s)
+        match.append(m)
+        detect.append(d)
+    return FoldTables(match=match, detect=detect, t2s=t2s)
+
+
+@cache
+def _fold_high(cp: int, detect: bool) -> str:
+    return fold_code_point(cp, tables().t2s, detect=detect)
+
+
+def fold_char(ch: str) -> str:
+    """MATCH folding of one character (INVISIBLE / VISIBLE for a deleted one)."""
+    cp = ord(ch)
+    return tables().match[cp] if cp < TABLE_SIZE else _fold_high(cp, False)
+
+
+def fold(text: str) -> str:
+    """MATCH folding of a whole string with deleted characters removed: what terms are compiled from."""
+    return marked_match(text, tables().match).translate(STRIP_MARKERS)
+
+
+def _has_high(text: str) -> bool:
+    return bool(text) and max(text) >= "\U00020000"
+
+
+def marked_match(text: str, table: Sequence[str]) -> str:
+    """`text` folded with `table`, deleted characters kept as markers. Same length when every character
+    folds to at most one character (the common case)."""
+    if not _has_high(text):
+        return text.translate(table)
+    high = tables().match
+    return "".join(table[ord(c)] if ord(c) < TABLE_SIZE else _high_through(c, high, table) for c in text)
+
+
+def _high_through(ch: str, base: Sequence[str], table: Sequence[str]) -> str:
+    folded = _fold_high(ord(ch), False)
+    if folded in MARKERS:
+        return folded
+    # Map a high code point's folding through the caller's table (which may replace letters by a sentinel).
+    return "".join(table[ord(c)] if ord(c) < TABLE_SIZE else c for c in folded)
+
+
+@dataclass(slots=True)
+class View:
+    """A folded text and the way back to the original.
+
+    `text` is the folded text without deleted characters. `marks` has one character per ORIGINAL
+    character: INVISIBLE / VISIBLE when it was deleted, anything else when kept. `orig(i)` gives the
+    original index of folded character i.
+    """
+
+    text: str
+    marks: str
+    # Either runs (folded start → original start) for 1:1 foldings, or an explicit per-character list.
+    _run_n: list[int]
+    _run_o: list[int]
+    _src: list[int] | None
+
+    def orig(self, i: int) -> int:
+        if self._src is not None:
+            return self._src[i]
+        k = bisect_right(self._run_n, i) - 1
+        return self._run_o[k] + (i - self._run_n[k])
+
+    def span(self, start: int, end: int) -> tuple[int, int]:
+        """Original [start, end) of folded [start, end) (end > start)."""
+        return self.orig(start), self.orig(end - 1) + 1
+
+    def max_visible_gap(self, o_start: int, o_end: int) -> int:
+        """The longest run of visible deleted characters inside the original span (invisible ones skipped)."""
+        inner = self.marks[o_start:o_end]
+        if VISIBLE not in inner:
+            return 0
+        inner = inner.replace(INVISIBLE, "")
+        return max(len(run) for run in _VISIBLE_RUN.findall(inner))
+
+    def separated(self, o_left: int, o_right: int) -> bool:
+        """True if a visible deleted character lies strictly between two original positions."""
+        return VISIBLE in self.marks[o_left + 1 : o_right]
+
+
+_VISIBLE_RUN = re.compile(VISIBLE + "+")
+_KEPT_RUN = re.compile(f"[^{MARKERS}]+")
+
+
+def build_view(text: str, marked: str, table: Sequence[str]) -> View:
+    """The View of `text` given its marked folding (from `marked_match` with the same table)."""
+    if len(marked) == len(text):
+        run_n: list[int] = []
+        run_o: list[int] = []
+        n = 0
+        for m in _KEPT_RUN.finditer(marked):
+            run_n.append(n)
+            run_o.append(m.start())
+            n += m.end() - m.start()
+        return View(marked.translate(STRIP_MARKERS), marked, run_n, run_o, None)
+    # Some character folds to several (㎏ → kg, ß → ss): map character by character.
+    pieces: list[str] = []
+    marks: list[str] = []
+    src: list[int] = []
+    for i, ch in enumerate(text):
+        folded = marked_match(ch, table)
+        if folded in MARKERS:
+            marks.append(folded)
+            continue
+        marks.append("k")
+        pieces.append(folded)
+        src.extend([i] * len(folded))
+    return View("".join(pieces), "".join(marks), [], [], src)
+
+
+@dataclass(slots=True)
+class DetectView:
+    """The DETECT folding of a text and the original index of each of its characters."""
+
+    text: str
+    src: list[int]
+
+    def span(self, start: int, end: int) -> tuple[int, int]:
+        return self.src[start], self.src[end - 1] + 1
+
+
+def detect_text(text: str) -> str:
+    """DETECT folding without offsets (a cheap first look)."""
+    t = tables()
+    if not _has_high(text):
+        return text.translate(t.detect)
+    return "".join(_detect_char(c, t) for c in text)
+
+
+def _detect_char(ch: str, t: FoldTables) -> str:
+    cp = ord(ch)
+    return t.detect[cp] if cp < TABLE_SIZE else _fold_high(cp, True)
+
+
+def detect_view(text: str) -> DetectView:
+    t = tables()
+    folded = detect_text(text)
+    if len(folded) == len(text):
+        return DetectView(folded, list(range(len(text))))
+    pieces: list[str] = []
+    src: list[int] = []
+    for i, ch in enumerate(text):
+        f = _detect_char(ch, t)
+        pieces.append(f)
+        src.extend([i] * len(f))
+    return DetectView("".join(pieces), src)

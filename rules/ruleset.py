@@ -1,0 +1,140 @@
+"""The compiled rule set and what a scan returns."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from rules.detectors import detect
+from rules.matcher import WordMatcher
+from rules.policy import CONTACT, Policy
+
+ScanAction = Literal["allow", "warn", "block"]
+_SEVERITY: dict[str, int] = {"allow": 0, "warn": 1, "block": 2}
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """One finding. `start`/`end` index the ORIGINAL text (Python str offsets); `text` is that slice.
+
+    `term` is the term as written in the word list (for a detector: its name, e.g. `phone`).
+    """
+
+    category: str
+    term: str
+    start: int
+    end: int
+    text: str
+    action: ScanAction
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "category": self.category,
+            "term": self.term,
+            "start": self.start,
+            "end": self.end,
+            "text": self.text,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ScanResult:
+    """The verdict of the content rules on one text: the most severe action of its matches."""
+
+    action: ScanAction
+    matches: tuple[Match, ...] = ()
+
+    @property
+    def blocked(self) -> bool:
+        return self.action == "block"
+
+    @property
+    def categories(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(m.category for m in self.matches))
+
+    def to_json(self) -> dict[str, object]:
+        """The object `guard scan` prints."""
+        return {"action": self.action, "matches": [m.to_json() for m in self.matches]}
+
+
+ALLOW_RESULT = ScanResult("allow", ())
+
+
+class RuleSet:
+    """Word lists + allow list + policy of one rules directory, compiled. Immutable once built."""
+
+    def __init__(
+        self,
+        *,
+        path: Path,
+        version: str,
+        policy: Policy,
+        matcher: WordMatcher,
+        term_counts: Mapping[str, int],
+        allow_count: int,
+        files: tuple[Path, ...],
+    ) -> None:
+        self.path = path
+        self.version = version
+        self.policy = policy
+        self.term_counts: Mapping[str, int] = dict(term_counts)
+        self.allow_count = allow_count
+        self.files = files
+        self._matcher = matcher
+        contact = policy.of(CONTACT)
+        self._detectors = contact.detectors
+        self._contact_action: ScanAction = contact.action
+        names = list(term_counts)
+        if self._detectors and CONTACT not in names:
+            names.append(CONTACT)
+        self.categories: tuple[str, ...] = tuple(names)
+        self._actions: dict[str, ScanAction] = {c: policy.of(c).action for c in self.categories}
+
+    def action_of(self, category: str) -> ScanAction:
+        return self._actions.get(category) or self.policy.of(category).action
+
+    def scan(self, text: str) -> ScanResult:
+        """Scan one outbound text. Never raises for any `str`; empty text is allowed."""
+        if not text:
+            return ALLOW_RESULT
+        matches: list[Match] = []
+        for hit in self._matcher.find(text):
+            category = hit.entry.category or ""
+            matches.append(
+                Match(
+                    category,
+                    hit.entry.term,
+                    hit.start,
+                    hit.end,
+                    text[hit.start : hit.end],
+                    self.action_of(category),
+                )
+            )
+        if self._detectors:
+            for found in detect(text, self._detectors):
+                s, e = found.start, found.end
+                matches.append(Match(CONTACT, found.kind, s, e, text[s:e], self._contact_action))
+        if not matches:
+            return ALLOW_RESULT
+        matches.sort(key=lambda m: (m.start, m.end))
+        action = max((m.action for m in matches), key=_SEVERITY.__getitem__)
+        return ScanResult(action, tuple(matches))
+
+    def scan_many(self, texts: Iterable[str]) -> list[ScanResult]:
+        return [self.scan(t) for t in texts]
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "path": str(self.path),
+            "version": self.version,
+            "categories": {
+                c: {"action": self.action_of(c), "terms": self.term_counts.get(c, 0)} for c in self.categories
+            },
+            "allow": self.allow_count,
+            "keys": self._matcher.size,
+        }
+
+    def __repr__(self) -> str:
+        return f"RuleSet(path={str(self.path)!r}, version={self.version!r}, categories={self.categories!r})"
