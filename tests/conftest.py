@@ -4,7 +4,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import redis.asyncio as aioredis
-from servers import RedisServer
+from servers import RedisCluster, RedisServer
 
 
 @pytest.fixture(scope="session")
@@ -25,3 +25,22 @@ async def redis_url(redis_server: RedisServer) -> AsyncIterator[str]:
     finally:
         await client.aclose()
     yield redis_server.url
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_server() -> Iterator[RedisCluster]:
+    """A real 3-master Redis Cluster for the whole session (started on first use)."""
+    cluster = RedisCluster(masters=3).start()
+    try:
+        yield cluster
+    finally:
+        cluster.cleanup()
+
+
+@pytest.fixture
+def redis_cluster(request: pytest.FixtureRequest, redis_cluster_server: RedisCluster) -> str:
+    """URL of the session's Redis Cluster, flushed before the test; only for tests marked `cluster`."""
+    if request.node.get_closest_marker("cluster") is None:
+        raise pytest.UsageError("tests using the redis_cluster fixture must be marked @pytest.mark.cluster")
+    redis_cluster_server.flush()
+    return redis_cluster_server.url

@@ -6,6 +6,7 @@ product's own embedded default).
 
 from __future__ import annotations
 
+import random
 import shutil
 import socket
 import subprocess
@@ -70,3 +71,88 @@ class RedisServer:
     def cleanup(self) -> None:
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def free_cluster_port() -> int:
+    """A free port for a cluster node: its bus port (port + 10000) must be free too, and Redis wants the
+    port <= 55535. Both are drawn below the usual ephemeral range so outgoing connections do not take them."""
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(15000, 22000)
+        try:
+            with socket.socket() as a, socket.socket() as b:
+                a.bind(("127.0.0.1", port))
+                b.bind(("127.0.0.1", port + 10000))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free port pair for a Redis Cluster node")
+
+
+class RedisCluster:
+    """A real Redis Cluster: `masters` redis-server processes in cluster mode on free ports, no replicas.
+
+    Built with `redis-cli --cluster create … --cluster-yes`; `start()` returns once every node reports
+    `cluster_state:ok`. `url` points at the first node (redis-py's cluster client discovers the rest).
+    """
+
+    def __init__(self, masters: int = 3) -> None:
+        if shutil.which("redis-cli") is None:
+            raise RuntimeError("redis-cli is not installed: run the README's test command: bash tests/run.sh")
+        cluster_mode = ["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"]
+        self.nodes = [RedisServer(port=free_cluster_port(), extra=list(cluster_mode)) for _ in range(masters)]
+        for node in self.nodes:
+            # Each node keeps its cluster state file in its own temporary directory.
+            node.extra += ["--cluster-config-file", str(node.dir / "nodes.conf")]
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.nodes[0].port}/0"
+
+    @property
+    def ports(self) -> list[int]:
+        return [node.port for node in self.nodes]
+
+    def _cli(self, port: int, *args: str, timeout: float = 30.0) -> str:
+        done = subprocess.run(
+            ["redis-cli", "-h", "127.0.0.1", "-p", str(port), *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"redis-cli {' '.join(args)} failed: {done.stdout}{done.stderr}")
+        return done.stdout
+
+    def start(self, timeout: float = 30.0) -> RedisCluster:
+        try:
+            for node in self.nodes:
+                node.start()
+            addresses = [f"127.0.0.1:{port}" for port in self.ports]
+            subprocess.run(
+                ["redis-cli", "--cluster", "create", *addresses, "--cluster-replicas", "0", "--cluster-yes"],
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=True,
+            )
+            deadline = time.monotonic() + timeout
+            while True:
+                states = [self._cli(port, "cluster", "info") for port in self.ports]
+                if all("cluster_state:ok" in state for state in states):
+                    return self
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"cluster on ports {self.ports} not ok after {timeout}s")
+                time.sleep(0.05)
+        except BaseException:
+            self.cleanup()
+            raise
+
+    def flush(self) -> None:
+        for port in self.ports:
+            self._cli(port, "flushall")
+
+    def cleanup(self) -> None:
+        for node in self.nodes:
+            node.cleanup()

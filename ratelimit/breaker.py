@@ -1,0 +1,53 @@
+"""A small circuit breaker: stop waiting on a dead Redis, and try it again on its own.
+
+closed → (``failures`` consecutive failures) → open: every call fails at once for ``cooldown`` seconds
+→ half-open: the next call is let through as a probe (others keep failing fast) → closed on success,
+open again on failure. No background task: the first call after the cooldown is the probe.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+
+class CircuitBreaker:
+    def __init__(
+        self, *, failures: int = 3, cooldown: float = 1.0, clock: Callable[[], float] = time.monotonic
+    ):
+        if failures < 1 or cooldown < 0:
+            raise ValueError("failures must be >= 1 and cooldown >= 0")
+        self.failures = failures
+        self.cooldown = cooldown
+        self._clock = clock
+        self._consecutive = 0
+        self._opened_at: float | None = None
+        self._probing = False
+
+    @property
+    def state(self) -> str:
+        if self._opened_at is None:
+            return "closed"
+        if self._probing or self._clock() - self._opened_at >= self.cooldown:
+            return "half-open"
+        return "open"
+
+    def allow(self) -> bool:
+        """May a call go to the storage now? (Claims the probe slot when half-open.)"""
+        if self._opened_at is None:
+            return True
+        if self._probing or self._clock() - self._opened_at < self.cooldown:
+            return False
+        self._probing = True
+        return True
+
+    def record_success(self) -> None:
+        self._consecutive = 0
+        self._opened_at = None
+        self._probing = False
+
+    def record_failure(self) -> None:
+        self._consecutive += 1
+        if self._probing or self._consecutive >= self.failures:
+            self._opened_at = self._clock()
+        self._probing = False

@@ -1,0 +1,254 @@
+"""The limiter: rules and charges in, one atomic storage call, outcomes out."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from typing import cast
+from zoneinfo import ZoneInfo
+
+from ratelimit.storage import (
+    STATUS_DUPLICATE,
+    STATUS_FROZEN,
+    HitPlan,
+    PlanItem,
+    RawRule,
+    ReadPlan,
+    RefundItem,
+    RefundPlan,
+    Storage,
+    counter_key,
+    decode_numbers,
+)
+from ratelimit.types import (
+    THRESHOLDS,
+    Charge,
+    HitResult,
+    LimitRule,
+    Mode,
+    RuleOutcome,
+    Threshold,
+    Window,
+    rule_problem,
+)
+from ratelimit.windows import day_span, span
+
+
+def _crossed(mask: int) -> tuple[Threshold, ...]:
+    return tuple(t for bit, t in enumerate(THRESHOLDS) if mask & (1 << bit))
+
+
+class Limiter:
+    """Per-account counters over calendar windows in one timezone.
+
+    `clock` returns epoch seconds; inject one to move through midnights in tests.
+    """
+
+    def __init__(
+        self, storage: Storage, *, tz: str = "Asia/Shanghai", clock: Callable[[], float] = time.time
+    ):
+        self.storage = storage
+        self.tz = ZoneInfo(tz)
+        self.clock = clock
+
+    def _check(self, account: str, charges: Sequence[Charge]) -> None:
+        if not account:
+            raise ValueError("account must be a non-empty string")
+        seen: set[tuple[str, str]] = set()
+        for charge in charges:
+            problem = rule_problem(charge.rule)
+            if problem is not None:
+                raise ValueError(f"rule {charge.rule.name!r}: {problem}")
+            if isinstance(charge.cost, bool) or not isinstance(charge.cost, int) or charge.cost < 0:
+                raise ValueError(f"rule {charge.rule.name!r}: cost must be a whole number >= 0")
+            ident = (charge.rule.name, charge.rule.window)
+            if ident in seen:
+                raise ValueError(f"rule {ident[0]!r} ({ident[1]}) is charged twice in one hit")
+            seen.add(ident)
+
+    async def hit(
+        self,
+        account: str,
+        charges: Sequence[Charge],
+        *,
+        request_id: str | None = None,
+        dry_run: bool = False,
+    ) -> HitResult:
+        """Check every charge and take them all only if every enforce-mode rule passes.
+
+        One storage round trip. A frozen account is refused with nothing charged. With a
+        `request_id`, a second hit with the same id on the same day returns the first answer with
+        `duplicate=True` and charges nothing. A dry run answers what a hit would do and writes nothing.
+        """
+        charges = [Charge(*c) for c in charges]
+        self._check(account, charges)
+        now = self.clock()
+        spans = [span(c.rule.window, now, self.tz) for c in charges]
+        items = tuple(
+            PlanItem(
+                key=counter_key(account, c.rule.name, c.rule.window, s.end),
+                limit=c.rule.limit,
+                warn_at=-1 if c.rule.warn_at is None else c.rule.warn_at,
+                alert_over=-1 if c.rule.alert_over is None else c.rule.alert_over,
+                enforce=c.rule.mode == "enforce",
+                cost=c.cost,
+                ttl=s.ttl(now),
+            )
+            for c, s in zip(charges, spans, strict=True)
+        )
+        descriptor = ""
+        if request_id is not None:
+            descriptor = json.dumps(
+                [
+                    [c.rule.name, c.rule.window, c.rule.limit, c.rule.mode, c.cost, s.end]
+                    for c, s in zip(charges, spans, strict=True)
+                ],
+                separators=(",", ":"),
+            )
+        day = day_span(now, self.tz)
+        plan = HitPlan(account, items, dry_run, request_id, day.end, day.ttl(now), descriptor, now)
+        raw = await self.storage.hit(plan)
+
+        if raw.status == STATUS_DUPLICATE:
+            return self._replay(raw.descriptor, raw.numbers, request_id, day.end)
+        if raw.status == STATUS_FROZEN:
+            return HitResult(False, (), frozen=True, request_id=request_id, day_resets_at=day.end)
+        outcomes = tuple(
+            self._outcome(c.rule.name, c.rule.window, c.rule.limit, c.rule.mode, c.cost, s.end, r)
+            for c, s, r in zip(charges, spans, raw.rules, strict=True)
+        )
+        return HitResult(raw.allowed, outcomes, request_id=request_id, day_resets_at=day.end)
+
+    @staticmethod
+    def _outcome(
+        name: str, window: Window, limit: int, mode: Mode, cost: int, end: int, r: RawRule
+    ) -> RuleOutcome:
+        return RuleOutcome(
+            rule=name,
+            window=window,
+            used=r.used,
+            limit=limit,
+            remaining=max(0, limit - r.used),
+            attempts=r.attempts,
+            allowed=r.allowed,
+            mode=mode,
+            crossed=_crossed(r.crossed),
+            resets_at=end,
+            cost=cost,
+        )
+
+    def _replay(self, descriptor: str, numbers: str, request_id: str | None, day_end: int) -> HitResult:
+        allowed, rules = decode_numbers(numbers)
+        described = json.loads(descriptor)
+        outcomes = tuple(
+            self._outcome(
+                str(name), cast(Window, window), int(limit), cast(Mode, mode), int(cost), int(end), r
+            )
+            for (name, window, limit, mode, cost, end), r in zip(described, rules, strict=True)
+        )
+        return HitResult(allowed, outcomes, duplicate=True, request_id=request_id, day_resets_at=day_end)
+
+    async def refund(
+        self,
+        account: str,
+        result_or_charges: HitResult | Sequence[Charge],
+        *,
+        request_id: str | None = None,
+    ) -> bool:
+        """Give back what a hit charged (never below zero) and release its idempotency record.
+
+        Given a `HitResult`, the charge goes back to the windows of that hit even after they rolled
+        over (an expired window is left alone); a refused or frozen result had charged nothing. Given
+        charges, they go back to the current windows. With a request id (the result's, or the
+        keyword) the refund happens at most once: it returns False when the record is already gone.
+        """
+        now = self.clock()
+        day_end = day_span(now, self.tz).end
+        if isinstance(result_or_charges, HitResult):
+            result = result_or_charges
+            request_id = request_id if request_id is not None else result.request_id
+            day_end = result.day_resets_at or day_end
+            charged = result.allowed and not result.frozen
+            items = tuple(
+                RefundItem(counter_key(account, o.rule, o.window, o.resets_at), o.cost if charged else 0)
+                for o in result.outcomes
+            )
+        else:
+            charges = [Charge(*c) for c in result_or_charges]
+            self._check(account, charges)
+            items = tuple(
+                RefundItem(
+                    counter_key(account, c.rule.name, c.rule.window, span(c.rule.window, now, self.tz).end),
+                    c.cost,
+                )
+                for c in charges
+            )
+        return await self.storage.refund(RefundPlan(account, items, request_id, day_end, now))
+
+    async def usage(self, account: str, rules: Sequence[LimitRule]) -> tuple[RuleOutcome, ...]:
+        """Read-only: each rule's counters in the current window (`allowed`: would a cost of 1 pass)."""
+        self._check(account, [Charge(r, 1) for r in rules])
+        now = self.clock()
+        ends = [span(r.window, now, self.tz).end for r in rules]
+        keys = tuple(counter_key(account, r.name, r.window, end) for r, end in zip(rules, ends, strict=True))
+        raw = await self.storage.read(ReadPlan(account, keys, now))
+        return tuple(
+            RuleOutcome(
+                rule=r.name,
+                window=r.window,
+                used=used,
+                limit=r.limit,
+                remaining=max(0, r.limit - used),
+                attempts=attempts,
+                allowed=used + 1 <= r.limit or r.mode == "shadow",
+                mode=r.mode,
+                crossed=(),
+                resets_at=end,
+            )
+            for r, end, (used, attempts) in zip(rules, ends, raw.counts, strict=True)
+        )
+
+    async def freeze(self, account: str) -> None:
+        """Refuse every hit of `account` on every process until `unfreeze` (checked inside the hit)."""
+        await self.storage.set_frozen(account, True)
+
+    async def unfreeze(self, account: str) -> None:
+        await self.storage.set_frozen(account, False)
+
+    async def is_frozen(self, account: str) -> bool:
+        raw = await self.storage.read(ReadPlan(account, (), self.clock()))
+        return raw.frozen
+
+    async def pick(self, candidates: Sequence[tuple[str, Sequence[LimitRule]]]) -> str | None:
+        """The non-frozen account with the most remaining quota (the minimum over its enforce rules).
+
+        For a backup matrix: candidates are (account, the rules its next action would be charged
+        under). Ties go to the earlier candidate; None when every candidate is frozen or exhausted.
+        One read per candidate.
+        """
+        best: tuple[int, str] | None = None
+        for account, rules in candidates:
+            self._check(account, [Charge(r, 1) for r in rules])
+            now = self.clock()
+            enforced = [r for r in rules if r.mode == "enforce"]
+            ends = [span(r.window, now, self.tz).end for r in enforced]
+            keys = tuple(
+                counter_key(account, r.name, r.window, end) for r, end in zip(enforced, ends, strict=True)
+            )
+            raw = await self.storage.read(ReadPlan(account, keys, now))
+            if raw.frozen:
+                continue
+            remaining = min(
+                (max(0, r.limit - used) for r, (used, _) in zip(enforced, raw.counts, strict=True)),
+                default=2**62,
+            )
+            if remaining > 0 and (best is None or remaining > best[0]):
+                best = (remaining, account)
+        return None if best is None else best[1]
+
+    async def ping(self) -> bool:
+        return await self.storage.ping()
+
+    async def aclose(self) -> None:
+        await self.storage.aclose()

@@ -1,0 +1,97 @@
+-- Check every counter of one request and charge them all only if every enforce-mode rule passes.
+--
+-- KEYS[1]  frozen switch of the account
+-- KEYS[2]  idempotency record of the request (unused when ARGV[2] is '0')
+-- KEYS[3…] one hash per rule and window: u = used, a = attempts, f = thresholds already reported
+-- ARGV[1] dry run '1'|'0'; ARGV[2] has request id '1'|'0'; ARGV[3] record ttl (s); ARGV[4] descriptor
+-- then per rule, 6 values: limit, warn_at (-1 none), alert_over (-1 none), enforce '1'|'0', cost, ttl (s)
+--
+-- Returns {0, allowed, used, attempts, crossed, allowed_rule, …}  done
+--         {1, 0}                                                  account frozen, nothing charged
+--         {2, descriptor, numbers}                                a retry: the first hit's answer
+-- crossed is a mask: 1 warn_at reached, 2 first attempt over the limit, 4 attempts passed alert_over;
+-- each is reported once per window (remembered in field f).
+
+local dry = ARGV[1] == '1'
+local has_request = ARGV[2] == '1'
+
+if has_request then
+  local record = redis.call('GET', KEYS[2])
+  if record then
+    local cut = string.find(record, '\n', 1, true)
+    return {2, string.sub(record, 1, cut - 1), string.sub(record, cut + 1)}
+  end
+end
+
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return {1, 0}
+end
+
+local n = #KEYS - 2
+local used, attempts, flags, fresh, pass = {}, {}, {}, {}, {}
+local allowed = true
+for i = 1, n do
+  local base = 5 + (i - 1) * 6
+  local limit = tonumber(ARGV[base])
+  local cost = tonumber(ARGV[base + 4])
+  local values = redis.call('HMGET', KEYS[i + 2], 'u', 'a', 'f')
+  fresh[i] = not values[1] and not values[2] and not values[3]
+  used[i] = tonumber(values[1]) or 0
+  attempts[i] = tonumber(values[2]) or 0
+  flags[i] = tonumber(values[3]) or 0
+  pass[i] = used[i] + cost <= limit
+  if not pass[i] and ARGV[base + 3] == '1' then
+    allowed = false
+  end
+end
+
+local out = {0, allowed and 1 or 0}
+local numbers = {allowed and 1 or 0}
+for i = 1, n do
+  local base = 5 + (i - 1) * 6
+  local warn_at = tonumber(ARGV[base + 1])
+  local alert_over = tonumber(ARGV[base + 2])
+  local cost = tonumber(ARGV[base + 4])
+  local new_used = used[i]
+  if allowed then
+    new_used = used[i] + cost
+  end
+  local new_attempts = attempts[i] + cost
+  local crossed = 0
+  if warn_at >= 0 and new_used >= warn_at and flags[i] % 2 == 0 and allowed then
+    crossed = crossed + 1
+  end
+  if not pass[i] and math.floor(flags[i] / 2) % 2 == 0 then
+    crossed = crossed + 2
+  end
+  if alert_over >= 0 and new_attempts > alert_over and math.floor(flags[i] / 4) % 2 == 0 then
+    crossed = crossed + 4
+  end
+  if not dry then
+    local key = KEYS[i + 2]
+    if allowed and cost ~= 0 then
+      redis.call('HINCRBY', key, 'u', cost)
+    end
+    redis.call('HINCRBY', key, 'a', cost)
+    if crossed ~= 0 then
+      redis.call('HSET', key, 'f', flags[i] + crossed)
+    end
+    if fresh[i] then
+      redis.call('EXPIRE', key, tonumber(ARGV[base + 5]))
+    end
+  end
+  local rule_pass = pass[i] and 1 or 0
+  out[#out + 1] = new_used
+  out[#out + 1] = new_attempts
+  out[#out + 1] = crossed
+  out[#out + 1] = rule_pass
+  numbers[#numbers + 1] = new_used
+  numbers[#numbers + 1] = new_attempts
+  numbers[#numbers + 1] = crossed
+  numbers[#numbers + 1] = rule_pass
+end
+
+if has_request and not dry then
+  redis.call('SET', KEYS[2], ARGV[4] .. '\n' .. table.concat(numbers, ','), 'EX', tonumber(ARGV[3]))
+end
+return out
