@@ -166,8 +166,6 @@ def _wecom_attachment(kind: str, body: dict[str, Any], where: str) -> tuple[list
         texts += a.text(body, "title", where) + a.text(body, "desc", where)
         url = a.opt_str(body, "url", where)
         a.opt_str(body, "picurl", where)
-        if url:
-            texts.append(TextField(f"{where}.url", url))
         return texts, Attachment(kind="link", where=where, url=url)
     if kind == "miniprogram":
         texts += a.text(body, "title", where)
@@ -296,6 +294,7 @@ def parse_moment_task(body: dict[str, Any], req: RequestInfo) -> list[Action]:
 
 
 _MESSAGE_ID_FIELDS = frozenset({"media_id", "thumb_media_id", "pic_media_id", "appid", "task_id", "agentid"})
+_URL_FIELDS = frozenset({"url", "content_source_url", "picurl", "pic_url", "pagepath"})
 _MESSAGE_TYPES = frozenset(
     {
         "text", "image", "voice", "video", "file", "textcard", "news", "mpnews", "markdown",
@@ -310,11 +309,11 @@ def _generic_message(body: dict[str, Any], payload_key: str) -> tuple[list[TextF
         raise BodyError(
             codes.BAD_REQUEST, f"{payload_key} is missing for msgtype {payload_key!r}", where=payload_key
         )
-    texts = list(a.strings_in(payload, payload_key, _MESSAGE_ID_FIELDS))
+    # Link targets are judged by the attachment policy (domains), not scanned as message text.
+    texts = list(a.strings_in(payload, payload_key, _MESSAGE_ID_FIELDS | _URL_FIELDS))
     attachments: list[Attachment] = []
-    for field_ in texts:
-        leaf = field_.where.rsplit(".", 1)[-1]
-        if leaf in ("url", "content_source_url", "pagepath", "linkUrl") and leaf != "pagepath":
+    for field_ in a.strings_in(payload, payload_key, _MESSAGE_ID_FIELDS):
+        if field_.where.rsplit(".", 1)[-1] in _URL_FIELDS - {"picurl", "pic_url", "pagepath"}:
             attachments.append(Attachment(kind="link", where=field_.where, url=field_.text))
     if payload_key in ("miniprogram_notice", "miniprogram") and isinstance(payload, dict):
         attachments.append(
@@ -478,7 +477,7 @@ def parse_gewe_link(body: dict[str, Any], req: RequestInfo) -> list[Action]:
     a.opt_str(body, "toWxid")
     a.opt_str(body, "thumbUrl")
     url = a.opt_str(body, "linkUrl")
-    texts = a.text(body, "title") + a.text(body, "desc") + a.text(body, "linkUrl")
+    texts = a.text(body, "title") + a.text(body, "desc")
     return _gewe_action("message", body, req, texts, [Attachment(kind="link", where="linkUrl", url=url)])
 
 
@@ -518,7 +517,6 @@ def parse_gewe_sns(body: dict[str, Any], req: RequestInfo) -> list[Action]:
     if link_info is not None:
         texts += a.text(link_info, "title", "linkInfo") + a.text(link_info, "description", "linkInfo")
         url = a.opt_str(link_info, "linkUrl", "linkInfo")
-        texts += a.text(link_info, "linkUrl", "linkInfo")
         attachments.append(Attachment(kind="link", where="linkInfo", url=url))
     for i, _ in enumerate(a.obj_list(body, "imgInfos")):
         attachments.append(Attachment(kind="image", where=f"imgInfos[{i}]"))
@@ -659,7 +657,6 @@ class CustomRoute:
                 if not isinstance(value, str):
                     raise a.wrong_type(where, "a string", value)
                 attachments.append(Attachment(kind="link", where=where, url=value))
-                texts.append(TextField(where, value))
         for spec in self.miniprograms:
             for where, value in values_at(body, spec):
                 if not isinstance(value, str):
