@@ -1,12 +1,142 @@
 """The risk manager's side (alerts, dashboard, accounts and report endpoints), installed into the app.
 
-Being built; `install` is called by `guard.app` once the core app is assembled.
+`install(app)` is called by `guard.app` once the core app is assembled: it adds the routes, appends the
+risk observer to `app[OBSERVERS]`, and adds one cleanup_ctx that at start-up connects the alert and
+report stores (Redis when configured, else in memory) and starts the background tasks (the observer's
+worker, one sender per webhook), and at shutdown stops them and closes what it opened.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import aiohttp
 from aiohttp import web
 
+from guard.alerts.config import RiskSettings, parse_risk_settings
+from guard.alerts.observer import RiskObserver
+from guard.alerts.store import AlertStore, MemoryAlertStore, RedisAlertStore
+from guard.alerts.webhook import WebhookSink
+from guard.reports import MemoryReportStore, RedisReportStore, Reports, ReportStore
+from guard.risk_api import RISK, RiskState, add_routes
+from guard.types import DecisionObserver
 
-def install(app: web.Application) -> None:
+log = logging.getLogger("guard.risk")
+
+# Blocking reads (SSE, webhook senders) wait at most this long per Redis call.
+BLOCK_SECONDS = 5.0
+
+
+def risk_settings_of(settings: Any) -> RiskSettings:
+    """The `[risk]` table of the guard's settings, validated (defaults when the settings have none)."""
+    raw = getattr(settings, "risk", None)
+    if isinstance(raw, RiskSettings):
+        return raw
+    return parse_risk_settings(raw)
+
+
+def _redis_client(settings: Any, shared: Any) -> Any:
+    """A connection of our own: blocking XREADs need a socket timeout longer than the proxy's."""
+    url = getattr(settings, "redis_url", None)
+    if not url or shared is None:
+        return None
+    options: dict[str, Any] = {"socket_timeout": BLOCK_SECONDS + 5.0, "socket_connect_timeout": 2.0}
+    from redis.asyncio.cluster import RedisCluster as _Cluster
+
+    if isinstance(shared, _Cluster):
+        from redis.asyncio.cluster import RedisCluster
+
+        return RedisCluster.from_url(url, **options)
+    import redis.asyncio as aioredis
+
+    return aioredis.Redis.from_url(url, **options)
+
+
+def install(app: web.Application, risk_settings: RiskSettings | None = None) -> None:
     """Add the risk endpoints, alert sinks and decision observers to `app`."""
+    from guard.appkeys import OBSERVERS, SETTINGS
+
+    settings = app.get(SETTINGS)
+    config = risk_settings or risk_settings_of(settings)
+    tz = ZoneInfo(getattr(settings, "timezone", "Asia/Shanghai"))
+    observer = RiskObserver(config, tz)
+    state = RiskState(settings=config, observer=observer)
+    app[RISK] = state
+    if OBSERVERS in app:
+        app[OBSERVERS].append(observer)
+    else:
+        observers: list[DecisionObserver] = [observer]
+        app[OBSERVERS] = observers
+    add_routes(app)
+    app.on_shutdown.append(_stop_streams)
+    app.cleanup_ctx.append(_risk_ctx)
+
+
+def configure(app: web.Application, risk_settings: RiskSettings) -> None:
+    """Replace the risk settings of an app that has not started yet (tests, embedders)."""
+    state = app[RISK]
+    state.settings = risk_settings
+    state.observer.settings = risk_settings
+
+
+async def _stop_streams(app: web.Application) -> None:
+    state = app[RISK]
+    state.stopping.set()
+    for task in list(state.streams):
+        task.cancel()
+
+
+async def _risk_ctx(app: web.Application) -> AsyncIterator[None]:
+    from guard.appkeys import ACCOUNTS, REDIS, SETTINGS
+
+    state = app[RISK]
+    settings = app.get(SETTINGS)
+    config = state.settings
+    tz_name = getattr(settings, "timezone", "Asia/Shanghai")
+    tz = ZoneInfo(tz_name)
+    client = _redis_client(settings, app.get(REDIS))
+    alerts: AlertStore
+    report_store: ReportStore
+    if client is not None:
+        alerts = RedisAlertStore(client, maxlen=config.alert_maxlen, block_cap=BLOCK_SECONDS)
+        report_store = RedisReportStore(client, tz, retention_days=config.retention_days)
+    else:
+        alerts = MemoryAlertStore(maxlen=config.alert_maxlen)
+        report_store = MemoryReportStore(retention_days=config.retention_days)
+    directory = app.get(ACCOUNTS)
+    staff_of: Callable[[str], str | None] | None = getattr(directory, "staff_of", None)
+    state.alerts = alerts
+    state.reports = Reports(report_store, tz, tz_name)
+    state.observer.bind(alerts, state.reports, staff_of)
+    session = aiohttp.ClientSession() if config.webhooks else None
+    owner = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tasks = [asyncio.create_task(state.observer.run(), name="risk-observer")]
+    if session is not None:
+        for hook in config.webhooks:
+            sink = WebhookSink(hook, alerts, session, owner=owner)
+            state.sinks.append(sink)
+            tasks.append(asyncio.create_task(sink.run(), name=f"webhook-{hook.name}"))
+    try:
+        yield
+    finally:
+        state.stopping.set()
+        # Record what the proxy already handed us before stopping the worker.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(state.observer.drain(), timeout=5.0)
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await alerts.close()
+        if session is not None:
+            await session.close()
+        if client is not None:
+            await client.aclose()
