@@ -43,7 +43,9 @@ WECOM_BAD_BODIES: dict[str, bytes] = {
     "trailing garbage": json.dumps(GOOD).encode() + b" x",
     "not utf-8": '{"sender": "acc1", "text": {"content": "稳赚不赔"}}'.encode("gbk"),
     "duplicate top-level key": b'{"sender": "acc1", "text": {"content": "hi"}, "sender": "acc2"}',
-    "duplicate nested key": b'{"sender": "acc1", "text": {"content": "hi", "content": "\\u7a33\\u8d5a\\u4e0d\\u8d54"}}',
+    "duplicate nested key": (
+        b'{"sender": "acc1", "text": {"content": "hi", "content": "\\u7a33\\u8d5a\\u4e0d\\u8d54"}}'
+    ),
     "duplicate key in an attachment": (
         b'{"sender":"acc1","attachments":[{"msgtype":"link","link":{"title":"a","title":"b"}}]}'
     ),
@@ -96,7 +98,7 @@ GEWE_BAD_BODIES: dict[str, bytes] = {
 async def test_gewe_bad_body_refused_in_gewe_format(
     guard: RunningGuard, stub: StubUpstream, case: str
 ) -> None:
-    status, headers, data = await guard.post(GEWE, GEWE_BAD_BODIES[case])
+    status, _headers, data = await guard.post(GEWE, GEWE_BAD_BODIES[case])
     assert status == 400
     assert data["ret"] in (490005, 490014) and data["msg"], data
     assert "errcode" not in data
@@ -131,9 +133,9 @@ async def test_chunked_body_is_scanned_and_forwarded_whole(guard: RunningGuard, 
         for i in range(0, len(raw), 7):
             yield raw[i : i + 7]
 
-    status, _, data = await guard.post(WECOM, chunks("本周稳赚不赔"))  # type: ignore[arg-type]
+    _, _, data = await guard.post(WECOM, chunks("本周稳赚不赔"))  # type: ignore[arg-type]
     assert data["errcode"] == 490001 and stub.count() == 0
-    status, _, data = await guard.post(WECOM, chunks("新品到店"))  # type: ignore[arg-type]
+    _status, _, data = await guard.post(WECOM, chunks("新品到店"))  # type: ignore[arg-type]
     assert data["errcode"] == 0 and stub.count() == 1
     assert json.loads(stub.seen[0].body)["text"]["content"] == "新品到店"
     assert "Transfer-Encoding" not in stub.seen[0].headers
@@ -160,11 +162,11 @@ async def test_compressed_body_is_decoded_scanned_and_forwarded_compressed(
         return gzip.compress(raw) if encoding == "gzip" else zlib.compress(raw)
 
     bad = pack({**GOOD, "text": {"content": "稳赚不赔的项目"}})
-    status, _, data = await guard.post(WECOM, bad, headers={"Content-Encoding": encoding})
+    _, _, data = await guard.post(WECOM, bad, headers={"Content-Encoding": encoding})
     assert data["errcode"] == 490001 and stub.count() == 0
 
     good = pack(GOOD)
-    status, _, data = await guard.post(WECOM, good, headers={"Content-Encoding": encoding})
+    _status, _, data = await guard.post(WECOM, good, headers={"Content-Encoding": encoding})
     assert data["errcode"] == 0 and stub.count() == 1
     assert stub.seen[0].body == good  # forwarded as received: still compressed
     assert stub.seen[0].headers["Content-Encoding"] == encoding
@@ -200,9 +202,9 @@ async def test_upstream_hang_is_504_in_profile_format() -> None:
         stub.answers[WECOM] = ("hang", 5.0)
         stub.answers["/api/message/postText"] = ("hang", 5.0)
         async with running_guard(Settings(upstream=stub.url, reload_interval=0, read_timeout=0.3)) as guard:
-            status, headers, data = await guard.post(WECOM, GOOD)
+            status, _, data = await guard.post(WECOM, GOOD)
             assert status == 504 and data["errcode"] == 490011
-            status, headers, data = await guard.post(
+            status, _headers, data = await guard.post(
                 "/api/message/postText", {"appId": "g1", "content": "hi"}
             )
             assert status == 504 and data["ret"] == 490011
@@ -218,7 +220,7 @@ async def test_upstream_down_is_502_and_refunded() -> None:
 
     dead = f"http://127.0.0.1:{free_port()}"
     async with running_guard(Settings(upstream=dead, reload_interval=0, connect_timeout=1.0)) as guard:
-        status, headers, data = await guard.post(WECOM, GOOD)
+        status, _headers, data = await guard.post(WECOM, GOOD)
         assert status == 502 and data["errcode"] == 490012
         assert "重试" in data["errmsg"] and "Retry" in data["errmsg"]
         assert await nothing_charged(guard, "acc1", "broadcast") is False  # the attempt was counted …

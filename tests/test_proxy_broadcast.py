@@ -87,10 +87,10 @@ async def test_blocked_broadcast_never_arrives(guard: RunningGuard, stub: StubUp
 
 
 async def test_blocked_when_written_with_unicode_escapes(guard: RunningGuard, stub: StubUpstream) -> None:
-    # {"text": {"content": "稳赚不赔"}} with every character as \uXXXX, as json.dumps(ensure_ascii=True) writes it
+    # every non-ASCII character as \uXXXX, as json.dumps(ensure_ascii=True) writes it
     body = json.dumps(broadcast(text={"content": "本周稳赚不赔"}), ensure_ascii=True)
     assert "稳" not in body and "\\u7a33" in body
-    status, headers, data = await guard.post(PATH, body)
+    _status, _headers, data = await guard.post(PATH, body)
     assert data["errcode"] == 490001
     assert stub.count() == 0
 
@@ -125,7 +125,7 @@ async def test_second_broadcast_refused_with_limit_count_and_reset(
 ) -> None:
     first = await guard.post(PATH, broadcast("wangwu"))
     assert first[2]["errcode"] == 0
-    status, headers, data = await guard.post(PATH, broadcast("wangwu"))
+    _status, headers, data = await guard.post(PATH, broadcast("wangwu"))
     assert data["errcode"] == 490003
     assert headers["X-Guard-Rule"] == "quota:broadcast/day"
     details = data["guard"]["details"]
@@ -137,7 +137,7 @@ async def test_second_broadcast_refused_with_limit_count_and_reset(
 
 async def test_upstream_refusal_refunds_the_charge(guard: RunningGuard, stub: StubUpstream) -> None:
     stub.answers[PATH] = ("json", 200, b'{"errcode":41048,"errmsg":"invalid external_userid"}')
-    status, headers, data = await guard.post(PATH, broadcast("zhaoliu"))
+    _status, _headers, data = await guard.post(PATH, broadcast("zhaoliu"))
     assert data["errcode"] == 41048  # the upstream's answer, relayed unchanged
     assert stub.count() == 1
     assert (await used(guard, "zhaoliu"))[0] == 0
@@ -154,7 +154,7 @@ async def test_http_error_from_upstream_refunds(guard: RunningGuard, stub: StubU
 
 async def test_recipient_cap_charges_the_recipient_count(guard: RunningGuard, stub: StubUpstream) -> None:
     many = [f"wm{i:06d}" for i in range(201)]  # new tier: broadcast.recipients day = 200
-    status, headers, data = await guard.post(PATH, broadcast("sunba", external_userid=many))
+    _status, headers, data = await guard.post(PATH, broadcast("sunba", external_userid=many))
     assert data["errcode"] == 490003
     assert headers["X-Guard-Rule"] == "quota:broadcast.recipients/day"
     assert stub.count() == 0
@@ -176,7 +176,7 @@ async def test_dry_run_check_charges_nothing(guard: RunningGuard) -> None:
 
 async def test_check_api_refuses_content_like_the_proxy(guard: RunningGuard) -> None:
     body = {"kind": "message", "account": "wu", "texts": [{"where": "greeting", "text": "稳赚不赔"}]}
-    status, _, data = await guard.post("/v1/check", body)
+    _status, _, data = await guard.post("/v1/check", body)
     assert data["decision"] == "refuse" and data["code"] == 490001 and data["rule"] == "content:finance"
     assert data["verdicts"][0]["details"]["matches"][0]["where"] == "greeting"
 
@@ -192,12 +192,12 @@ async def test_old_shape_image_and_all_attachment_kinds_pass(guard: RunningGuard
             {"msgtype": "miniprogram", "miniprogram": {"title": "会员中心", "appid": "wx8", "page": "p/i"}},
         ],
     )
-    status, _, data = await guard.post(PATH, body)
+    _status, _, data = await guard.post(PATH, body)
     assert data["errcode"] == 0 and stub.count() == 1
 
 
 async def test_link_to_a_denied_domain_is_refused(guard: RunningGuard, stub: StubUpstream) -> None:
     body = broadcast(attachments=[{"msgtype": "link", "link": {"title": "新品", "url": "https://t.cn/abc"}}])
-    status, headers, data = await guard.post(PATH, body)
+    _status, headers, data = await guard.post(PATH, body)
     assert data["errcode"] == 490002 and headers["X-Guard-Rule"] == "attachment:link_domain"
     assert stub.count() == 0
