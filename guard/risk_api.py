@@ -444,9 +444,10 @@ async def overview(request: web.Request) -> web.Response:
         except Exception as exc:  # one broken account must not blank the page
             accounts.append({"account": name, "error": str(exc)})
     rules = {
-        "version": getattr(current, "version", None),
-        "loaded_at": getattr(current, "loaded_at", None),
+        "version": getattr(bundle, "version", None) or getattr(current, "version", None),
+        "loaded_at": getattr(bundle, "loaded_at", None),
         "last_error": getattr(bundle, "last_error", None),
+        "last_error_at": getattr(bundle, "last_error_at", None),
     }
     return _json(
         {

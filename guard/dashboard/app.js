@@ -163,7 +163,7 @@ function usageBar(item) {
   const ratio = item.limit > 0 ? Math.min(1, item.used / item.limit) : 1;
   const cls = ratio >= 1 ? "full" : ratio >= 0.8 ? "near" : "";
   const name = (ACTIONS[item.action] || item.action) + " / " + (WINDOWS[item.window] || item.window);
-  return el("div", { class: "bar", "data-rule": item.rule },
+  return el("div", { class: "bar", "data-rule": item.rule, "data-window": item.window },
     el("div", { class: "label" },
       el("span", {}, name + (item.mode === "shadow" ? " (shadow)" : "")),
       el("span", {}, `${item.used} / ${item.limit}`)),
