@@ -91,8 +91,7 @@ def _argv_of(args: argparse.Namespace) -> list[str]:
 
 def _supervise(workers: int, argv: list[str]) -> int:
     """Start `workers` copies of this command as single-worker processes that share the port."""
-    child_argv = [a for a in argv if not a.startswith("--workers")]
-    # Drop the value that followed a separate "--workers N".
+    # The children get the same arguments minus `--workers N` (and GUARD_WORKERS=1).
     cleaned: list[str] = []
     skip = False
     for arg in argv:

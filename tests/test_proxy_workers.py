@@ -1,0 +1,118 @@
+"""`guard serve --workers 2` on one Redis: real processes share the port (SO_REUSEPORT) and the counters."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+
+import aiohttp
+import pytest
+from servers import free_port
+from test_proxy_support import stub_upstream
+
+GEWE_ADD = "/gewe/v2/api/contacts/addContacts"
+
+
+def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"guard exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url + "/readyz", timeout=1) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("guard did not become ready")
+
+
+def _children(pid: int) -> list[int]:
+    out = subprocess.run(
+        ["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True, check=False
+    )
+    return [int(p) for p in out.stdout.split()]
+
+
+@pytest.mark.slow
+async def test_two_workers_admit_exactly_five_of_1000_concurrent_adds(redis_url: str) -> None:
+    async with stub_upstream() as stub:
+        port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GUARD_")}
+        # 1,000 requests land at once on two processes sharing two cores with the test itself: give
+        # Redis calls more than the default 100 ms so that a slow moment is not read as Redis being down.
+        env["GUARD_REDIS_TIMEOUT"] = "2.0"
+        proc = await asyncio.to_thread(
+            subprocess.Popen,
+            [
+                sys.executable, "-m", "guard", "serve", "--workers", "2", "--redis", redis_url,
+                "--port", str(port), "--upstream", stub.url,
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            url = f"http://127.0.0.1:{port}"
+            await asyncio.to_thread(_wait_ready, url, proc)
+            workers = _children(proc.pid)
+            assert len(workers) == 2
+
+            body = b'{"appId":"wx-new-account","scene":3,"option":2,"v3":"v3","v4":"v4","content":"hello"}'
+            connector = aiohttp.TCPConnector(limit=0, force_close=True)
+            async with aiohttp.ClientSession(connector=connector) as session:
+
+                async def one() -> int:
+                    async with session.post(
+                        url + GEWE_ADD, data=body, headers={"Content-Type": "application/json"}
+                    ) as resp:
+                        data = await resp.json()
+                        return int(data["ret"])
+
+                results = await asyncio.gather(*(one() for _ in range(1000)))
+
+                # Each worker counts its own decisions: both took part, and together they decided all 1,000.
+                per_worker: set[float] = set()
+                for _ in range(40):
+                    async with session.get(url + "/metrics") as resp:
+                        text = await resp.text()
+                    per_worker.add(
+                        sum(
+                            float(line.rsplit(" ", 1)[1])
+                            for line in text.splitlines()
+                            if line.startswith('guard_decisions_total{action="add_friend.active"')
+                        )
+                    )
+            counts = Counter(results)
+            assert counts[200] == 5
+            assert counts[490003] == 995
+            assert stub.count(GEWE_ADD) == 5
+            assert len(per_worker) == 2 and sum(per_worker) == 1000 and 0 not in per_worker
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def test_workers_without_redis_refuse_to_start() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GUARD_")}
+    out = subprocess.run(
+        [sys.executable, "-m", "guard", "serve", "--workers", "2", "--port", str(free_port())],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert out.returncode == 2
+    assert "setting 'workers'" in out.stderr and "redis" in out.stderr
