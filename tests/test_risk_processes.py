@@ -1,0 +1,220 @@
+"""Two real guard processes (`python3 -m guard serve`) on one Redis: thresholds fire exactly once per window
+across both, the alert feed and SSE are shared, a freeze on one refuses on the other at once, and the
+daily report equals the decisions made through both."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from servers import free_port
+from test_proxy_support import StubUpstream, rules_copy, stub_upstream
+
+from guard.auth import hash_key
+
+pytestmark = pytest.mark.slow
+
+BROADCAST = "/cgi-bin/externalcontact/add_msg_template"
+ADD = "/gewe/v2/api/contacts/addContacts"
+STAFF = {"X-Guard-Key": "staff-key"}
+ADMIN = {"X-Guard-Key": "admin-key"}
+CONFIG = f"""
+reload_interval = 0
+
+[[keys]]
+name = "scrm"
+hash = "{hash_key("staff-key")}"
+accounts = ["*"]
+role = "staff"
+
+[[keys]]
+name = "boss"
+hash = "{hash_key("admin-key")}"
+accounts = ["*"]
+role = "admin"
+"""
+ACCOUNTS_TOML = """
+[accounts.shop-1]
+staff = "alice"
+[accounts.wx_hammer]
+staff = "bob"
+"""
+
+
+@pytest.fixture
+async def stub() -> AsyncIterator[StubUpstream]:
+    async with stub_upstream() as s:
+        yield s
+
+
+@pytest.fixture
+def guards(redis_url: str, stub: StubUpstream, tmp_path: Path) -> Iterator[list[str]]:
+    config = tmp_path / "guard.toml"
+    config.write_text(CONFIG, encoding="utf-8")
+    rules = rules_copy(tmp_path, accounts=ACCOUNTS_TOML)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GUARD_")}
+    procs: list[subprocess.Popen[bytes]] = []
+    urls: list[str] = []
+    try:
+        for _ in range(2):
+            port = free_port()
+            # fmt: off
+            argv = [
+                sys.executable, "-m", "guard", "serve", "--config", str(config), "--rules", str(rules),
+                "--redis", redis_url, "--upstream", stub.url, "--port", str(port),
+            ]
+            # fmt: on
+            with (tmp_path / f"guard-{port}.log").open("wb") as log:
+                procs.append(subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env))
+            urls.append(f"http://127.0.0.1:{port}")
+        for url, proc in zip(urls, procs, strict=True):
+            _wait_ready(url, proc, tmp_path)
+        yield urls
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _wait_ready(url: str, proc: subprocess.Popen[bytes], logs: Path) -> None:
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            text = "\n".join(p.read_text(errors="replace") for p in logs.glob("guard-*.log"))
+            raise RuntimeError(f"guard exited with {proc.returncode}:\n{text[-3000:]}")
+        try:
+            with urllib.request.urlopen(url + "/readyz", timeout=1) as resp:
+                if resp.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} not ready")
+
+
+async def call(
+    session: aiohttp.ClientSession,
+    method: str,
+    url: str,
+    headers: dict[str, str],
+    body: Any = None,
+    **kw: Any,
+) -> tuple[int, Any]:
+    data = json.dumps(body, ensure_ascii=False).encode() if body is not None else None
+    hdrs = {"Content-Type": "application/json", **headers}
+    async with session.request(method, url, data=data, headers=hdrs, **kw) as resp:
+        raw = await resp.read()
+        try:
+            return resp.status, json.loads(raw)
+        except ValueError:
+            return resp.status, raw.decode(errors="replace")
+
+
+async def eventually(check: Any, deadline: float = 30.0) -> Any:
+    """Poll `check()` (async, returns a value or None) until it returns something."""
+    end = time.monotonic() + deadline
+    while True:
+        value = await check()
+        if value is not None:
+            return value
+        if time.monotonic() > end:
+            raise AssertionError("not reached before the deadline")
+        await asyncio.sleep(0.1)
+
+
+def add(app_id: str) -> dict[str, Any]:
+    return {"appId": app_id, "scene": 3, "option": 2, "v3": "v3", "v4": "v4", "content": "你好"}
+
+
+async def test_two_processes_share_alerts_freeze_and_report(guards: list[str], stub: StubUpstream) -> None:
+    a, b = guards
+    async with aiohttp.ClientSession() as session:
+        # 40 concurrent active adds for one new account, alternating between the two processes.
+        results = await asyncio.gather(
+            *(call(session, "POST", (a, b)[i % 2] + ADD, STAFF, add("wx_hammer")) for i in range(40))
+        )
+        allowed = sum(1 for _, data in results if data["ret"] == 200)
+        assert allowed == 5  # the new-account limit, shared through Redis
+        assert stub.count(ADD) == 5
+
+        async def report_complete() -> dict[str, Any] | None:
+            _, report = await call(session, "GET", b + "/v1/reports/daily", ADMIN)
+            return report if report["totals"]["allowed"] + report["totals"]["refused"] == 40 else None
+
+        report = await eventually(report_complete)
+        # Thresholds across both processes: warning at 4, redline at the limit, redline past 10 attempts —
+        # each exactly once, whichever process saw the hit.
+        _, feed = await call(session, "GET", a + "/v1/alerts", ADMIN, params={"account": "wx_hammer"})
+        got = sorted((x["level"], x["rule"]) for x in feed["alerts"])
+        assert got == [
+            ("redline", "add_friend.active/day"),
+            ("redline", "add_friend.active/day:attempts"),
+            ("warning", "add_friend.active/day"),
+        ]
+        _, feed_b = await call(session, "GET", b + "/v1/alerts", ADMIN, params={"account": "wx_hammer"})
+        assert [x["id"] for x in feed_b["alerts"]] == [x["id"] for x in feed["alerts"]]
+
+        # Report figures equal the decisions.
+        rows = {r["id"]: r for r in report["accounts"]}
+        assert rows["wx_hammer"]["allowed"] == {"add_friend": 5}
+        assert rows["wx_hammer"]["refused"] == {"add_friend": 35}
+        assert {r["id"]: r["refused_total"] for r in report["staff"]} == {"bob": 35}
+
+        # The SSE feed of process B replays what process A's alerts were, from the start, once each.
+        first_id = feed["alerts"][0]["id"]
+        async with session.get(
+            b + "/v1/alerts/stream",
+            headers={**ADMIN, "Last-Event-ID": first_id},
+            params={"account": "wx_hammer"},
+        ) as resp:
+            ids: list[str] = []
+            while len(ids) < 2:
+                line = (await asyncio.wait_for(resp.content.readline(), 20)).decode().strip()
+                if line.startswith("id: "):
+                    ids.append(line[4:])
+        assert ids == [x["id"] for x in feed["alerts"][1:]]
+
+        # Freeze on A: B refuses the very next request for that account.
+        status, view = await call(
+            session, "POST", a + "/v1/accounts/shop-1/freeze", ADMIN, {"reason": "test"}
+        )
+        assert status == 200 and view["frozen"] is True
+        body = {
+            "chat_type": "single",
+            "external_userid": ["wm1"],
+            "sender": "shop-1",
+            "text": {"content": "新品"},
+        }
+        _, data = await call(session, "POST", b + BROADCAST, STAFF, body)
+        assert data["errcode"] == 490004
+        assert stub.count(BROADCAST) == 0
+        _, view_b = await call(session, "GET", b + "/v1/accounts/shop-1", ADMIN)
+        assert view_b["frozen"] is True
+        await call(session, "POST", b + "/v1/accounts/shop-1/unfreeze", ADMIN)
+        _, data = await call(session, "POST", a + BROADCAST, STAFF, body)
+        assert data["errcode"] == 0 and stub.count(BROADCAST) == 1
+
+        async def report_has_all() -> dict[str, Any] | None:
+            _, rep = await call(session, "GET", a + "/v1/reports/daily", ADMIN)
+            return rep if rep["totals"]["allowed"] + rep["totals"]["refused"] == 42 else None
+
+        final = await eventually(report_has_all)
+        rows = {r["id"]: r for r in final["accounts"]}
+        assert rows["shop-1"]["refused"] == {"broadcast": 1} and rows["shop-1"]["allowed"] == {"broadcast": 1}
