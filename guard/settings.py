@@ -355,6 +355,7 @@ def enforce_loopback(settings: Settings) -> tuple[Settings, str | None]:
         return settings, f"no client keys configured: listening on loopback {settings.host} only"
     return (
         replace(settings, host="127.0.0.1"),
-        f"no client keys configured: refusing to listen on {settings.host}; listening on 127.0.0.1 only "
+        f"no client keys configured: refusing to listen on {settings.host}; "
+        "listening on loopback 127.0.0.1 only "
         "(configure [[keys]] to accept other hosts)",
     )
