@@ -8,6 +8,7 @@ per (account, rule, level, window) by the store, across every guard process shar
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import time
@@ -25,6 +26,8 @@ from guard.types import DecisionRecord, Verdict
 
 log = logging.getLogger("guard.alerts")
 
+RETRY_SECONDS = 1.0
+RETRY_MAX = 10_000
 _WINDOW_FORMATS = {"minute": "%Y-%m-%dT%H:%M", "hour": "%Y-%m-%dT%H", "day": "%Y-%m-%d"}
 _WINDOW_SECONDS = {"minute": 60.0, "hour": 3600.0, "day": 86400.0}
 _RULE_ZH = {
@@ -96,6 +99,7 @@ class RiskObserver:
         if alerts is not None and reports is not None:
             self.bind(alerts, reports, staff_of)
         self._queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue(maxsize=settings.queue_size)
+        self._retry: collections.deque[tuple[str, Any]] = collections.deque()
         self.dropped = 0
         self.failed = 0
         self.published = 0
@@ -129,7 +133,16 @@ class RiskObserver:
 
     async def run(self) -> None:
         while True:
-            kind, payload = await self._queue.get()
+            if self._retry:
+                try:
+                    kind, payload = await asyncio.wait_for(self._queue.get(), RETRY_SECONDS)
+                except TimeoutError:
+                    await self._flush_retry()
+                    continue
+            else:
+                kind, payload = await self._queue.get()
+            if self._retry:
+                await self._flush_retry()
             try:
                 if kind == "decision":
                     await self.handle_decision(payload)
@@ -144,8 +157,50 @@ class RiskObserver:
                 self._queue.task_done()
 
     async def drain(self) -> None:
-        """Wait until everything queued so far is recorded (tests, shutdown)."""
+        """Wait until everything queued so far is handled (tests, shutdown)."""
         await self._queue.join()
+
+    # A step that failed (Redis unreachable) waits here and is retried in order, so a Redis outage
+    # delays report counters and alerts instead of losing them (up to RETRY_MAX steps).
+    async def _attempt(self, step: tuple[str, Any]) -> None:
+        if self._retry:
+            self._keep(step)
+            return
+        try:
+            await self._do(step)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("risk observer: %s not recorded yet (%s); will retry", step[0], exc)
+            self._keep(step)
+
+    def _keep(self, step: tuple[str, Any]) -> None:
+        if len(self._retry) >= RETRY_MAX:
+            self._retry.popleft()
+            self.dropped += 1
+        self._retry.append(step)
+
+    async def _do(self, step: tuple[str, Any]) -> None:
+        kind, payload = step
+        if kind == "report":
+            await self.reports.record(payload)
+        else:
+            await self.publish(*payload)
+
+    async def _flush_retry(self) -> None:
+        while self._retry:
+            try:
+                await self._do(self._retry[0])
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                return
+            self._retry.popleft()
+
+    @property
+    def waiting(self) -> int:
+        """Steps waiting for Redis to come back."""
+        return len(self._retry)
 
     async def publish(self, alert: Alert, ttl: float) -> Alert | None:
         stored = await self.alerts.publish(alert, dedup_ttl=ttl)
@@ -166,9 +221,9 @@ class RiskObserver:
                 staff = self._staff_of(record.decision.action.account)
                 if staff:
                     record = replace(record, staff=staff)
-        await self.reports.record(record)
+        await self._attempt(("report", record))
         for alert, ttl in self.alerts_for(record):
-            await self.publish(alert, ttl)
+            await self._attempt(("alert", (alert, ttl)))
 
     async def handle_system(self, event: str, message: str, details: dict[str, Any], at: float) -> None:
         seconds = self.settings.system_alert_seconds
@@ -184,7 +239,7 @@ class RiskObserver:
             at=at,
             details=safe,
         )
-        await self.publish(alert, seconds)
+        await self._attempt(("alert", (alert, seconds)))
 
     def alerts_for(self, record: DecisionRecord) -> list[tuple[Alert, float]]:
         """The alerts one decision raises, each with its dedup lifetime (pure but for the clock)."""
