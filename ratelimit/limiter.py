@@ -32,7 +32,7 @@ from ratelimit.types import (
     Window,
     rule_problem,
 )
-from ratelimit.windows import day_span, span
+from ratelimit.windows import Span, span
 
 
 def _crossed(mask: int) -> tuple[Threshold, ...]:
@@ -51,13 +51,35 @@ class Limiter:
         self.storage = storage
         self.tz = ZoneInfo(tz)
         self.clock = clock
+        # Per-call work that rarely changes: the current span of each window, and rules already checked.
+        self._spans: dict[str, Span] = {}
+        self._valid_rules: set[LimitRule] = set()
+
+    def _span(self, window: Window, now: float) -> Span:
+        current = self._spans.get(window)
+        if current is None or not current.start <= now < current.end:
+            current = self._spans[window] = span(window, now, self.tz)
+        return current
+
+    def _valid(self, rule: LimitRule) -> str | None:
+        try:
+            if rule in self._valid_rules:
+                return None
+        except TypeError:  # an unhashable rule object: check it every time
+            return rule_problem(rule)
+        problem = rule_problem(rule)
+        if problem is None:
+            if len(self._valid_rules) > 4096:  # rules are replaced on reload; keep the cache bounded
+                self._valid_rules.clear()
+            self._valid_rules.add(rule)
+        return problem
 
     def _check(self, account: str, charges: Sequence[Charge]) -> None:
         if not account:
             raise ValueError("account must be a non-empty string")
         seen: set[tuple[str, str]] = set()
         for charge in charges:
-            problem = rule_problem(charge.rule)
+            problem = self._valid(charge.rule)
             if problem is not None:
                 raise ValueError(f"rule {charge.rule.name!r}: {problem}")
             if isinstance(charge.cost, bool) or not isinstance(charge.cost, int) or charge.cost < 0:
@@ -84,7 +106,7 @@ class Limiter:
         charges = [Charge(*c) for c in charges]
         self._check(account, charges)
         now = self.clock()
-        spans = [span(c.rule.window, now, self.tz) for c in charges]
+        spans = [self._span(c.rule.window, now) for c in charges]
         items = tuple(
             PlanItem(
                 key=counter_key(account, c.rule.name, c.rule.window, s.end),
@@ -106,7 +128,7 @@ class Limiter:
                 ],
                 separators=(",", ":"),
             )
-        day = day_span(now, self.tz)
+        day = self._span("day", now)
         plan = HitPlan(account, items, dry_run, request_id, day.end, day.ttl(now), descriptor, now)
         raw = await self.storage.hit(plan)
 
@@ -164,7 +186,7 @@ class Limiter:
         keyword) the refund happens at most once: it returns False when the record is already gone.
         """
         now = self.clock()
-        day_end = day_span(now, self.tz).end
+        day_end = self._span("day", now).end
         if isinstance(result_or_charges, HitResult):
             result = result_or_charges
             request_id = request_id if request_id is not None else result.request_id
@@ -179,7 +201,7 @@ class Limiter:
             self._check(account, charges)
             items = tuple(
                 RefundItem(
-                    counter_key(account, c.rule.name, c.rule.window, span(c.rule.window, now, self.tz).end),
+                    counter_key(account, c.rule.name, c.rule.window, self._span(c.rule.window, now).end),
                     c.cost,
                 )
                 for c in charges
@@ -190,7 +212,7 @@ class Limiter:
         """Read-only: each rule's counters in the current window (`allowed`: would a cost of 1 pass)."""
         self._check(account, [Charge(r, 1) for r in rules])
         now = self.clock()
-        ends = [span(r.window, now, self.tz).end for r in rules]
+        ends = [self._span(r.window, now).end for r in rules]
         keys = tuple(counter_key(account, r.name, r.window, end) for r, end in zip(rules, ends, strict=True))
         raw = await self.storage.read(ReadPlan(account, keys, now))
         return tuple(
@@ -232,7 +254,7 @@ class Limiter:
             self._check(account, [Charge(r, 1) for r in rules])
             now = self.clock()
             enforced = [r for r in rules if r.mode == "enforce"]
-            ends = [span(r.window, now, self.tz).end for r in enforced]
+            ends = [self._span(r.window, now).end for r in enforced]
             keys = tuple(
                 counter_key(account, r.name, r.window, end) for r, end in zip(enforced, ends, strict=True)
             )

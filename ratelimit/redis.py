@@ -166,7 +166,9 @@ class RedisStorage:
         ]
         for item in plan.items:
             keys.append(item.key)
-            args += [item.limit, item.warn_at, item.alert_over, int(item.enforce), item.cost, item.ttl]
+            args.append(
+                f"{item.limit}:{item.warn_at}:{item.alert_over}:{int(item.enforce)}:{item.cost}:{item.ttl}"
+            )
 
         async def run(client: Client) -> Any:
             return await HIT(client, keys, args)

@@ -4,7 +4,8 @@
 -- KEYS[2]  idempotency record of the request (unused when ARGV[2] is '0')
 -- KEYS[3…] one hash per rule and window: u = used, a = attempts, f = thresholds already reported
 -- ARGV[1] dry run '1'|'0'; ARGV[2] has request id '1'|'0'; ARGV[3] record ttl (s); ARGV[4] descriptor
--- then per rule, 6 values: limit, warn_at (-1 none), alert_over (-1 none), enforce '1'|'0', cost, ttl (s)
+-- ARGV[5…] one per rule: 'limit:warn_at:alert_over:enforce:cost:ttl' (warn_at / alert_over -1: none;
+--          enforce 1|0; ttl in seconds). One packed argument per rule keeps the call cheap to encode.
 --
 -- Returns {0, allowed, used, attempts, crossed, allowed_rule, …}  done
 --         {1, 0}                                                  account frozen, nothing charged
@@ -28,19 +29,27 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
 end
 
 local n = #KEYS - 2
+local specs = {}
+for i = 1, n do
+  local spec = {}
+  for value in string.gmatch(ARGV[4 + i], '[^:]+') do
+    spec[#spec + 1] = tonumber(value)
+  end
+  specs[i] = spec
+end
+
 local used, attempts, flags, fresh, pass = {}, {}, {}, {}, {}
 local allowed = true
 for i = 1, n do
-  local base = 5 + (i - 1) * 6
-  local limit = tonumber(ARGV[base])
-  local cost = tonumber(ARGV[base + 4])
+  local limit = specs[i][1]
+  local cost = specs[i][5]
   local values = redis.call('HMGET', KEYS[i + 2], 'u', 'a', 'f')
   fresh[i] = not values[1] and not values[2] and not values[3]
   used[i] = tonumber(values[1]) or 0
   attempts[i] = tonumber(values[2]) or 0
   flags[i] = tonumber(values[3]) or 0
   pass[i] = used[i] + cost <= limit
-  if not pass[i] and ARGV[base + 3] == '1' then
+  if not pass[i] and specs[i][4] == 1 then
     allowed = false
   end
 end
@@ -48,10 +57,9 @@ end
 local out = {0, allowed and 1 or 0}
 local numbers = {allowed and 1 or 0}
 for i = 1, n do
-  local base = 5 + (i - 1) * 6
-  local warn_at = tonumber(ARGV[base + 1])
-  local alert_over = tonumber(ARGV[base + 2])
-  local cost = tonumber(ARGV[base + 4])
+  local warn_at = specs[i][2]
+  local alert_over = specs[i][3]
+  local cost = specs[i][5]
   local new_used = used[i]
   if allowed then
     new_used = used[i] + cost
@@ -77,7 +85,7 @@ for i = 1, n do
       redis.call('HSET', key, 'f', flags[i] + crossed)
     end
     if fresh[i] then
-      redis.call('EXPIRE', key, tonumber(ARGV[base + 5]))
+      redis.call('EXPIRE', key, specs[i][6])
     end
   end
   local rule_pass = pass[i] and 1 or 0
