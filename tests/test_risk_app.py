@@ -3,6 +3,7 @@ equal to the decisions made, roles, freeze / unfreeze / recover, complaints, mat
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -25,6 +26,7 @@ KEYS = (
 )
 STAFF = {"X-Guard-Key": "staff-key"}
 RISK_KEY = {"X-Guard-Key": "risk-key"}
+JSON_STAFF = {**STAFF, "Content-Type": "application/json"}
 ADMIN = {"X-Guard-Key": "admin-key"}
 ACCOUNTS_TOML = """
 [accounts.acct-a]
@@ -243,3 +245,88 @@ async def test_dashboard_is_served(guard: RunningGuard) -> None:
     status, overview = await get(guard, "/v1/risk/overview", ADMIN)
     assert status == 200 and overview["role"] == "admin"
     assert {a["account"] for a in overview["accounts"]} >= {"acct-a", "acct-b", "acct-c"}
+
+
+async def test_app_webhook_sink_delivers_alerts_from_real_decisions(
+    stub: StubUpstream, tmp_path: Path
+) -> None:
+    from aiohttp import web
+    from servers import free_port
+
+    from guard.alerts.config import WebhookSettings
+    from guard.app import create_app
+    from guard.risk import configure
+
+    received: list[dict[str, Any]] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        received.append(await request.json())
+        return web.json_response({"errcode": 0, "errmsg": "ok"})
+
+    receiver = web.Application()
+    receiver.router.add_post("/robot", hook)
+    receiver_runner = web.AppRunner(receiver)
+    await receiver_runner.setup()
+    receiver_port = free_port()
+    await web.TCPSite(receiver_runner, "127.0.0.1", receiver_port).start()
+
+    rules = rules_copy(tmp_path, accounts=ACCOUNTS_TOML)
+    app = create_app(Settings(upstream=stub.url, reload_interval=0, keys=KEYS, rules_dir=rules))
+    robot = WebhookSettings(name="robot", url=f"http://127.0.0.1:{receiver_port}/robot", levels=("block",))
+    configure(app, RiskSettings(webhooks=(robot,)))
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    import aiohttp
+
+    try:
+        async with aiohttp.ClientSession() as session:
+            await asyncio.sleep(0.3)  # the sender takes the current end of the feed as its start
+            body = json.dumps(broadcast("acct-a", "稳赚不赔的理财")).encode()
+            async with session.post(
+                f"http://127.0.0.1:{port}{BROADCAST}", data=body, headers=JSON_STAFF
+            ) as resp:
+                assert (await resp.json())["errcode"] == 490001
+            # Not a block: a quota redline, filtered out by the sink's levels.
+            for _ in range(2):
+                body = json.dumps(broadcast("acct-b")).encode()
+                async with session.post(f"http://127.0.0.1:{port}{BROADCAST}", data=body, headers=JSON_STAFF):
+                    pass
+            deadline = asyncio.get_running_loop().time() + 20
+            while not received:
+                assert asyncio.get_running_loop().time() < deadline
+                await asyncio.sleep(0.05)
+        (message,) = received
+        assert message["msgtype"] == "markdown"
+        content = message["markdown"]["content"]
+        assert "拦截 block" in content and "acct-a" in content and "redline" not in content
+    finally:
+        await runner.cleanup()
+        await receiver_runner.cleanup()
+
+
+async def test_report_command_asks_a_running_guard(guard: RunningGuard) -> None:
+    import subprocess
+    import sys
+
+    await post(guard, BROADCAST, broadcast("acct-a"), STAFF)
+    await post(guard, BROADCAST, broadcast("acct-a"), STAFF)
+    await settle(guard)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-m", "guard", "report", "--url", guard.url, *args]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=60)
+
+    done = await asyncio.to_thread(run, "--key", "risk-key", "--format", "json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["totals"] == {
+        "allowed": 1,
+        "refused": 1,
+        "complaints": 0,
+        "sensitive_hits": 0,
+        "limits_reached": 1,
+    }
+    done = await asyncio.to_thread(run, "--key", "staff-key")
+    assert done.returncode == 2 and "403" in done.stderr
