@@ -1,6 +1,7 @@
 # siyu-guard: the compliance guard proxy.
 #   docker build -t siyu-guard .
-#   docker run --rm -p 8080:8080 -e GUARD_KEYS_FILE=... siyu-guard     (see docker-compose.yml)
+#   docker run --rm -p 8080:8080 -v $PWD/guard.toml:/etc/siyu-guard/guard.toml:ro \
+#       -e GUARD_CONFIG=/etc/siyu-guard/guard.toml siyu-guard
 # Inside the container the guard listens on 0.0.0.0:8080. With no client keys configured the guard
 # refuses to listen beyond loopback, so a container needs a config file with [[keys]] (mounted at
 # /etc/siyu-guard/guard.toml, see docker-compose.yml) to be reachable from outside.
