@@ -46,6 +46,10 @@ class CircuitBreaker:
         self._opened_at = None
         self._probing = False
 
+    def release(self) -> None:
+        """The call ended without an answer either way (e.g. the caller cancelled it): free the probe."""
+        self._probing = False
+
     def record_failure(self) -> None:
         self._consecutive += 1
         if self._probing or self._consecutive >= self.failures:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -247,18 +248,20 @@ class Limiter:
 
         For a backup matrix: candidates are (account, the rules its next action would be charged
         under). Ties go to the earlier candidate; None when every candidate is frozen or exhausted.
-        One read per candidate.
+        One read per candidate, all at once.
         """
-        best: tuple[int, str] | None = None
+        now = self.clock()
+        plans: list[tuple[str, list[LimitRule], ReadPlan]] = []
         for account, rules in candidates:
             self._check(account, [Charge(r, 1) for r in rules])
-            now = self.clock()
             enforced = [r for r in rules if r.mode == "enforce"]
-            ends = [self._span(r.window, now).end for r in enforced]
             keys = tuple(
-                counter_key(account, r.name, r.window, end) for r, end in zip(enforced, ends, strict=True)
+                counter_key(account, r.name, r.window, self._span(r.window, now).end) for r in enforced
             )
-            raw = await self.storage.read(ReadPlan(account, keys, now))
+            plans.append((account, enforced, ReadPlan(account, keys, now)))
+        reads = await asyncio.gather(*(self.storage.read(plan) for _, _, plan in plans))
+        best: tuple[int, str] | None = None
+        for (account, enforced, _), raw in zip(plans, reads, strict=True):
             if raw.frozen:
                 continue
             remaining = min(

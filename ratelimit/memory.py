@@ -80,12 +80,12 @@ class MemoryStorage:
         now = plan.now
         self._sweep(now)
         rkey = request_key(plan.account, plan.request_id, plan.day_end)
+        if frozen_key(plan.account) in self._frozen:
+            return RawHit(STATUS_FROZEN, False)
         if plan.request_id is not None:
             record = self._records.get(rkey)
             if record is not None and record[2] > now:
                 return RawHit(STATUS_DUPLICATE, False, descriptor=record[0], numbers=record[1])
-        if frozen_key(plan.account) in self._frozen:
-            return RawHit(STATUS_FROZEN, False)
 
         current = [self._counter(item.key, now) for item in plan.items]
         passes = [

@@ -135,8 +135,12 @@ class RedisStorage:
                     self._cluster = bool(info.get("cluster_enabled"))
                 client = self._connect(self._cluster)
                 if isinstance(client, RedisCluster):
-                    # Learn the slot map once, before concurrent first commands race to do it.
-                    await client.initialize()
+                    try:
+                        # Learn the slot map once, before concurrent first commands race to do it.
+                        await client.initialize()
+                    except BaseException:
+                        await asyncio.shield(client.aclose())
+                        raise
                 self._client = client
             return self._client
 
@@ -151,7 +155,8 @@ class RedisStorage:
             reason = "timed out" if isinstance(exc, TimeoutError) else f"{type(exc).__name__}: {exc}"
             raise StorageUnavailable(self.name, f"{what}: {reason}") from exc
         except BaseException:
-            self.breaker.record_failure()
+            # Cancelled by the caller: says nothing about Redis.
+            self.breaker.release()
             raise
         self.breaker.record_success()
         return result

@@ -7,6 +7,7 @@ Python. Both share this module's key layout and record format, so their semantic
 
 from __future__ import annotations
 
+import hashlib
 from typing import NamedTuple, Protocol
 
 # Bits of the crossed-thresholds mask returned by the scripts (order of types.THRESHOLDS).
@@ -17,8 +18,9 @@ STATUS_DONE, STATUS_FROZEN, STATUS_DUPLICATE = 0, 1, 2
 
 def account_tag(account: str) -> str:
     # One hash tag per account: every key of an account lands in one Redis Cluster slot, so one
-    # script can touch them all.
-    return "{acct:" + account.replace("}", "").replace("{", "") + "}"
+    # script can touch them all. Braces would end the tag early: escape them (injectively).
+    escaped = account.replace("%", "%25").replace("{", "%7B").replace("}", "%7D")
+    return "{acct:" + escaped + "}"
 
 
 def counter_key(account: str, rule_name: str, window: str, window_end: int) -> str:
@@ -31,7 +33,11 @@ def frozen_key(account: str) -> str:
 
 def request_key(account: str, request_id: str | None, day_end: int) -> str:
     # The day is part of the key: a request id is unique within a calendar day, whatever the clock.
-    return f"{account_tag(account)}:req:{day_end}:{request_id or ''}"
+    # Client-chosen ids (an Idempotency-Key header) can be long: long ones are stored by their hash.
+    rid = request_id or ""
+    if len(rid) > 64:
+        rid = "sha256:" + hashlib.sha256(rid.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{account_tag(account)}:req:{day_end}:{rid}"
 
 
 class PlanItem(NamedTuple):

@@ -151,6 +151,13 @@ def test_breaker_state_machine() -> None:
     assert not breaker.allow()  # only one probe at a time
     breaker.record_success()
     assert breaker.state == "closed" and breaker.allow()
+    breaker.record_failure()
+    breaker.record_failure()
+    breaker.record_failure()
+    monotonic.now += 1.0
+    assert breaker.allow()  # a probe…
+    breaker.release()  # …cancelled by its caller: the next call may probe
+    assert breaker.allow()
     with pytest.raises(ValueError):
         CircuitBreaker(failures=0)
 

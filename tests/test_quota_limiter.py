@@ -351,6 +351,31 @@ async def test_frozen_account_is_refused_and_charged_nothing(
     assert after.allowed and not after.duplicate  # the frozen refusal was not recorded
 
 
+async def test_freeze_also_refuses_the_retry_of_an_earlier_request(limiter: Limiter) -> None:
+    first = await limiter.hit("a", [Charge(ACTIVE_DAY)], request_id="r")
+    await limiter.freeze("a")
+    retry = await limiter.hit("a", [Charge(ACTIVE_DAY)], request_id="r")
+    assert first.allowed and retry.frozen and not retry.allowed and not retry.duplicate
+    await limiter.unfreeze("a")
+    assert (await limiter.hit("a", [Charge(ACTIVE_DAY)], request_id="r")).duplicate
+
+
+async def test_account_ids_with_braces_do_not_collide(limiter: Limiter) -> None:
+    rule = Rule("broadcast", "day", 1)
+    ids = ["ab", "a{b}", "a%7Bb%7D", "{ab}", "a}b{"]
+    results = [await limiter.hit(account, [Charge(rule)]) for account in ids]
+    assert all(r.allowed for r in results)
+    assert [not (await limiter.hit(account, [Charge(rule)])).allowed for account in ids] == [True] * len(ids)
+
+
+async def test_long_request_ids(limiter: Limiter) -> None:
+    rule = Rule("broadcast", "day", 5)
+    long_a, long_b = "k" * 5000 + "a", "k" * 5000 + "b"
+    assert not (await limiter.hit("a", [Charge(rule)], request_id=long_a)).duplicate
+    assert (await limiter.hit("a", [Charge(rule)], request_id=long_a)).duplicate
+    assert not (await limiter.hit("a", [Charge(rule)], request_id=long_b)).duplicate
+
+
 async def test_usage_reads_without_writing(limiter: Limiter) -> None:
     hourly = Rule("add_friend.active", "hour", 3)
     await limiter.hit("a", [Charge(ACTIVE_DAY), Charge(hourly)])

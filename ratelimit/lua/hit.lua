@@ -16,16 +16,17 @@
 local dry = ARGV[1] == '1'
 local has_request = ARGV[2] == '1'
 
+-- Frozen first: a freeze refuses even the retry of a request charged before it.
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return {1, 0}
+end
+
 if has_request then
   local record = redis.call('GET', KEYS[2])
   if record then
     local cut = string.find(record, '\n', 1, true)
     return {2, string.sub(record, 1, cut - 1), string.sub(record, cut + 1)}
   end
-end
-
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  return {1, 0}
 end
 
 local n = #KEYS - 2
