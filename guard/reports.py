@@ -24,8 +24,9 @@ from guard.types import DecisionRecord
 DEFAULT_RETENTION_DAYS = 90
 SEP = "\t"  # between the parts of a counter name; account and staff ids never contain a tab
 
-# Counter names: "<a|s>\t<id>\t<metric>\t<detail>", e.g. "a\tacct-1\trefused\tbroadcast".
-METRICS = ("allowed", "refused", "hit", "limit", "complaints", "linked")
+# Counter names: "<a|s>\t<id>\t<metric>\t<detail>", e.g. "a\tacct-1\trefused\tbroadcast"; metrics:
+# allowed, refused, upstream_refused (by action), hit (by category), limit (by rule), complaints, linked
+# (an account's staff members).
 
 
 def day_of(at: float, tz: ZoneInfo) -> date:
@@ -173,7 +174,7 @@ class RedisReportStore(ReportStore):
 
 
 class MemoryReportStore(ReportStore):
-    def __init__(self, retention_days: int = DEFAULT_RETENTION_DAYS, today: Any = None) -> None:
+    def __init__(self, retention_days: int = DEFAULT_RETENTION_DAYS) -> None:
         self.retention_days = retention_days
         self._days: dict[date, dict[str, int]] = {}
 

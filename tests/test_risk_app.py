@@ -4,6 +4,7 @@ equal to the decisions made, roles, freeze / unfreeze / recover, complaints, mat
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -330,3 +331,28 @@ async def test_report_command_asks_a_running_guard(guard: RunningGuard) -> None:
     }
     done = await asyncio.to_thread(run, "--key", "staff-key")
     assert done.returncode == 2 and "403" in done.stderr
+
+
+async def test_an_open_alert_stream_does_not_hold_up_shutdown(stub: StubUpstream, tmp_path: Path) -> None:
+    import aiohttp
+    from aiohttp import web
+    from servers import free_port
+
+    from guard.app import create_app
+
+    app = create_app(Settings(upstream=stub.url, reload_interval=0, keys=KEYS))
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    async with aiohttp.ClientSession() as session:
+        resp = await session.get(f"http://127.0.0.1:{port}/v1/alerts/stream", headers=RISK_KEY)
+        assert resp.status == 200
+        await resp.content.readline()
+        # A deadlock guard, not a speed target: shutdown must finish although a reader is connected.
+        await asyncio.wait_for(runner.cleanup(), 60)
+        # The reader sees its stream end (as after any disconnect, it resumes with Last-Event-ID).
+        with contextlib.suppress(aiohttp.ClientPayloadError):
+            await asyncio.wait_for(resp.content.read(), 60)
+        assert resp.content.at_eof() or resp.content.exception() is not None
+        resp.close()

@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 from guard.alerts.config import RiskSettings
 from guard.alerts.model import Alert, mask_pii, masked_excerpt
 from guard.alerts.store import AlertStore
-from guard.reports import Reports, content_categories
+from guard.reports import Reports, content_categories, staff_of_record
 from guard.types import DecisionRecord, Verdict
 
 log = logging.getLogger("guard.alerts")
@@ -216,11 +216,13 @@ class RiskObserver:
     async def handle_decision(self, record: DecisionRecord) -> None:
         if record.dry_run:
             return
-        with contextlib.suppress(Exception):
-            if record.staff is None and self._staff_of is not None:
-                staff = self._staff_of(record.decision.action.account)
-                if staff:
-                    record = replace(record, staff=staff)
+        if record.staff is None:
+            staff = None
+            if self._staff_of is not None:
+                with contextlib.suppress(Exception):
+                    staff = self._staff_of(record.decision.action.account)
+            # The registry's owner of the account, else the key that made the request.
+            record = replace(record, staff=staff or staff_of_record(record))
         await self._attempt(("report", record))
         for alert, ttl in self.alerts_for(record):
             await self._attempt(("alert", (alert, ttl)))

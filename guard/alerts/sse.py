@@ -63,7 +63,15 @@ async def stream_alerts(
     await response.write(f"retry: {RETRY_MS}\n: stream from {cursor}\n\n".encode())
     try:
         while stopping is None or not stopping.is_set():
-            alerts = await store.read(cursor, wait=heartbeat)
+            try:
+                alerts = await store.read(cursor, wait=heartbeat)
+            except Exception as exc:  # any backend error; cancellation still propagates
+                # The store (Redis) is unreachable: keep the reader, say so, try again.
+                await response.write(
+                    f": alert store unavailable ({type(exc).__name__}); retrying\n\n".encode()
+                )
+                await asyncio.sleep(1.0)
+                continue
             if not alerts:
                 await response.write(b": keepalive\n\n")
                 continue
