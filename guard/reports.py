@@ -115,7 +115,8 @@ def tally(record: DecisionRecord) -> dict[str, int]:
             add("upstream_refused", kind)
         else:
             add("allowed", kind)
-        for cat in content_categories(record):
+        # One hit per category per message: how many messages touched each category.
+        for cat in dict.fromkeys(content_categories(record)):
             add("hit", cat)
         for name in limits_reached(record):
             add("limit", name)

@@ -240,6 +240,11 @@ async function loadOverview() {
   ruleError.textContent = data.rules.last_error || "无 none";
   ruleError.className = data.rules.last_error ? "bad" : "";
   $("alerts-backend").textContent = data.alerts_backend;
+  $("webhooks").replaceChildren(
+    ...(data.webhooks.length
+      ? data.webhooks.map((w) => el("div", { class: w.last_error ? "error" : "" },
+          `${w.name}: 已推送 sent ${w.sent} · 失败 failures ${w.failures}` + (w.last_error ? ` · ${w.last_error}` : "")))
+      : [el("span", { class: "muted" }, "未配置 none configured")]));
   $("accounts").replaceChildren(...data.accounts.map(accountCard));
   $("no-accounts").hidden = data.accounts.length > 0;
 }
