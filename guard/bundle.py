@@ -14,7 +14,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ import rules
 from guard.profiles import ProfileSet, load_profiles
 from rules.accounts import AccountRegistry, load_accounts
 from rules.attachments import AttachmentPolicy, load_attachment_policy
-from rules.limits import LimitRuleSpec, LimitTable, TierPlacement, load_limits
+from rules.limits import RECOVERING, LimitRuleSpec, LimitTable, TierPlacement, load_limits
 
 log = logging.getLogger("guard.bundle")
 
@@ -39,6 +39,10 @@ class Bundle:
     attachments: AttachmentPolicy
     version: str
     directory: Path
+    # (action, tier, recovering stage day) → rules; the limits table never changes within one bundle.
+    _rules_cache: dict[tuple[str, str, int | None], tuple[LimitRuleSpec, ...]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     def placement(self, account: str, today: date, recovering_since: date | None) -> TierPlacement:
         """The tier of `account` today; a recovery started at run time (`recovering_since`) wins over the
@@ -53,7 +57,14 @@ class Bundle:
     ) -> tuple[LimitRuleSpec, ...]:
         """The limit rules that `action_name` of `account` is charged under today."""
         placement = self.placement(account, today, recovering_since)
-        return self.limits.rules_for(action_name, placement.tier, days_in_tier=placement.days)
+        days = placement.days if placement.tier == RECOVERING else None
+        key = (action_name, placement.tier, days)
+        found = self._rules_cache.get(key)
+        if found is None:
+            found = self._rules_cache[key] = self.limits.rules_for(
+                action_name, placement.tier, days_in_tier=days
+            )
+        return found
 
     def tier(self, account: str, today: date, recovering_since: date | None) -> str:
         return self.placement(account, today, recovering_since).tier

@@ -21,6 +21,8 @@ Pure Python (no aiohttp, no redis). File format (`attachments.toml` in the rules
 from __future__ import annotations
 
 import fnmatch
+import functools
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,16 +129,20 @@ def _host(url: str) -> tuple[str | None, str]:
     return host.rstrip(".").lower(), parts.scheme.lower()
 
 
-def _matches(value: str, patterns: tuple[str, ...]) -> bool:
-    value = value.lower()
+@functools.lru_cache(maxsize=256)
+def _compiled(patterns: tuple[str, ...]) -> re.Pattern[str]:
+    """One regex for a list of globs; a plain name ("example.com") also covers its subdomains."""
+    parts = []
     for pattern in patterns:
-        pattern = pattern.lower()
-        if fnmatch.fnmatchcase(value, pattern):
-            return True
-        # "example.com" also covers its subdomains.
-        if "*" not in pattern and value.endswith("." + pattern):
-            return True
-    return False
+        glob = fnmatch.translate(pattern.lower())
+        if "*" not in pattern and "?" not in pattern and "[" not in pattern:
+            glob = r"(?:.*\.)?" + glob
+        parts.append(f"(?:{glob})")
+    return re.compile("|".join(parts) if parts else r"(?!)")
+
+
+def _matches(value: str, patterns: tuple[str, ...]) -> bool:
+    return _compiled(patterns).match(value.lower()) is not None
 
 
 def _globs(data: dict[str, Any], key: str, where: str, path: str) -> tuple[str, ...]:

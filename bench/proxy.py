@@ -1,0 +1,225 @@
+"""Proxy benchmark (a benchmark, not a test): in ONE run, the same stub upstream and the same wrk load —
+clean WeCom broadcasts, each from a fresh account so every request is within its limits and the guard
+does all of its work (parse, scan, count in Redis, forward) — against
+
+  1. the upstream directly,
+  2. a bare aiohttp pass-through proxy (bench/passthrough.py, no checks),
+  3. the guard with all checks on and Redis counters,
+
+at 16 connections (requests/s, p50, p99) and at 1 connection (p50). Prints the figures and the ratios
+guard / pass-through. Targets (issue 4): guard >= 0.8 x pass-through throughput; at 1 connection the
+guard's p50 within 0.3 ms of the pass-through's.
+
+    python3 bench/proxy.py [--duration 10] [--connections 16] [--threads 2]
+
+Needs `wrk` and `redis-server` on PATH.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PATH = "/cgi-bin/externalcontact/add_msg_template?access_token=BENCH"
+
+WRK_SCRIPT = r"""
+local counter = 0
+local thread_id = 0
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("thread_id", threads)
+end
+function request()
+  counter = counter + 1
+  local body = string.format(
+    '{"chat_type":"single","external_userid":["wmBenchCustomer0001","wmBenchCustomer0002"],' ..
+    '"sender":"bench-%d-%d-%d","text":{"content":"双十一新品到店，欢迎来门店试穿，会员享受积分兑换礼品"},' ..
+    '"attachments":[{"msgtype":"link","link":{"title":"秋冬新品","desc":"门店同款","url":"https://shop.example.com/new"}}]}',
+    RUN_ID, thread_id, counter)
+  return wrk.format("POST", "__PATH__", {["Content-Type"] = "application/json"}, body)
+end
+"""
+
+STUB = r"""
+import sys
+from aiohttp import web
+try:
+    import uvloop
+    uvloop.install()
+except ImportError:
+    pass
+BODY = b'{"errcode":0,"errmsg":"ok","fail_list":[],"msgid":"msgBENCH"}'
+async def handle(request):
+    await request.read()
+    return web.Response(body=BODY, content_type="application/json")
+app = web.Application()
+app.router.add_route("*", "/{tail:.*}", handle)
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+def to_ms(value: str) -> float:
+    m = re.fullmatch(r"([\d.]+)(us|ms|s)", value.strip())
+    if not m:
+        raise ValueError(value)
+    number, unit = float(m.group(1)), m.group(2)
+    return number / 1000 if unit == "us" else number * 1000 if unit == "s" else number
+
+
+def run_wrk(url: str, script: Path, connections: int, threads: int, duration: int) -> dict[str, float]:
+    out = subprocess.run(
+        [
+            "wrk", f"-t{min(threads, connections)}", f"-c{connections}", f"-d{duration}s", "--latency",
+            "-s", str(script), url,
+        ],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    text = out.stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))  # type: ignore[union-attr]
+    p50 = to_ms(re.search(r"\s50%\s+(\S+)", text).group(1))  # type: ignore[union-attr]
+    p99 = to_ms(re.search(r"\s99%\s+(\S+)", text).group(1))  # type: ignore[union-attr]
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
+    errors = re.search(r"Socket errors:.*", text)
+    return {
+        "rps": rps,
+        "p50": p50,
+        "p99": p99,
+        "non2xx": float(non2xx.group(1)) if non2xx else 0.0,
+        "socket_errors": 1.0 if errors else 0.0,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--single-duration", type=int, default=5)
+    args = parser.parse_args()
+    for tool in ("wrk", "redis-server"):
+        if shutil.which(tool) is None:
+            print(f"bench/proxy.py: {tool} is not installed", file=sys.stderr)
+            return 2
+
+    tmp = Path(tempfile.mkdtemp(prefix="siyu-bench-"))
+    procs: list[subprocess.Popen[bytes]] = []
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GUARD_")}
+    env["PYTHONPATH"] = str(ROOT)
+    try:
+        stub_port, pass_port, guard_port, redis_port = (free_port() for _ in range(4))
+        procs.append(
+            subprocess.Popen(
+                ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
+                 "--appendonly", "no", "--dir", str(tmp)],
+                stdout=subprocess.DEVNULL,
+            )
+        )  # fmt: skip
+        (tmp / "stub.py").write_text(STUB)
+        procs.append(subprocess.Popen([sys.executable, str(tmp / "stub.py"), str(stub_port)], env=env))
+        stub = f"http://127.0.0.1:{stub_port}"
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    str(ROOT / "bench" / "passthrough.py"),
+                    "--port",
+                    str(pass_port),
+                    "--upstream",
+                    stub,
+                ],
+                env=env,
+            )
+        )
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "guard", "serve", "--port", str(guard_port), "--upstream", stub,
+                 "--redis", f"redis://127.0.0.1:{redis_port}/0"],
+                env={**env, "GUARD_RELOAD_INTERVAL": "0", "GUARD_LOG_LEVEL": "warning"},
+                stderr=subprocess.DEVNULL,
+            )
+        )  # fmt: skip
+        for port in (redis_port, stub_port, pass_port, guard_port):
+            wait_port(port)
+        time.sleep(1.0)
+
+        targets = {
+            "upstream direct": f"http://127.0.0.1:{stub_port}",
+            "bare pass-through": f"http://127.0.0.1:{pass_port}",
+            "guard (all checks, Redis)": f"http://127.0.0.1:{guard_port}",
+        }
+        results: dict[str, dict[str, float]] = {}
+        singles: dict[str, dict[str, float]] = {}
+        for run_id, (name, base) in enumerate(targets.items()):
+            script = tmp / f"load{run_id}.lua"
+            script.write_text(WRK_SCRIPT.replace("__PATH__", PATH).replace("RUN_ID", str(run_id)))
+            # Warm-up (connections, Lua scripts, code paths), then the measured runs.
+            run_wrk(base, script, args.connections, args.threads, 2)
+            results[name] = run_wrk(base, script, args.connections, args.threads, args.duration)
+            script1 = tmp / f"single{run_id}.lua"
+            script1.write_text(WRK_SCRIPT.replace("__PATH__", PATH).replace("RUN_ID", str(run_id + 100)))
+            singles[name] = run_wrk(base, script1, 1, 1, args.single_duration)
+
+        print(
+            f"\nProxy benchmark: {args.connections} connections, {args.duration}s each (wrk), "
+            "clean WeCom broadcasts,"
+        )
+        print("each from a fresh account. Same stub upstream for all three.\n")
+        print(
+            f"{'target':30} {'req/s':>10} {'p50 ms':>9} {'p99 ms':>9} {'non-2xx':>8} | {'1-conn p50 ms':>13}"
+        )
+        for name, r in results.items():
+            print(
+                f"{name:30} {r['rps']:10.0f} {r['p50']:9.3f} {r['p99']:9.3f} {int(r['non2xx']):8d} | "
+                f"{singles[name]['p50']:13.3f}"
+            )
+        guard = results["guard (all checks, Redis)"]
+        base = results["bare pass-through"]
+        print()
+        print(f"guard / pass-through throughput: {guard['rps'] / base['rps']:.2f}  (target >= 0.80)")
+        diff = singles["guard (all checks, Redis)"]["p50"] - singles["bare pass-through"]["p50"]
+        print(f"guard - pass-through p50 at 1 connection: {diff:+.3f} ms  (target <= 0.300 ms)")
+        if guard["non2xx"]:
+            print("WARNING: the guard refused some requests; figures do not measure the allowed path only")
+        return 0
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
