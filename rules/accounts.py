@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from rules.errors import RuleError, RulesInvalid
-from rules.limits import KeyLines, read_toml
+from rules.limits import KeyLines, limits_path, parse_limits, read_toml
 
 FILE_NAME = "accounts.toml"
 _FIELDS = ("registered", "tier", "staff", "matrix", "frozen", "recovering_since", "note")
@@ -200,3 +200,13 @@ def validate_accounts(
     directory: Path | None = None, *, tiers: Iterable[str] | None = None
 ) -> list[RuleError]:
     return parse_accounts(accounts_path(directory), tiers=tiers)[1]
+
+
+def validate_quota_files(directory: Path | None = None) -> list[RuleError]:
+    """Every problem of the limits and accounts files a rules directory uses (for `guard rules check`).
+
+    Account tiers are checked against the limits file's tiers when that file is valid.
+    """
+    limits, errors = parse_limits(limits_path(directory))
+    tiers = limits.tier_names if limits is not None else None
+    return errors + validate_accounts(directory, tiers=tiers)

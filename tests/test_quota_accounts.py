@@ -156,3 +156,17 @@ def test_tier_is_checked_only_against_known_tiers_when_given(tmp_path: Path) -> 
     directory = write(tmp_path, '[accounts."a"]\ntier = "gold"\n')
     assert load_accounts(directory).get("a").tier == "gold"
     assert len(validate_accounts(directory, tiers=("new",))) == 1
+
+
+def test_validate_quota_files_checks_both(tmp_path: Path) -> None:
+    from rules.accounts import validate_quota_files
+
+    assert validate_quota_files(None) == []
+    write(tmp_path, '[accounts."a"]\ntier = "gold"\n')
+    (error,) = [str(e) for e in validate_quota_files(tmp_path)]
+    assert ":2: account 'a': unknown tier 'gold'" in error
+    (tmp_path / "limits.toml").write_text("[tiers]\nnew = 0\ngold = 5\n[limits.new]\n[limits.gold]\n")
+    assert validate_quota_files(tmp_path) == []
+    (tmp_path / "limits.toml").write_text("[tiers\n")
+    found = [str(e) for e in validate_quota_files(tmp_path)]
+    assert len(found) == 1 and ":1: TOML syntax" in found[0]
