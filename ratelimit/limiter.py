@@ -31,6 +31,7 @@ from ratelimit.types import (
     RuleOutcome,
     Threshold,
     Window,
+    is_count,
     rule_problem,
 )
 from ratelimit.windows import Span, span
@@ -83,8 +84,8 @@ class Limiter:
             problem = self._valid(charge.rule)
             if problem is not None:
                 raise ValueError(f"rule {charge.rule.name!r}: {problem}")
-            if isinstance(charge.cost, bool) or not isinstance(charge.cost, int) or charge.cost < 0:
-                raise ValueError(f"rule {charge.rule.name!r}: cost must be a whole number >= 0")
+            if not is_count(charge.cost):
+                raise ValueError(f"rule {charge.rule.name!r}: cost must be a whole number from 0 to 2**53-1")
             ident = (charge.rule.name, charge.rule.window)
             if ident in seen:
                 raise ValueError(f"rule {ident[0]!r} ({ident[1]}) is charged twice in one hit")

@@ -65,6 +65,14 @@ class Rule:
             raise ValueError(f"rule {self.name!r}: {problem}")
 
 
+# Counters are exact up to 2**53 inside the Lua scripts (Lua numbers are doubles).
+MAX_COUNT = 2**53 - 1
+
+
+def is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_COUNT
+
+
 def rule_problem(rule: LimitRule) -> str | None:
     """Why `rule` cannot be counted, or None. Checked for every rule the limiter is given."""
     if not rule.name or any(c.isspace() or c in "{}" for c in rule.name):
@@ -77,8 +85,8 @@ def rule_problem(rule: LimitRule) -> str | None:
         value = getattr(rule, field)
         if value is None and field != "limit":
             continue
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            return f"{field} must be a whole number >= 0, not {value!r}"
+        if not is_count(value):
+            return f"{field} must be a whole number from 0 to 2**53-1, not {value!r}"
     return None
 
 

@@ -257,6 +257,7 @@ def read_toml(path: Path, errors: list[RuleError]) -> tuple[dict[str, Any], KeyL
     except OSError as exc:
         errors.append(RuleError.at(path, 0, f"cannot read: {exc.strerror or exc}"))
         return None
+    text = text.removeprefix("\ufeff")  # a byte-order mark some editors add is not content
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -270,8 +271,12 @@ def read_toml(path: Path, errors: list[RuleError]) -> tuple[dict[str, Any], KeyL
     return data, KeyLines(text)
 
 
+# Counts are exact in the counting scripts up to 2**53 (Lua numbers are doubles).
+MAX_COUNT = 2**53 - 1
+
+
 def _count(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_COUNT
 
 
 # --- parsing ------------------------------------------------------------------------------------------
@@ -349,7 +354,7 @@ class _Parser:
             elif not _count(first_day):
                 self.error(
                     ("tiers", name),
-                    f"tier {name!r}: first day must be a whole number >= 0, not {first_day!r}",
+                    f"tier {name!r}: first day must be a whole number of days >= 0, not {first_day!r}",
                 )
             else:
                 tiers.append((name, first_day))
@@ -480,10 +485,13 @@ class _Parser:
         elif _count(limit):
             limits = (limit,)
         else:
-            self.error(key, f"{window}: limit must be a whole number >= 0, not {limit!r}")
+            self.error(key, f"{window}: limit must be a whole number from 0 to 2**53-1, not {limit!r}")
             return None
         if alert_over is not None and not _count(alert_over):
-            self.error((*key, "alert_over"), f"alert_over must be a whole number >= 0, not {alert_over!r}")
+            self.error(
+                (*key, "alert_over"),
+                f"alert_over must be a whole number from 0 to 2**53-1, not {alert_over!r}",
+            )
             return None
         warn_abs, warn_pct = self.warn_value(warn, (*key, "warn_at"))
         if warn_abs is not None and mode == "enforce" and warn_abs > max(limits):

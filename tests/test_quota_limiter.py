@@ -432,6 +432,10 @@ async def test_bad_input_is_refused_before_counting(limiter: Limiter) -> None:
         Rule("x", "week", 1)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="limit"):
         Rule("x", "day", -1)
+    with pytest.raises(ValueError, match="limit"):
+        Rule("x", "day", 2**53)  # beyond what the scripts count exactly
+    with pytest.raises(ValueError, match="cost"):
+        await limiter.hit("a", [Charge(ACTIVE_DAY, 2**60)])
 
 
 # --- Redis specifics ---------------------------------------------------------------------------------

@@ -308,3 +308,15 @@ new."message".day = -5
 """
     (error,) = errors_of(tmp_path, text)
     assert ":5: day: limit must be" in error
+
+
+def test_byte_order_mark_and_crlf_are_accepted(tmp_path: Path) -> None:
+    text = "\ufeff[tiers]\r\nnew = 0\r\n[limits.new]\r\nmoment = { day = 4 }\r\n"
+    (tmp_path / "limits.toml").write_bytes(text.encode("utf-8"))
+    assert load_limits(tmp_path).rules_for("moment", "new")[0].limit == 4
+
+
+def test_numbers_must_be_whole_and_exactly_countable(tmp_path: Path) -> None:
+    for bad in ("5.0", "true", '"5"', str(2**53), "-1"):
+        found = errors_of(tmp_path, f"[tiers]\nnew = 0\n[limits.new]\nmoment = {{ day = {bad} }}\n")
+        assert any(":4: day: limit must be a whole number" in e for e in found), (bad, found)
