@@ -16,12 +16,21 @@ from typing import Any, Literal, get_args
 AlertLevel = Literal["warning", "redline", "block", "system"]
 ALERT_LEVELS: tuple[str, ...] = get_args(AlertLevel)
 
-# Runs of digits long enough to be a phone, QQ or id number; shorter ones (prices, counts) stay readable.
-_DIGIT_RUN = re.compile(r"(?:\+?\d[\d\s-]{3,}\d)")
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-_WXID = re.compile(r"(?i)\b(?:wxid_|wm|wo)[A-Za-z0-9_-]{6,}")
-_LONG_TOKEN = re.compile(r"[A-Za-z0-9_-]{16,}")
-_URL = re.compile(r"(?i)https?://[^\s，。、]+")
+# Runs of digits long enough to be a phone, QQ or id number, however they are spaced or punctuated
+# (138 1234 5678, 138-1234-5678, 138.1234.5678, fullwidth digits — `\d` is Unicode); shorter runs
+# (prices, counts) stay readable.
+_DIGIT_RUN = re.compile(r"\+?\d(?:[\d\s\-.·_/()（）]*\d)?")
+_MIN_DIGITS = 5
+# The same written in Chinese numerals (一三八…, 壹叁捌…).
+_CN_DIGITS = "零〇一二两三四五六七八九壹贰叁肆伍陆柒捌玖幺"
+_CN_DIGIT_RUN = re.compile(f"[{_CN_DIGITS}](?:[{_CN_DIGITS}\\s\\-.·]*[{_CN_DIGITS}])?")
+_EMAIL = re.compile(r"[\w.+-]+\s*(?:@|＠)\s*[\w-]+(?:\.[\w-]+)+")
+_WXID = re.compile(r"(?i)(?:wxid_|wm|wo)[A-Za-z0-9_-]{6,}")
+# A WeChat id is 6–20 letters, digits, `_` or `-` starting with a letter; one with a digit in it is
+# masked (plain words are not ids), and so is any long token.
+_HANDLE = re.compile(r"(?<![A-Za-z0-9_-])[A-Za-z][A-Za-z0-9_-]{5,19}(?![A-Za-z0-9_-])")
+_LONG_TOKEN = re.compile(r"[A-Za-z0-9_-]{21,}")
+_URL = re.compile(r"(?i)(?:https?://|www\.)[^\s，。、；]+")
 MASK = "*"
 EXCERPT_CONTEXT = 6
 
@@ -31,18 +40,30 @@ def _blank(match: re.Match[str]) -> str:
 
 
 def mask_pii(text: str) -> str:
-    """Replace phone numbers, long digit runs, emails, WeChat ids, URLs and long tokens by `*`.
+    """Replace phone numbers, long digit runs (also in Chinese numerals), emails, WeChat ids and handles,
+    URLs and long tokens by `*`.
 
     Length-preserving on purpose: offsets of a match in the original text stay valid in the result.
     """
     for pattern in (_URL, _EMAIL, _WXID, _LONG_TOKEN):
         text = pattern.sub(_blank, text)
 
+    def handle(match: re.Match[str]) -> str:
+        token = match.group(0)
+        return MASK * len(token) if any(c.isdigit() for c in token) else token
+
+    text = _HANDLE.sub(handle, text)
+
     def digits(match: re.Match[str]) -> str:
         run = match.group(0)
-        return MASK * len(run) if sum(c.isdigit() for c in run) >= 5 else run
+        return MASK * len(run) if sum(c.isdigit() for c in run) >= _MIN_DIGITS else run
 
-    return _DIGIT_RUN.sub(digits, text)
+    def cn_digits(match: re.Match[str]) -> str:
+        run = match.group(0)
+        return MASK * len(run) if sum(c in _CN_DIGITS for c in run) >= 7 else run
+
+    text = _DIGIT_RUN.sub(digits, text)
+    return _CN_DIGIT_RUN.sub(cn_digits, text)
 
 
 def masked_excerpt(text: str, start: int, end: int, context: int = EXCERPT_CONTEXT) -> str:
