@@ -244,20 +244,23 @@ class Limiter:
         raw = await self.storage.read(ReadPlan(account, (), self.clock()))
         return raw.frozen
 
-    async def pick(self, candidates: Sequence[tuple[str, Sequence[LimitRule]]]) -> str | None:
+    async def pick(self, candidates: Sequence[tuple[str, Sequence[LimitRule | Charge]]]) -> str | None:
         """The non-frozen account with the most remaining quota (the minimum over its enforce rules).
 
         For a backup matrix: candidates are (account, the rules its next action would be charged
-        under). Ties go to the earlier candidate; None when every candidate is frozen or exhausted.
-        One read per candidate, all at once.
+        under — or the charges themselves, so an account qualifies only if every charge still fits;
+        a bare rule counts as a charge of 1). Ties go to the earlier candidate; None when every
+        candidate is frozen or has no room. One read per candidate, all at once.
         """
         now = self.clock()
-        plans: list[tuple[str, list[LimitRule], ReadPlan]] = []
-        for account, rules in candidates:
-            self._check(account, [Charge(r, 1) for r in rules])
-            enforced = [r for r in rules if r.mode == "enforce"]
+        plans: list[tuple[str, list[Charge], ReadPlan]] = []
+        for account, items in candidates:
+            charges = [item if isinstance(item, Charge) else Charge(item, 1) for item in items]
+            self._check(account, charges)
+            enforced = [c for c in charges if c.rule.mode == "enforce"]
             keys = tuple(
-                counter_key(account, r.name, r.window, self._span(r.window, now).end) for r in enforced
+                counter_key(account, c.rule.name, c.rule.window, self._span(c.rule.window, now).end)
+                for c in enforced
             )
             plans.append((account, enforced, ReadPlan(account, keys, now)))
         reads = await asyncio.gather(*(self.storage.read(plan) for _, _, plan in plans))
@@ -265,10 +268,10 @@ class Limiter:
         for (account, enforced, _), raw in zip(plans, reads, strict=True):
             if raw.frozen:
                 continue
-            remaining = min(
-                (max(0, r.limit - used) for r, (used, _) in zip(enforced, raw.counts, strict=True)),
-                default=2**62,
-            )
+            left = [max(0, c.rule.limit - used) for c, (used, _) in zip(enforced, raw.counts, strict=True)]
+            if any(room < c.cost for room, c in zip(left, enforced, strict=True)):
+                continue
+            remaining = min(left, default=2**62)
             if remaining > 0 and (best is None or remaining > best[0]):
                 best = (remaining, account)
         return None if best is None else best[1]

@@ -515,3 +515,20 @@ async def test_memory_storage_forgets_ended_windows(clock: Clock) -> None:
     clock.advance(2 * 86400)
     await limiter.hit("other", [Charge(ACTIVE_DAY)])
     assert len(storage) == 1
+
+
+async def test_pick_with_charges_needs_room_for_the_whole_cost(limiter: Limiter) -> None:
+    broadcasts = Rule("broadcast", "day", 5)
+    recipients = Rule("broadcast.recipients", "day", 500)
+    await limiter.hit(
+        "big", [Charge(broadcasts), Charge(recipients, 400)]
+    )  # 4 broadcasts, 100 recipients left
+    await limiter.hit("small", [Charge(broadcasts, 4), Charge(recipients, 10)])  # 1 broadcast, 490 left
+    need_150 = [Charge(broadcasts), Charge(recipients, 150)]
+    assert await limiter.pick([("big", need_150), ("small", need_150)]) == "small"
+    need_600 = [Charge(broadcasts), Charge(recipients, 600)]
+    assert await limiter.pick([("big", need_600), ("small", need_600)]) is None
+    # Bare rules count as a charge of 1: "big" has the most left under both (min 4 vs min 1).
+    assert (
+        await limiter.pick([("big", [broadcasts, recipients]), ("small", [broadcasts, recipients])]) == "big"
+    )
