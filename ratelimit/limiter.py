@@ -37,6 +37,15 @@ from ratelimit.types import (
 from ratelimit.windows import Span, span
 
 
+def _as_charge(item: Charge | LimitRule | tuple[LimitRule, int]) -> Charge:
+    """A Charge from a Charge, a (rule, cost) pair, or a bare rule (cost 1)."""
+    if isinstance(item, Charge):
+        return item
+    if isinstance(item, tuple):
+        return Charge(*item)
+    return Charge(item, 1)
+
+
 def _crossed(mask: int) -> tuple[Threshold, ...]:
     return tuple(t for bit, t in enumerate(THRESHOLDS) if mask & (1 << bit))
 
@@ -105,7 +114,7 @@ class Limiter:
         `request_id`, a second hit with the same id on the same day returns the first answer with
         `duplicate=True` and charges nothing. A dry run answers what a hit would do and writes nothing.
         """
-        charges = [Charge(*c) for c in charges]
+        charges = [_as_charge(c) for c in charges]
         self._check(account, charges)
         now = self.clock()
         spans = [self._span(c.rule.window, now) for c in charges]
@@ -199,7 +208,7 @@ class Limiter:
                 for o in result.outcomes
             )
         else:
-            charges = [Charge(*c) for c in result_or_charges]
+            charges = [_as_charge(c) for c in result_or_charges]
             self._check(account, charges)
             items = tuple(
                 RefundItem(
@@ -255,7 +264,7 @@ class Limiter:
         now = self.clock()
         plans: list[tuple[str, list[Charge], ReadPlan]] = []
         for account, items in candidates:
-            charges = [item if isinstance(item, Charge) else Charge(item, 1) for item in items]
+            charges = [_as_charge(item) for item in items]
             self._check(account, charges)
             enforced = [c for c in charges if c.rule.mode == "enforce"]
             keys = tuple(

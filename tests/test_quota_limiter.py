@@ -532,3 +532,12 @@ async def test_pick_with_charges_needs_room_for_the_whole_cost(limiter: Limiter)
     assert (
         await limiter.pick([("big", [broadcasts, recipients]), ("small", [broadcasts, recipients])]) == "big"
     )
+
+
+async def test_charges_may_be_pairs_or_bare_rules(limiter: Limiter) -> None:
+    recipients = Rule("broadcast.recipients", "day", 10)
+    result = await limiter.hit("a", [(recipients, 4), ACTIVE_DAY])  # type: ignore[list-item]
+    assert [(o.rule, o.cost, o.used) for o in result.outcomes] == [
+        ("broadcast.recipients", 4, 4),
+        ("add_friend.active", 1, 1),
+    ]
