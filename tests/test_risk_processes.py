@@ -16,6 +16,8 @@ from typing import Any
 
 import aiohttp
 import pytest
+import redis.asyncio as aioredis
+from aiohttp import web
 from servers import free_port
 from test_proxy_support import StubUpstream, rules_copy, stub_upstream
 
@@ -56,10 +58,50 @@ async def stub() -> AsyncIterator[StubUpstream]:
         yield s
 
 
+class Robot:
+    """A stand-in for the WeCom group robot / JSON webhook: records every alert it is sent."""
+
+    def __init__(self) -> None:
+        self.ids: list[str] = []
+        self.messages = 0
+        self.url = ""
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.messages += 1
+        self.ids.extend(a["id"] for a in body["alerts"])
+        return web.json_response({"errcode": 0, "errmsg": "ok"})
+
+
 @pytest.fixture
-def guards(redis_url: str, stub: StubUpstream, tmp_path: Path) -> Iterator[list[str]]:
+async def robot() -> AsyncIterator[Robot]:
+    hook = Robot()
+    app = web.Application()
+    app.router.add_post("/hook", hook.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    hook.url = f"http://127.0.0.1:{port}/hook"
+    try:
+        yield hook
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture
+def guards(redis_url: str, stub: StubUpstream, robot: Robot, tmp_path: Path) -> Iterator[list[str]]:
     config = tmp_path / "guard.toml"
-    config.write_text(CONFIG, encoding="utf-8")
+    webhook = f"""
+[risk]
+complaints_per_day = 2
+
+[[risk.webhooks]]
+name = "robot"
+kind = "json"
+url = "{robot.url}"
+"""
+    config.write_text(CONFIG + webhook, encoding="utf-8")
     rules = rules_copy(tmp_path, accounts=ACCOUNTS_TOML)
     env = {k: v for k, v in os.environ.items() if not k.startswith("GUARD_")}
     procs: list[subprocess.Popen[bytes]] = []
@@ -143,8 +185,16 @@ def add(app_id: str) -> dict[str, Any]:
     return {"appId": app_id, "scene": 3, "option": 2, "v3": "v3", "v4": "v4", "content": "你好"}
 
 
-async def test_two_processes_share_alerts_freeze_and_report(guards: list[str], stub: StubUpstream) -> None:
+async def test_two_processes_share_alerts_freeze_and_report(
+    guards: list[str], stub: StubUpstream, robot: Robot, redis_url: str
+) -> None:
     a, b = guards
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        # The webhook sender (one of the two processes) has taken its start position in the feed.
+        await eventually(lambda: client.get("{guard:alerts}:cursor:webhook:robot"))
+    finally:
+        await client.aclose()
     async with aiohttp.ClientSession() as session:
         # 40 concurrent active adds for one new account, alternating between the two processes.
         results = await asyncio.gather(
@@ -218,3 +268,20 @@ async def test_two_processes_share_alerts_freeze_and_report(guards: list[str], s
         final = await eventually(report_has_all)
         rows = {r["id"]: r for r in final["accounts"]}
         assert rows["shop-1"]["refused"] == {"broadcast": 1} and rows["shop-1"]["allowed"] == {"broadcast": 1}
+
+        # Complaints: the second one today crosses complaints_per_day = 2 from the [risk] config.
+        _, first = await call(session, "POST", a + "/v1/accounts/shop-1/complaints", ADMIN, {})
+        _, second = await call(session, "POST", b + "/v1/accounts/shop-1/complaints", ADMIN, {})
+        assert (first["complaints_today"], second["complaints_today"]) == (1, 2)
+        assert [x["rule"] for x in second["alerts"]] == ["complaints/day"]
+
+        # The robot got every alert of the feed exactly once, in order, from one sender for both processes.
+        _, everything = await call(session, "GET", a + "/v1/alerts", ADMIN, params={"limit": "1000"})
+        expected = [x["id"] for x in everything["alerts"]]
+        assert len(expected) == 3 + 2 + 1  # thresholds, freeze + unfreeze, complaints
+
+        async def delivered() -> list[str] | None:
+            return robot.ids if len(robot.ids) >= len(expected) else None
+
+        await eventually(delivered)
+        assert robot.ids == expected
