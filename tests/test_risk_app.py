@@ -356,3 +356,18 @@ async def test_an_open_alert_stream_does_not_hold_up_shutdown(stub: StubUpstream
             await asyncio.wait_for(resp.content.read(), 60)
         assert resp.content.at_eof() or resp.content.exception() is not None
         resp.close()
+
+
+async def test_a_failed_rules_reload_is_a_system_alert_shown_on_the_overview(
+    guard: RunningGuard, tmp_path: Path
+) -> None:
+    words = next((tmp_path / "rules" / "words").glob("*.txt"))
+    words.write_bytes(b"\xff\xfe not utf-8 \xff\n")
+    status, answer = await post(guard, "/v1/rules/reload", {}, ADMIN)
+    assert status == 422 and answer["reloaded"] is False
+    await settle(guard)
+    _, feed = await get(guard, "/v1/alerts", RISK_KEY, params={"level": "system"})
+    (alert,) = feed["alerts"]
+    assert alert["rule"] == "rules_reload_failed" and "Guard health" in alert["message_en"]
+    _, overview = await get(guard, "/v1/risk/overview", RISK_KEY)
+    assert overview["rules"]["last_error"] and overview["role"] == "risk"
