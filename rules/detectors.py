@@ -31,12 +31,10 @@ _SEP_CHARS = (
 )
 SEP = f"[{_SEP_CHARS}]"
 GAP = f"{SEP}{{0,3}}"
-_DIGIT_BEFORE = re.compile(f"\\d{SEP}{{0,3}}$")
 _DIGIT_AFTER = re.compile(f"^{SEP}{{0,3}}\\d")
 
-PHONE = re.compile(
-    r"(?:(?:[(（]\s*)?(?:\+|00)?86(?:\s*[)）])?" + GAP + r")?" + r"1" + GAP + r"[3-9]" + f"(?:{GAP}\\d){{9}}"
-)
+_DIGIT_CLUSTER = re.compile(f"\\d(?:{GAP}\\d)*")
+_NOT_DIGIT = re.compile(r"\D+")
 _PHONE_KEYWORD = re.compile(r"(?:tel|phone|mobile|v|vx|wx|qq)$")
 _ORDER_CONTEXT = re.compile(
     r"(?:订单|单号|编号|流水|快递|运单|工单|批次|序列号|货号|型号|券码|卡号|身份证|发票|order|no\.?|sn|#)"
@@ -71,8 +69,6 @@ EMAIL = re.compile(
     r"(?<![a-z0-9._%+-])[a-z0-9][a-z0-9._%+-]*(?:@|\(at\)|\[at\]|艾特)"
     r"[a-z0-9-]+(?:" + _DOT + r"[a-z0-9-]+)*" + _DOT + r"[a-z]{2,10}(?![a-z0-9-])"
 )
-# Cheap first look: every detector needs a digit, two Latin letters, @ or one of its Chinese keywords.
-_ANY = re.compile(r"[0-9@]|[a-z]{2}|[扣企微薇威徽维卫绿球抠]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,13 +81,21 @@ class Detection:
 
 
 def _phones(text: str) -> Iterable[tuple[int, int]]:
-    for m in PHONE.finditer(text):
-        start, end = m.start(), m.end()
-        if _DIGIT_BEFORE.search(text, max(0, start - 4), start) or _DIGIT_AFTER.match(text[end : end + 4]):
+    # A cluster is a run of digits joined by at most three separators; a phone is a whole cluster of
+    # exactly 11 digits (or 86 + 11), so longer numbers (orders, ID cards, timestamps) never yield one.
+    for m in _DIGIT_CLUSTER.finditer(text):
+        digits = _NOT_DIGIT.sub("", m.group())
+        if len(digits) == 13 and digits.startswith("86"):
+            digits = digits[2:]
+        elif len(digits) == 15 and digits.startswith("0086"):
+            digits = digits[4:]
+        if len(digits) != 11 or digits[0] != "1" or digits[1] not in "3456789":
             continue
-        glued = (
-            start > 0 and text[start - 1].isascii() and text[start - 1].isalpha() and "86" not in m.group()
-        )
+        start, end = m.start(), m.end()
+        if start > 0 and text[start - 1] == "+":
+            start -= 1
+        before = text[start - 1] if start > 0 else ""
+        glued = before.isascii() and before.isalpha()
         # Glued to letters it is part of a longer token such as an SKU code (ab13812345678), unless the
         # letters are a contact keyword (tel13812345678, vx13812345678).
         if glued and not _PHONE_KEYWORD.search(text, max(0, start - 6), start):
@@ -129,6 +133,30 @@ def _emails(text: str) -> Iterable[tuple[int, int]]:
         yield m.start(), m.end()
 
 
+# Cheap first looks: most texts skip every detector regex. (An alternation of literals lets the regex
+# engine skip positions whose character starts none of them, so one search beats many `in` tests.)
+_WECHAT_HINT = re.compile(
+    r"微信|weixin|wechat|vx|wx|v信|微x|威信|薇信|徽信|维信|卫信|加v|加微|加薇|v号|绿泡泡|wei信"
+)
+_QQ_HINT = re.compile(r"qq|扣扣|抠抠|企鹅|q号|球球")
+_EMAIL_HINT = re.compile(r"@|\(at\)|\[at\]|艾特")
+_DOMAIN_HINT = re.compile(r"[a-z0-9]" + _DOT + r"[a-z]{2}")
+_ASCII_DIGITS = "0123456789"
+
+
+def _worth(kind: str, text: str) -> bool:
+    """Can the detector find anything at all in this (DETECT-folded) text?"""
+    if kind == "phone":
+        return sum(map(text.count, _ASCII_DIGITS)) >= 11
+    if kind == "wechat":
+        return _WECHAT_HINT.search(text) is not None
+    if kind == "qq":
+        return _QQ_HINT.search(text) is not None
+    if kind == "email":
+        return _EMAIL_HINT.search(text) is not None
+    return "://" in text or _DOMAIN_HINT.search(text) is not None
+
+
 DETECTOR_FUNCS = {"phone": _phones, "wechat": _wechat, "qq": _qq, "url": _urls, "email": _emails}
 # Preference when two detections start at the same place and have the same length.
 _RANK = {"email": 0, "wechat": 1, "qq": 2, "phone": 3, "url": 4}
@@ -139,11 +167,10 @@ def detect(text: str, kinds: Iterable[str] = tuple(DETECTOR_FUNCS)) -> list[Dete
     if not text:
         return []
     folded = detect_text(text)
-    if not _ANY.search(folded):
-        return []
     found: list[tuple[int, int, str]] = []
     for kind in kinds:
-        found.extend((s, e, kind) for s, e in DETECTOR_FUNCS[kind](folded))
+        if _worth(kind, folded):
+            found.extend((s, e, kind) for s, e in DETECTOR_FUNCS[kind](folded))
     if not found:
         return []
     view: DetectView = detect_view(text)

@@ -24,23 +24,27 @@ two letters (usually separate sentences or list items) do not.
 
 from __future__ import annotations
 
+import math
 import re
 from bisect import bisect_right
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import ahocorasick
 
+from rules.charfreq import COMMON_CHARS, RANK
 from rules.normalize import (
-    MARKERS,
-    STRIP_MARKERS,
-    TABLE_SIZE,
+    CODED_INVISIBLE,
+    CODED_VISIBLE,
+    INVISIBLE,
+    VISIBLE,
     View,
-    build_view,
+    coded_view,
     is_word_char,
     marked_match,
+    strip_coded,
     tables,
 )
 
@@ -66,8 +70,7 @@ class Entry:
         return is_word_char(self.key[-1])
 
 
-@dataclass(frozen=True, slots=True)
-class Hit:
+class Hit(NamedTuple):
     """A selected match: original [start, end) and the entry that matched."""
 
     start: int
@@ -85,11 +88,13 @@ class _Key:
 
 
 class _Collapsed:
-    """A folded text with runs of one repeated character collapsed, and the way back to the folded text."""
+    """A text with runs of one repeated unit collapsed to one unit, and the way back to the text.
 
-    __slots__ = ("c_pos", "lens", "removed", "text")
+    A unit is `unit` symbols long (2 for the coded text of the matcher)."""
 
-    def __init__(self, text: str, dup: re.Pattern[str]) -> None:
+    __slots__ = ("c_pos", "lens", "removed", "text", "unit")
+
+    def __init__(self, text: str, dup: re.Pattern[str], unit: int = 2) -> None:
         c_pos: list[int] = []
         lens: list[int] = []
         removed: list[int] = []
@@ -99,26 +104,57 @@ class _Collapsed:
             removed.append(gone)
             run = m.end() - m.start()
             lens.append(run)
-            gone += run - 1
-        self.c_pos, self.lens, self.removed = c_pos, lens, removed
+            gone += run - unit
+        self.c_pos, self.lens, self.removed, self.unit = c_pos, lens, removed, unit
         self.text = dup.sub(r"\1", text)
 
     def n_start(self, i: int) -> int:
+        """Index in the text of collapsed symbol i (the first symbol of a run for a collapsed run)."""
         k = bisect_right(self.c_pos, i) - 1
         if k < 0:
             return i
-        extra = self.removed[k] + (self.lens[k] - 1 if self.c_pos[k] < i else 0)
-        return i + extra
+        if i < self.c_pos[k] + self.unit:
+            return i + self.removed[k]
+        return i + self.removed[k] + self.lens[k] - self.unit
 
     def n_end(self, i: int) -> int:
-        """Folded end (exclusive) of collapsed character i."""
+        """Exclusive end in the text of collapsed symbol i (the end of the whole run for a collapsed run)."""
         k = bisect_right(self.c_pos, i) - 1
-        start = self.n_start(i)
-        return start + (self.lens[k] if k >= 0 and self.c_pos[k] == i else 1)
+        if k >= 0 and i < self.c_pos[k] + self.unit:
+            return self.c_pos[k] + self.removed[k] + self.lens[k]
+        return self.n_start(i) + 1
 
     def spans_run(self, start: int, end: int) -> bool:
         k = bisect_right(self.c_pos, end - 1) - 1
         return k >= 0 and self.c_pos[k] >= start
+
+
+# Each term character is coded as two symbols (a "high" one for its group, a "low" one within the group),
+# so that no automaton node has more than about sqrt(#characters) children. Both symbol sets are private-use
+# code points that never reach the automaton unencoded: input characters there fold to the sentinel.
+_HIGH = 0xE000
+_LOW = 0xF000
+_LOW_END = 0xF900
+SENTINEL_CODE = SENTINEL + SENTINEL
+# A run of one repeated (coded) term character; a match must start at a high symbol, so it is aligned.
+_WORD_HIGH = "\uefff"
+_DUP_CODE = re.compile("([\ue000-\ueffe][\uf000-\uf8ff])\\1+")
+
+
+def _encode_table(base: Sequence[str], code: dict[str, str]) -> list[str]:
+    """The folding table with each folded character replaced by its two-symbol code."""
+
+    def one(value: str) -> str:
+        if value == INVISIBLE:
+            return CODED_INVISIBLE
+        if value == VISIBLE:
+            return CODED_VISIBLE
+        got = code.get(value)
+        if got is not None:
+            return got
+        return "".join(code.get(c, SENTINEL_CODE) for c in value)
+
+    return [one(v) for v in base]
 
 
 class WordMatcher:
@@ -135,93 +171,116 @@ class WordMatcher:
         for key in by_key:
             freq.update(key)
         term_chars = set(freq) | set("abcdefghijklmnopqrstuvwxyz0123456789")
-        term_chars.discard(SENTINEL)
-        term_chars.discard(PLACEHOLDER)
         self.term_chars = frozenset(term_chars)
-        self._table = self._build_table(tables().match, self.term_chars)
-        # The collapse pass only cares about repeated term characters, never about sentinel runs.
-        self._dup = re.compile(f"([^{SENTINEL}])\\1+")
+        rank = _text_rank(freq)
+        order = sorted(term_chars, key=rank.__getitem__)
+        width = max(16, math.isqrt(len(order)) + 1)
+        if len(order) > width * (ord(_WORD_HIGH) - _HIGH) or width > _LOW_END - _LOW:  # pragma: no cover
+            raise ValueError("too many distinct characters in the terms (millions)")
+        code: dict[str, str] = {}
+        others = [ch for ch in order if not is_word_char(ch)]
+        for i, ch in enumerate(others):
+            code[ch] = chr(_HIGH + i // width) + chr(_LOW + i % width)
+        # ASCII letters and digits share one group of their own, left out of the repeat collapse: doubled
+        # letters and digits are spelling (pk100 is not pk10).
+        for i, ch in enumerate(sorted(c for c in order if is_word_char(c))):
+            code[ch] = _WORD_HIGH + chr(_LOW + i)
+        self._encode = _encode_table(tables().match, code)
+        # Codes of ASCII letters and digits, for the whole-word test of Latin / digit terms.
+        self._word_codes = frozenset(code[c] for c in code if is_word_char(c))
         self.size = len(by_key)
         self._automaton: Any = None
         if not by_key:
             return
         automaton = ahocorasick.Automaton()
-        automaton.add_word(SENTINEL + PLACEHOLDER, None)
-        for ch, _ in sorted(freq.items(), key=lambda kv: (-kv[1], kv[0])):
-            automaton.add_word(ch + PLACEHOLDER, None)
+        # Root children in order: the sentinel, then every term character's code by how common the
+        # character is in text; the same order holds among the second symbols.
+        automaton.add_word(SENTINEL_CODE + PLACEHOLDER, None)
+        for ch in order:
+            automaton.add_word(code[ch] + PLACEHOLDER, None)
 
-        def order(key: str) -> tuple[int, ...]:
-            return tuple(-freq[c] for c in key[:3])
+        def order_key(key: str) -> tuple[int, ...]:
+            return tuple(rank[c] for c in key[:3])
 
-        for key in sorted(by_key, key=order):
+        for key in sorted(by_key, key=order_key):
             group = by_key[key]
             terms = sorted((e for e in group if e.category is not None), key=lambda e: e.severity)
             allow = any(e.category is None for e in group)
             entry = terms[0] if terms else group[0]
             automaton.add_word(
-                key, _Key(len(key), terms[0] if terms else None, allow, entry.word_start, entry.word_end)
+                "".join(code[c] for c in key),
+                _Key(len(key), terms[0] if terms else None, allow, entry.word_start, entry.word_end),
             )
         automaton.make_automaton()
         self._automaton = automaton
-
-    @staticmethod
-    def _build_table(base: Sequence[str], term_chars: frozenset[str]) -> list[str]:
-        def through(value: str) -> str:
-            if value in MARKERS or value in term_chars:
-                return value
-            if len(value) == 1:
-                return SENTINEL
-            return "".join(c if c in term_chars else SENTINEL for c in value)
-
-        table = [through(v) for v in base]
-        assert len(table) == TABLE_SIZE
-        return table
 
     def find(self, text: str) -> list[Hit]:
         """Selected hits in `text` (original offsets), in order of start."""
         if self._automaton is None or not text:
             return []
-        marked = marked_match(text, self._table)
-        folded = marked.translate(STRIP_MARKERS)
-        if not folded:
+        coded = marked_match(text, self._encode)
+        encoded = strip_coded(coded)
+        if not encoded:
             return []
-        first = list(self._automaton.iter(folded))
+        iterate = self._automaton.iter
+        first = [hit for hit in iterate(encoded) if hit[1] is not None]
         collapsed: _Collapsed | None = None
-        second: list[tuple[int, _Key | None]] = []
-        if self.collapse_repeats and self._dup.search(folded):
-            collapsed = _Collapsed(folded, self._dup)
-            second = list(self._automaton.iter(collapsed.text))
-        if not any(v is not None for _, v in first) and not any(v is not None for _, v in second):
+        second: list[tuple[int, _Key]] = []
+        if self.collapse_repeats and _DUP_CODE.search(encoded):
+            collapsed = _Collapsed(encoded, _DUP_CODE)
+            second = [hit for hit in iterate(collapsed.text) if hit[1] is not None]
+        if not first and not second:
             return []
-        view = build_view(text, marked, self._table)
+        view = coded_view(text, coded, self._encode)
         terms: list[Hit] = []
         allowed: list[tuple[int, int]] = []
+        run_n, run_o, src, marks, max_gap = view.run_n, view.run_o, view.src, view.marks, self.max_gap
         for end, value in first:
-            if value is not None:
-                self._consider(view, end + 1 - value.length, end + 1, value, terms, allowed)
+            # Every folded character is two symbols: symbol index 2k+1 ends folded character k.
+            stop = (end >> 1) + 1
+            start = stop - value.length
+            if value.word_start or value.word_end or src is not None:
+                self._consider(view, encoded, start, stop, value, terms, allowed)
+                continue
+            # The common case inlined (this loop runs for every raw hit): View.span without the calls.
+            k = bisect_right(run_n, start) - 1
+            o_start = run_o[k] + start - run_n[k]
+            k = bisect_right(run_n, stop - 1) - 1
+            o_end = run_o[k] + stop - run_n[k]
+            if VISIBLE in marks[o_start:o_end] and view.max_visible_gap(o_start, o_end) > max_gap:
+                continue
+            if value.allow:
+                allowed.append((o_start, o_end))
+            elif value.entry is not None:
+                terms.append(Hit(o_start, o_end, value.entry))
         if collapsed is not None:
             for end, value in second:
-                if value is None:
-                    continue
-                start = end + 1 - value.length
+                start = end + 1 - 2 * value.length
                 if not collapsed.spans_run(start, end + 1):
                     continue
-                n_start, n_end = collapsed.n_start(start), collapsed.n_end(end)
-                self._consider(view, n_start, n_end, value, terms, allowed)
+                n_start, n_end = collapsed.n_start(start) >> 1, collapsed.n_end(end) >> 1
+                self._consider(view, encoded, n_start, n_end, value, terms, allowed)
         if allowed:
             terms = [h for h in terms if not any(a <= h.start and h.end <= b for a, b in allowed)]
         return select_leftmost_longest(terms)
 
     def _consider(
-        self, view: View, start: int, end: int, value: _Key, terms: list[Hit], allowed: list[tuple[int, int]]
+        self,
+        view: View,
+        encoded: str,
+        start: int,
+        end: int,
+        value: _Key,
+        terms: list[Hit],
+        allowed: list[tuple[int, int]],
     ) -> None:
-        text = view.text
         # A Latin / digit end of a term must not continue a Latin / digit word (sb in sbc), unless a visible
         # separator stands between them in the original (sb-c is two words).
-        glued_before = value.word_start and start > 0 and is_word_char(text[start - 1])
+        words = self._word_codes
+        glued_before = value.word_start and start > 0 and encoded[2 * start - 2 : 2 * start] in words
         if glued_before and not view.separated(view.orig(start - 1), view.orig(start)):
             return
-        glued_after = value.word_end and end < len(text) and is_word_char(text[end])
+        glued_after = value.word_end and encoded[2 * end : 2 * end + 2] in words
         if glued_after and not view.separated(view.orig(end - 1), view.orig(end)):
             return
         o_start, o_end = view.span(start, end)
@@ -231,6 +290,24 @@ class WordMatcher:
             allowed.append((o_start, o_end))
         elif value.entry is not None:
             terms.append(Hit(o_start, o_end, value.entry))
+
+
+def _text_rank(term_freq: Counter[str]) -> dict[str, int]:
+    """Order of term characters by expected frequency in TEXT: common Chinese characters by their rank in
+    `rules.charfreq`, ASCII letters and digits after the first few hundred, the rest by how many terms use
+    them."""
+    ranked: dict[str, int] = {}
+    rest = len(COMMON_CHARS) + 100
+    for i, (ch, _) in enumerate(sorted(term_freq.items(), key=lambda kv: (-kv[1], kv[0]))):
+        if ch in RANK:
+            ranked[ch] = RANK[ch]
+        elif is_word_char(ch):
+            ranked[ch] = 200 + ord(ch) % 64
+        else:
+            ranked[ch] = rest + i
+    for ch in "0123456789abcdefghijklmnopqrstuvwxyz":
+        ranked.setdefault(ch, 200 + ord(ch) % 64)
+    return ranked
 
 
 def select_leftmost_longest(hits: Iterable[Hit]) -> list[Hit]:

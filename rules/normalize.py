@@ -27,13 +27,20 @@ from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
+from itertools import accumulate
+from operator import add
 
 # Markers in the marked view: a deleted character becomes one of these (they are never a folded letter,
 # because U+0000 / U+0001 are themselves control characters and therefore deleted).
 INVISIBLE = "\x00"
 VISIBLE = "\x01"
 MARKERS = INVISIBLE + VISIBLE
-STRIP_MARKERS = {0: None, 1: None}
+
+
+def strip_markers(marked: str) -> str:
+    """The marked view without its deletion markers (str.replace is much faster than translate here)."""
+    return marked.replace(INVISIBLE, "").replace(VISIBLE, "")
+
 
 # Code points below this are looked up in a list; the rare ones above (CJK extension B+, tags, variation
 # selectors supplement) are folded one by one on a slower path.
@@ -317,51 +324,66 @@ def fold_char(ch: str) -> str:
 
 def fold(text: str) -> str:
     """MATCH folding of a whole string with deleted characters removed: what terms are compiled from."""
-    return marked_match(text, tables().match).translate(STRIP_MARKERS)
+    return strip_markers(marked_match(text, tables().match))
+
+
+_HIGH_CHAR = re.compile("[\U00020000-\U0010ffff]")
 
 
 def _has_high(text: str) -> bool:
-    return bool(text) and max(text) >= "\U00020000"
+    """Does `text` hold a code point past the lookup tables (CJK extension B+, tags …)? (A regex scan is
+    several times faster than max().)"""
+    return _HIGH_CHAR.search(text) is not None
 
 
 def marked_match(text: str, table: Sequence[str]) -> str:
-    """`text` folded with `table`, deleted characters kept as markers. Same length when every character
-    folds to at most one character (the common case)."""
+    """`text` folded with `table` (the MATCH folding or a table derived from it), deleted characters kept as
+    the table's markers."""
     if not _has_high(text):
         return text.translate(table)
-    high = tables().match
-    return "".join(table[ord(c)] if ord(c) < TABLE_SIZE else _high_through(c, high, table) for c in text)
+    return "".join(table[ord(c)] if ord(c) < TABLE_SIZE else _high_through(c, table) for c in text)
 
 
-def _high_through(ch: str, base: Sequence[str], table: Sequence[str]) -> str:
+def _high_through(ch: str, table: Sequence[str]) -> str:
     folded = _fold_high(ord(ch), False)
-    if folded in MARKERS:
-        return folded
-    # Map a high code point's folding through the caller's table (which may replace letters by a sentinel).
+    if folded == INVISIBLE:
+        return table[0]  # U+0000 is invisible: the table's own marker for invisible characters
+    if folded == VISIBLE:
+        return table[0x20]  # the space is visible
+    # A high code point's folding goes through the caller's table (which may code or replace letters).
     return "".join(table[ord(c)] if ord(c) < TABLE_SIZE else c for c in folded)
+
+
+# In a CODED folding every original character becomes two symbols: a deleted one "\x00" + its marker
+# (INVISIBLE or VISIBLE), a kept one the two-symbol code of each of its folded characters.
+CODED_INVISIBLE = "\x00" + INVISIBLE
+CODED_VISIBLE = "\x00" + VISIBLE
+
+
+def strip_coded(coded: str) -> str:
+    """A coded folding without its deleted characters."""
+    return coded.replace(CODED_INVISIBLE, "").replace(CODED_VISIBLE, "")
 
 
 @dataclass(slots=True)
 class View:
-    """A folded text and the way back to the original.
+    """The way back from a folded text to the original.
 
-    `text` is the folded text without deleted characters. `marks` has one character per ORIGINAL
-    character: INVISIBLE / VISIBLE when it was deleted, anything else when kept. `orig(i)` gives the
-    original index of folded character i.
+    `marks` has one character per ORIGINAL character: INVISIBLE / VISIBLE when it was deleted, anything
+    else when kept. `orig(i)` gives the original index of folded character i.
     """
 
-    text: str
     marks: str
     # Either runs (folded start → original start) for 1:1 foldings, or an explicit per-character list.
-    _run_n: list[int]
-    _run_o: list[int]
-    _src: list[int] | None
+    run_n: list[int]
+    run_o: list[int]
+    src: list[int] | None
 
     def orig(self, i: int) -> int:
-        if self._src is not None:
-            return self._src[i]
-        k = bisect_right(self._run_n, i) - 1
-        return self._run_o[k] + (i - self._run_n[k])
+        if self.src is not None:
+            return self.src[i]
+        k = bisect_right(self.run_n, i) - 1
+        return self.run_o[k] + (i - self.run_n[k])
 
     def span(self, start: int, end: int) -> tuple[int, int]:
         """Original [start, end) of folded [start, end) (end > start)."""
@@ -381,33 +403,30 @@ class View:
 
 
 _VISIBLE_RUN = re.compile(VISIBLE + "+")
-_KEPT_RUN = re.compile(f"[^{MARKERS}]+")
 
 
-def build_view(text: str, marked: str, table: Sequence[str]) -> View:
-    """The View of `text` given its marked folding (from `marked_match` with the same table)."""
-    if len(marked) == len(text):
-        run_n: list[int] = []
-        run_o: list[int] = []
-        n = 0
-        for m in _KEPT_RUN.finditer(marked):
-            run_n.append(n)
-            run_o.append(m.start())
-            n += m.end() - m.start()
-        return View(marked.translate(STRIP_MARKERS), marked, run_n, run_o, None)
+def coded_view(text: str, coded: str, table: Sequence[str]) -> View:
+    """The View of `text` given its coded folding (`marked_match` with a coding `table`)."""
+    if len(coded) == 2 * len(text):
+        # One symbol pair per original character: the first symbols say kept / deleted, the second ones
+        # carry the marker of a deleted character.
+        # Split at deleted characters: segment j starts at folded index sum(len(seg[:j])) and at original
+        # index that plus j (each split consumed one deleted character). All of it runs in C.
+        lengths = list(map(len, coded[::2].split("\x00")))
+        run_n = [0, *accumulate(lengths[:-1])]
+        run_o = list(map(add, run_n, range(len(run_n))))
+        return View(coded[1::2], run_n, run_o, None)
     # Some character folds to several (㎏ → kg, ß → ss): map character by character.
-    pieces: list[str] = []
     marks: list[str] = []
     src: list[int] = []
     for i, ch in enumerate(text):
         folded = marked_match(ch, table)
-        if folded in MARKERS:
-            marks.append(folded)
+        if folded[0] == "\x00":
+            marks.append(folded[1])
             continue
         marks.append("k")
-        pieces.append(folded)
-        src.extend([i] * len(folded))
-    return View("".join(pieces), "".join(marks), [], [], src)
+        src.extend([i] * (len(folded) // 2))
+    return View("".join(marks), [], [], src)
 
 
 @dataclass(slots=True)

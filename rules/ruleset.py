@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from rules.detectors import detect
 from rules.matcher import WordMatcher
@@ -15,8 +15,7 @@ ScanAction = Literal["allow", "warn", "block"]
 _SEVERITY: dict[str, int] = {"allow": 0, "warn": 1, "block": 2}
 
 
-@dataclass(frozen=True, slots=True)
-class Match:
+class Match(NamedTuple):
     """One finding. `start`/`end` index the ORIGINAL text (Python str offsets); `text` is that slice.
 
     `term` is the term as written in the word list (for a detector: its name, e.g. `phone`).

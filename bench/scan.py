@@ -1,0 +1,139 @@
+"""Speed of the content scanner: raw pyahocorasick vs the full `RuleSet.scan` pipeline, in one run.
+
+    python3 bench/scan.py [--lexicon FILE] [--seeds DIR] [--repeat N]
+
+Loads the 65k-term benchmark lexicon as ONE category (never shipped as product rules), cuts the seed
+articles into 200-character messages, and prints:
+* raw pyahocorasick: words added in file order, `iter()` over each message as-is — Mchar/s;
+* full pipeline: `RuleSet.scan` (folding, t2s, both scans, allow list, detectors, offsets) — Mchar/s;
+* their ratio (target ≥ 4×), the load+compile time of the lexicon (target ≤ 1.0 s, measured in a fresh
+  process so the per-process folding tables are included) and its RSS growth (target ≤ 64 MiB).
+Figures are printed, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+MESSAGE_CHARS = 200
+
+
+def rss_kib() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def messages(seeds: Path) -> list[str]:
+    out: list[str] = []
+    for path in sorted(seeds.glob("*.txt")):
+        text = path.read_text(encoding="utf-8", errors="replace")
+        out.extend(text[i : i + MESSAGE_CHARS] for i in range(0, len(text), MESSAGE_CHARS))
+    return out
+
+
+def prepare_rules(lexicon: Path, into: Path) -> tuple[int, int]:
+    """A rules directory with the lexicon as words/lexicon.txt; terms `guard rules check` rejects
+    (single Latin letters, terms of punctuation only) are left out and counted."""
+    from rules.load import parse_terms
+
+    (into / "words").mkdir(parents=True)
+    target = into / "words" / "lexicon.txt"
+    shutil.copyfile(lexicon, target)
+    terms, errors = parse_terms(target)
+    if errors:
+        bad = {e.line for e in errors}
+        lines = lexicon.read_text(encoding="utf-8", errors="replace").splitlines()
+        kept = [t for n, t in enumerate(lines, 1) if n not in bad]
+        target.write_text("\n".join(kept) + "\n", encoding="utf-8")
+    return len(terms), len(errors)
+
+
+def measure_load(rules_dir: Path) -> dict[str, float]:
+    """Load + compile in a fresh interpreter: seconds and RSS growth (imports excluded)."""
+    code = f"""
+import json, time, sys
+sys.path.insert(0, {str(ROOT)!r})
+import ahocorasick, opencc, pypinyin, rules.load
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+from scan import rss_kib
+before = rss_kib()
+t = time.perf_counter()
+r = rules.load.load_rules({str(rules_dir)!r})
+seconds = time.perf_counter() - t
+print(json.dumps({{"seconds": seconds, "rss_mib": (rss_kib() - before) / 1024, "keys": r.summary()["keys"]}}))
+"""
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    result: dict[str, float] = json.loads(out)
+    return result
+
+
+def throughput(fn: object, msgs: list[str], repeat: int) -> float:
+    """Best-of-`repeat` Mchar/s of calling fn(message) for every message."""
+    call = fn  # typed loosely: a bound method
+    chars = sum(len(m) for m in msgs)
+    best = float("inf")
+    for _ in range(repeat):
+        started = time.perf_counter()
+        for m in msgs:
+            call(m)  # type: ignore[operator]
+        best = min(best, time.perf_counter() - started)
+    return chars / best / 1e6
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--lexicon", type=Path, default=SHARED / "bench" / "lexicon-65k.txt")
+    ap.add_argument("--seeds", type=Path, default=SHARED / "seeds")
+    ap.add_argument("--repeat", type=int, default=5)
+    args = ap.parse_args()
+    sys.path.insert(0, str(ROOT))
+    import ahocorasick
+
+    from rules import load_rules
+
+    msgs = messages(args.seeds)
+    chars = sum(len(m) for m in msgs)
+    with tempfile.TemporaryDirectory() as tmp:
+        rules_dir = Path(tmp) / "rules"
+        kept, dropped = prepare_rules(args.lexicon, rules_dir)
+        load = measure_load(rules_dir)
+        rules = load_rules(rules_dir)
+
+        words = [w.strip() for w in args.lexicon.read_text(encoding="utf-8").splitlines() if w.strip()]
+        raw = ahocorasick.Automaton()
+        for w in words:
+            raw.add_word(w, w)
+        raw.make_automaton()
+
+        def raw_scan(text: str) -> None:
+            for _ in raw.iter(text):
+                pass
+
+        raw_mcs = throughput(raw_scan, msgs, args.repeat)
+        full_mcs = throughput(rules.scan, msgs, args.repeat)
+        hits = sum(1 for m in msgs if rules.scan(m).matches)
+
+    print(f"lexicon: {kept} terms as one category ({dropped} lines rejected by the checker)")
+    print(f"messages: {len(msgs)} x {MESSAGE_CHARS} chars from {args.seeds}")
+    print(f"          ({chars} chars, {hits} messages with a match)")
+    print(f"raw pyahocorasick (file order, text as-is): {raw_mcs:6.2f} Mchar/s")
+    print(f"full RuleSet.scan pipeline:                 {full_mcs:6.2f} Mchar/s")
+    print(f"ratio full / raw:                           {full_mcs / raw_mcs:6.2f}x   (target >= 4x)")
+    print(f"load + compile (fresh process):             {load['seconds']:6.3f} s     (target <= 1.0 s)")
+    print(f"RSS growth for the lexicon:                 {load['rss_mib']:6.1f} MiB   (target <= 64 MiB)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
