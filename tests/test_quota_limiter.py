@@ -541,3 +541,29 @@ async def test_charges_may_be_pairs_or_bare_rules(limiter: Limiter) -> None:
         ("broadcast.recipients", 4, 4),
         ("add_friend.active", 1, 1),
     ]
+
+
+@pytest.mark.parametrize("backend", ["redis"], indirect=True)
+async def test_one_round_trip_per_hit(backend: tuple[str, str | None], limiter: Limiter) -> None:
+    _, url = backend
+    assert url is not None
+    rules = [
+        Charge(ACTIVE_DAY),
+        Charge(Rule("add_friend.active", "hour", 3)),
+        Charge(Rule("message", "minute", 9)),
+    ]
+    await limiter.hit("warm", rules)  # loads the scripts (NOSCRIPT → SCRIPT LOAD) once
+    await limiter.usage("warm", [c.rule for c in rules])
+    client = aioredis.Redis.from_url(url)
+    try:
+        await client.config_resetstat()
+        for i in range(10):
+            await limiter.hit("a", rules, request_id=f"r{i % 4}")
+        await limiter.usage("a", [c.rule for c in rules])
+        info = await client.info("commandstats")
+    finally:
+        await client.aclose()
+    calls = {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in info.items()}
+    assert calls.pop("evalsha") == 11
+    inside_scripts = {"exists", "get", "set", "hmget", "hincrby", "hset", "expire"}
+    assert set(calls) - {"config|resetstat", "info"} <= inside_scripts, calls
