@@ -231,7 +231,15 @@ async def list_alerts(request: web.Request) -> web.Response:
     alerts = await state.alerts.history(
         since=since, level=_levels(request), account=request.query.get("account") or None, limit=limit
     )
-    return _json({"alerts": [a.to_dict() for a in alerts], "last_id": await state.alerts.last_id()})
+    gap = await state.alerts.trimmed_after(since) if since is not None else None
+    return _json(
+        {
+            "alerts": [a.to_dict() for a in alerts],
+            "last_id": await state.alerts.last_id(),
+            # Set when alerts after `since` were dropped by the feed's cap (alert_maxlen).
+            "lost_through": gap,
+        }
+    )
 
 
 async def alert_stream(request: web.Request) -> web.StreamResponse:

@@ -140,3 +140,61 @@ async def test_bad_last_event_id_is_a_clear_error(store: AlertStore, feed: str) 
     ):
         assert resp.status == 400
         assert "stream id" in await resp.text()
+
+
+async def test_a_reader_behind_the_cap_is_told_what_it_lost(redis_server: RedisServer) -> None:
+    client = aioredis.Redis.from_url(redis_server.url)
+    try:
+        await client.flushall()
+        for store in (MemoryAlertStore(maxlen=5), RedisAlertStore(client, maxlen=5)):
+            first = await store.publish(alert(0))
+            assert first is not None
+            assert await store.trimmed_after(first.id) is None
+            ids = [first.id]
+            for n in range(1, 400):
+                stored = await store.publish(alert(n))
+                assert stored is not None
+                ids.append(stored.id)
+            oldest = (await store.history(since="0-0", limit=1000))[0].id
+            lost = await store.trimmed_after(first.id)
+            # Exactly the alert before the oldest one kept is reported as the last one lost.
+            assert lost == ids[ids.index(oldest) - 1]
+            assert await store.trimmed_after(lost) is None
+            await store.close()
+    finally:
+        await client.aclose()
+
+
+async def test_sse_sends_a_gap_event_when_resuming_behind_the_cap() -> None:
+    store = MemoryAlertStore(maxlen=3)
+    ids = []
+    for n in range(6):
+        stored = await store.publish(alert(n))
+        assert stored is not None
+        ids.append(stored.id)
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return await stream_alerts(request, store, heartbeat=0.2)
+
+    app = web.Application()
+    app.router.add_get("/stream", handler)
+    runner = web.AppRunner(app, shutdown_timeout=0.5)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"http://127.0.0.1:{port}/stream", headers={"Last-Event-ID": ids[0]}) as resp,
+        ):
+            lines: list[str] = []
+            while sum(1 for line in lines if line.startswith("id: ")) < 3:
+                lines.append((await asyncio.wait_for(resp.content.readline(), 10)).decode().rstrip("\n"))
+        assert "event: gap" in lines
+        gap = json.loads(lines[lines.index("event: gap") + 1][6:])
+        assert gap == {"after": ids[0], "lost_through": ids[2]}
+        assert [line[4:] for line in lines if line.startswith("id: ")] == ids[3:]
+    finally:
+        await store.close()
+        await runner.cleanup()

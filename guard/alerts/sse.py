@@ -8,6 +8,7 @@ it gets every alert it missed and none twice, as long as the alert is still in t
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterable
 
 from aiohttp import web
@@ -58,9 +59,16 @@ async def stream_alerts(
         }
     )
     await response.prepare(request)
+    gap = None
     if cursor is None:
         cursor = await store.last_id()
+    else:
+        gap = await store.trimmed_after(cursor)
     await response.write(f"retry: {RETRY_MS}\n: stream from {cursor}\n\n".encode())
+    if gap is not None:
+        # Alerts after the reader's id were dropped by the feed's cap: say so rather than pretend.
+        notice = json.dumps({"after": cursor, "lost_through": gap})
+        await response.write(f"event: gap\ndata: {notice}\n\n".encode())
     try:
         while stopping is None or not stopping.is_set():
             try:

@@ -25,13 +25,18 @@ from guard.alerts.model import Alert, stream_id_key
 DEFAULT_MAXLEN = 100_000
 
 # Dedup, add, cursors and leases in one Lua script each: the dedup claim and the XADD must be atomic
-# (a claim without its alert would suppress the alert for the whole window). All keys share the
+# (a claim without its alert would suppress the alert for the whole window). Each entry also records
+# the id of the entry before it (`p`), so a reader resuming from an id the cap has trimmed away can be
+# told exactly that it missed alerts. All keys share the
 # `{guard:alerts}` hash tag, so the scripts also run on a Redis Cluster.
 _PUBLISH_LUA = """
 if ARGV[2] ~= '0' then
   if not redis.call('SET', KEYS[2], ARGV[4], 'NX', 'PX', ARGV[2]) then return false end
 end
-return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'a', ARGV[1])
+local prev = redis.call('GET', KEYS[3]) or '0-0'
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'a', ARGV[1], 'p', prev)
+redis.call('SET', KEYS[3], id)
+return id
 """
 
 _LEASE_LUA = """
@@ -79,6 +84,10 @@ class AlertStore(ABC):
     @abstractmethod
     async def read(self, after: str, wait: float, count: int = 100) -> list[Alert]:
         """Alerts after `after`, waiting up to `wait` seconds for the first one; [] when none came."""
+
+    @abstractmethod
+    async def trimmed_after(self, after: str) -> str | None:
+        """When alerts after `after` were dropped by the cap: the id of the newest one dropped; else None."""
 
     @abstractmethod
     async def last_id(self) -> str:
@@ -158,7 +167,7 @@ class RedisAlertStore(AlertStore):
     async def publish(self, alert: Alert, dedup_ttl: float = 0.0) -> Alert | None:
         ttl_ms = max(1, int(dedup_ttl * 1000)) if dedup_ttl > 0 else 0
         stream_id = await self._publish(
-            keys=[self.stream_key, self._dedup_key(alert)],
+            keys=[self.stream_key, self._dedup_key(alert), f"{self._tag}:last"],
             args=[alert.to_json(), str(ttl_ms), str(self.maxlen), alert.dedup_key()],
         )
         if stream_id is None:
@@ -193,6 +202,17 @@ class RedisAlertStore(AlertStore):
         if isinstance(reply, dict):
             return self._decode(next(iter(reply.values()))[0])
         return self._decode(reply[0][1])
+
+    async def trimmed_after(self, after: str) -> str | None:
+        oldest = await self._redis.xrange(self.stream_key, count=1)
+        if not oldest:
+            return None
+        fields = oldest[0][1]
+        prev = fields.get(b"p", fields.get("p"))
+        if prev is None:
+            return None
+        prev_id = _text(prev)
+        return prev_id if stream_id_key(prev_id) > stream_id_key(after) else None
 
     async def last_id(self) -> str:
         entries = await self._redis.xrevrange(self.stream_key, count=1)
@@ -229,6 +249,7 @@ class MemoryAlertStore(AlertStore):
         self._changed = asyncio.Condition()
         self._clock = clock
         self._last = (0, 0)
+        self._evicted: str | None = None
         self._closed = False
 
     def _next_id(self) -> str:
@@ -251,6 +272,8 @@ class MemoryAlertStore(AlertStore):
             self._purge(now)
             self._dedup[key] = now + dedup_ttl
         stored = alert.with_id(self._next_id())
+        if len(self._buffer) == self._buffer.maxlen:
+            self._evicted = self._buffer[0].id
         self._buffer.append(stored)
         async with self._changed:
             self._changed.notify_all()
@@ -285,6 +308,11 @@ class MemoryAlertStore(AlertStore):
 
     def _has_after(self, after: str) -> bool:
         return bool(self._buffer) and stream_id_key(self._buffer[-1].id) > stream_id_key(after)
+
+    async def trimmed_after(self, after: str) -> str | None:
+        if self._evicted is None:
+            return None
+        return self._evicted if stream_id_key(self._evicted) > stream_id_key(after) else None
 
     async def last_id(self) -> str:
         return self._buffer[-1].id if self._buffer else "0-0"

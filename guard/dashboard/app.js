@@ -146,12 +146,22 @@ async function follow() {
 
 function handleFrame(frame) {
   let id = null;
+  let event = "message";
   let data = "";
   for (const line of frame.split("\n")) {
     if (line.startsWith("id: ")) id = line.slice(4);
+    else if (line.startsWith("event: ")) event = line.slice(7);
     else if (line.startsWith("data: ")) data += line.slice(6);
   }
   if (!data) return;
+  if (event === "gap") {
+    // The page was away longer than the feed keeps alerts: say so instead of pretending nothing happened.
+    const gap = JSON.parse(data);
+    $("alerts").prepend(el("tr", { class: "gap" }, el("td", { colspan: "7" },
+      `部分告警已超出保留上限，未能显示（至 ${gap.lost_through}）。`,
+      el("span", { class: "en" }, ` Some alerts were dropped by the feed's cap (through ${gap.lost_through}).`))));
+    return;
+  }
   const alert = JSON.parse(data);
   if (id) state.lastId = id;
   addAlert(alert, true);
