@@ -116,6 +116,8 @@ class Limiter:
         """
         charges = [_as_charge(c) for c in charges]
         self._check(account, charges)
+        # An empty id (an empty Idempotency-Key header) must not make every request a retry of the first.
+        request_id = request_id or None
         now = self.clock()
         spans = [self._span(c.rule.window, now) for c in charges]
         items = tuple(
@@ -198,9 +200,10 @@ class Limiter:
         """
         now = self.clock()
         day_end = self._span("day", now).end
+        request_id = request_id or None
         if isinstance(result_or_charges, HitResult):
             result = result_or_charges
-            request_id = request_id if request_id is not None else result.request_id
+            request_id = request_id or result.request_id or None
             day_end = result.day_resets_at or day_end
             charged = result.allowed and not result.frozen
             items = tuple(

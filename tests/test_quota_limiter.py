@@ -567,3 +567,13 @@ async def test_one_round_trip_per_hit(backend: tuple[str, str | None], limiter: 
     assert calls.pop("evalsha") == 11
     inside_scripts = {"exists", "get", "set", "hmget", "hincrby", "hset", "expire"}
     assert set(calls) - {"config|resetstat", "info"} <= inside_scripts, calls
+
+
+async def test_an_empty_request_id_is_no_request_id(limiter: Limiter) -> None:
+    rule = Rule("broadcast", "day", 5)
+    first = await limiter.hit("a", [Charge(rule)], request_id="")
+    second = await limiter.hit("a", [Charge(rule)], request_id="")
+    assert not second.duplicate and second.outcomes[0].used == 2
+    assert first.request_id is None
+    assert await limiter.refund("a", [Charge(rule)], request_id="")
+    assert (await limiter.usage("a", [rule]))[0].used == 1
