@@ -218,14 +218,18 @@ class QuotaCheck:
         tz = self.limiter.tz
         reset = format_reset(outcome.resets_at, tz)
         backup = await self.suggest_backup(action, ctx)
-        zh_backup = (
-            f"可改用备用账号 {backup}（今日仍有额度）。" if backup else "备用账号矩阵中暂无可用额度的账号。"
-        )
-        en_backup = (
-            f"Backup account {backup} still has quota today."
-            if backup
-            else "No backup account has quota left."
-        )
+        if backup:
+            zh_backup, en_backup = (
+                f"可改用备用账号 {backup}（仍有额度）。",
+                f" Backup account {backup} still has quota.",
+            )
+        elif self.directory.matrix_of(action.account):
+            zh_backup, en_backup = (
+                "备用账号矩阵中暂无仍有额度的账号。",
+                " No backup account of its matrix has quota left.",
+            )
+        else:
+            zh_backup, en_backup = "", ""
         over = outcome.used + outcome.cost
         return refuse(
             "quota",
@@ -234,7 +238,7 @@ class QuotaCheck:
             f"规则 {outcome.rule}：{WINDOW_ZH.get(outcome.window, outcome.window)}上限 {outcome.limit}，"
             f"已用 {outcome.used}，本次需要 {outcome.cost}，将于 {reset} 重置。{zh_backup}",
             f"Rule {outcome.rule}: limit {outcome.limit} {WINDOW_EN.get(outcome.window, outcome.window)}, "
-            f"used {outcome.used}, this request needs {outcome.cost} (would be {over}); resets at {reset}. "
+            f"used {outcome.used}, this request needs {outcome.cost} (would be {over}); resets at {reset}."
             f"{en_backup}",
             limit_rule=outcome.rule,
             window=outcome.window,
