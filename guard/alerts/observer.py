@@ -14,20 +14,22 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from guard.alerts.config import RiskSettings
 from guard.alerts.model import Alert, mask_pii, masked_excerpt
 from guard.alerts.store import AlertStore
-from guard.reports import Reports, content_categories, staff_of_record
+from guard.reports import Reports, content_categories, day_of, staff_of_record, tally
 from guard.types import DecisionRecord, Verdict
 
 log = logging.getLogger("guard.alerts")
 
 RETRY_SECONDS = 1.0
 RETRY_MAX = 10_000
+# Decisions recorded together (their report counters summed into one Redis round trip).
+BATCH_MAX = 500
 _WINDOW_FORMATS = {"minute": "%Y-%m-%dT%H:%M", "hour": "%Y-%m-%dT%H", "day": "%Y-%m-%d"}
 _WINDOW_SECONDS = {"minute": 60.0, "hour": 3600.0, "day": 86400.0}
 _RULE_ZH = {
@@ -135,26 +137,48 @@ class RiskObserver:
         while True:
             if self._retry:
                 try:
-                    kind, payload = await asyncio.wait_for(self._queue.get(), RETRY_SECONDS)
+                    first = await asyncio.wait_for(self._queue.get(), RETRY_SECONDS)
                 except TimeoutError:
                     await self._flush_retry()
                     continue
             else:
-                kind, payload = await self._queue.get()
+                first = await self._queue.get()
+            # Whatever else is queued goes in the same batch: one Redis round trip for its counters.
+            batch = [first]
+            while len(batch) < BATCH_MAX and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
             if self._retry:
                 await self._flush_retry()
             try:
-                if kind == "decision":
-                    await self.handle_decision(payload)
-                else:
-                    await self.handle_system(*payload)
+                await self._handle_batch(batch)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                self.failed += 1
-                log.warning("risk observer could not record a %s: %s", kind, exc)
+                self.failed += len(batch)
+                log.warning("risk observer could not record %d decisions: %s", len(batch), exc)
             finally:
-                self._queue.task_done()
+                for _ in batch:
+                    self._queue.task_done()
+
+    async def _handle_batch(self, batch: list[tuple[str, Any]]) -> None:
+        counts: dict[date, dict[str, int]] = {}
+        alerts: list[tuple[Alert, float]] = []
+        for kind, payload in batch:
+            if kind == "decision":
+                record = self._with_staff(payload)
+                if record.dry_run:
+                    continue
+                day = counts.setdefault(day_of(record.at, self.tz), {})
+                for name, n in tally(record).items():
+                    day[name] = day.get(name, 0) + n
+                alerts.extend(self.alerts_for(record))
+            else:
+                alerts.append(self.system_alert(*payload))
+        for day_, day_counts in counts.items():
+            if day_counts:
+                await self._attempt(("counts", (day_, day_counts)))
+        for alert, ttl in alerts:
+            await self._attempt(("alert", (alert, ttl)))
 
     async def drain(self) -> None:
         """Wait until everything queued so far is handled (tests, shutdown)."""
@@ -182,8 +206,8 @@ class RiskObserver:
 
     async def _do(self, step: tuple[str, Any]) -> None:
         kind, payload = step
-        if kind == "report":
-            await self.reports.record(payload)
+        if kind == "counts":
+            await self.reports.store.add(*payload)
         else:
             await self.publish(*payload)
 
@@ -213,21 +237,26 @@ class RiskObserver:
             )  # fmt: skip
         return stored
 
+    def _with_staff(self, record: DecisionRecord) -> DecisionRecord:
+        if record.staff is not None:
+            return record
+        staff = None
+        if self._staff_of is not None:
+            with contextlib.suppress(Exception):
+                staff = self._staff_of(record.decision.action.account)
+        # The registry's owner of the account, else the key that made the request.
+        return replace(record, staff=staff or staff_of_record(record))
+
     async def handle_decision(self, record: DecisionRecord) -> None:
-        if record.dry_run:
-            return
-        if record.staff is None:
-            staff = None
-            if self._staff_of is not None:
-                with contextlib.suppress(Exception):
-                    staff = self._staff_of(record.decision.action.account)
-            # The registry's owner of the account, else the key that made the request.
-            record = replace(record, staff=staff or staff_of_record(record))
-        await self._attempt(("report", record))
-        for alert, ttl in self.alerts_for(record):
-            await self._attempt(("alert", (alert, ttl)))
+        """Record one decision now (the worker does this in batches)."""
+        await self._handle_batch([("decision", record)])
 
     async def handle_system(self, event: str, message: str, details: dict[str, Any], at: float) -> None:
+        await self._handle_batch([("system", (event, message, details, at))])
+
+    def system_alert(
+        self, event: str, message: str, details: Mapping[str, Any], at: float
+    ) -> tuple[Alert, float]:
         seconds = self.settings.system_alert_seconds
         bucket = str(int(at // seconds)) if seconds > 0 else str(at)
         safe = {k: mask_pii(str(v))[:200] for k, v in details.items()}
@@ -241,7 +270,7 @@ class RiskObserver:
             at=at,
             details=safe,
         )
-        await self._attempt(("alert", (alert, seconds)))
+        return alert, seconds
 
     def alerts_for(self, record: DecisionRecord) -> list[tuple[Alert, float]]:
         """The alerts one decision raises, each with its dedup lifetime (pure but for the clock)."""
