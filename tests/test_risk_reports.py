@@ -294,3 +294,26 @@ def test_report_command_errors_are_clear(args: tuple[str, ...], message: str) ->
     done = run_cli(*args)
     assert done.returncode == 2
     assert message in done.stderr
+
+
+async def test_the_worker_records_a_backlog_in_batches_exactly(store: ReportStore) -> None:
+    reports = Reports(store, TZ)
+    observer = RiskObserver(RiskSettings(queue_size=5000), TZ, MemoryAlertStore(), reports)
+    yesterday = time.time() - 86400
+    expected = {"allowed": 0, "refused": 0}
+    for i in range(1200):
+        refused = i % 7 == 0
+        expected["refused" if refused else "allowed"] += 1
+        at = yesterday if i % 2 else None
+        rec = record(f"a{i % 13}", f"s{i % 5}", refused_by="quota" if refused else None, at=at)
+        await observer.on_decision(rec)
+    worker = asyncio.create_task(observer.run())
+    try:
+        await observer.drain()
+    finally:
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
+    report = await reports.period(reports.today() - timedelta(days=1), reports.today())
+    assert report["totals"]["allowed"] == expected["allowed"]
+    assert report["totals"]["refused"] == expected["refused"]
+    assert sum(r["allowed_total"] + r["refused_total"] for r in report["staff"]) == 1200
