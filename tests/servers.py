@@ -38,7 +38,9 @@ class RedisServer:
 
     def __init__(self, port: int | None = None, extra: list[str] | None = None) -> None:
         if shutil.which("redis-server") is None:
-            raise RuntimeError("redis-server is not installed: run the README's test command (bash tests/run.sh)")
+            raise RuntimeError(
+                "redis-server is not installed: run the README's test command (bash tests/run.sh)"
+            )
         self.port = port or free_port()
         self.extra = extra or []
         self.dir = Path(tempfile.mkdtemp(prefix=f"siyu-redis-{self.port}-"))
