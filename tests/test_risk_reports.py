@@ -317,3 +317,19 @@ async def test_the_worker_records_a_backlog_in_batches_exactly(store: ReportStor
     assert report["totals"]["allowed"] == expected["allowed"]
     assert report["totals"]["refused"] == expected["refused"]
     assert sum(r["allowed_total"] + r["refused_total"] for r in report["staff"]) == 1200
+
+
+async def test_a_full_backlog_is_a_system_alert_not_a_silent_loss() -> None:
+    alerts = MemoryAlertStore()
+    observer = RiskObserver(RiskSettings(queue_size=10), TZ, alerts, Reports(MemoryReportStore(), TZ))
+    for i in range(25):
+        await observer.on_decision(record(f"a{i}", "s"))
+    assert observer.dropped == 15
+    worker = asyncio.create_task(observer.run())
+    try:
+        await observer.drain()
+    finally:
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
+    (alert,) = await alerts.history(level=["system"])
+    assert alert.rule == "risk_backlog_full" and "15 decisions" in alert.message_en

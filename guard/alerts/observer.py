@@ -103,6 +103,7 @@ class RiskObserver:
         self._queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue(maxsize=settings.queue_size)
         self._retry: collections.deque[tuple[str, Any]] = collections.deque()
         self.dropped = 0
+        self._dropped_told = 0
         self.failed = 0
         self.published = 0
 
@@ -174,6 +175,16 @@ class RiskObserver:
                 alerts.extend(self.alerts_for(record))
             else:
                 alerts.append(self.system_alert(*payload))
+        if self.dropped > self._dropped_told:
+            lost, self._dropped_told = self.dropped - self._dropped_told, self.dropped
+            alerts.append(
+                self.system_alert(
+                    "risk_backlog_full",
+                    f"{lost} decisions were not counted: the risk side could not keep up",
+                    {"dropped_total": self.dropped},
+                    time.time(),
+                )
+            )
         for day_, day_counts in counts.items():
             if day_counts:
                 await self._attempt(("counts", (day_, day_counts)))
