@@ -16,7 +16,9 @@ ACTION_KINDS: tuple[str, ...] = get_args(ActionKind)
 Direction = Literal["active", "passive"]
 Outcome = Literal["allow", "warn", "refuse"]
 # What happened to the request after the decision.
-Disposition = Literal["refused", "forwarded", "upstream_refused", "upstream_timeout", "upstream_error", "checked"]
+Disposition = Literal[
+    "refused", "forwarded", "upstream_refused", "upstream_timeout", "upstream_error", "checked"
+]
 
 
 @dataclass(frozen=True, slots=True)
