@@ -186,6 +186,7 @@ class WordMatcher:
         for i, ch in enumerate(sorted(c for c in order if is_word_char(c))):
             code[ch] = _WORD_HIGH + chr(_LOW + i)
         self._encode = _encode_table(tables().match, code)
+        self._code = code
         # Codes of ASCII letters and digits, for the whole-word test of Latin / digit terms.
         self._word_codes = frozenset(code[c] for c in code if is_word_char(c))
         self.size = len(by_key)
@@ -214,11 +215,15 @@ class WordMatcher:
         automaton.make_automaton()
         self._automaton = automaton
 
+    def _outside(self, ch: str) -> str:
+        """Code of a folded character past the translate table (CJK extension B and beyond)."""
+        return self._code.get(ch, SENTINEL_CODE)
+
     def find(self, text: str) -> list[Hit]:
         """Selected hits in `text` (original offsets), in order of start."""
         if self._automaton is None or not text:
             return []
-        coded = marked_match(text, self._encode)
+        coded = marked_match(text, self._encode, self._outside)
         encoded = strip_coded(coded)
         if not encoded:
             return []
@@ -231,7 +236,7 @@ class WordMatcher:
             second = [hit for hit in iterate(collapsed.text) if hit[1] is not None]
         if not first and not second:
             return []
-        view = coded_view(text, coded, self._encode)
+        view = coded_view(text, coded, self._encode, self._outside)
         terms: list[Hit] = []
         allowed: list[tuple[int, int]] = []
         run_n, run_o, src, marks, max_gap = view.run_n, view.run_o, view.src, view.marks, self.max_gap

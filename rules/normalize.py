@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from bisect import bisect_right
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from itertools import accumulate
@@ -148,6 +148,7 @@ CHINESE_DIGITS = {
     "捌": "8",
     "九": "9",
     "玖": "9",
+    "参": "3",  # 參 after t2s, written for 叁
 }
 
 _CJK_RANGES = (
@@ -336,22 +337,26 @@ def _has_high(text: str) -> bool:
     return _HIGH_CHAR.search(text) is not None
 
 
-def marked_match(text: str, table: Sequence[str]) -> str:
+def _same(ch: str) -> str:
+    return ch
+
+
+def marked_match(text: str, table: Sequence[str], outside: Callable[[str], str] = _same) -> str:
     """`text` folded with `table` (the MATCH folding or a table derived from it), deleted characters kept as
-    the table's markers."""
+    the table's markers. `outside` gives the table's value for a folded character past the table."""
     if not _has_high(text):
         return text.translate(table)
-    return "".join(table[ord(c)] if ord(c) < TABLE_SIZE else _high_through(c, table) for c in text)
+    return "".join(table[ord(c)] if ord(c) < TABLE_SIZE else _high_through(c, table, outside) for c in text)
 
 
-def _high_through(ch: str, table: Sequence[str]) -> str:
+def _high_through(ch: str, table: Sequence[str], outside: Callable[[str], str]) -> str:
     folded = _fold_high(ord(ch), False)
     if folded == INVISIBLE:
         return table[0]  # U+0000 is invisible: the table's own marker for invisible characters
     if folded == VISIBLE:
         return table[0x20]  # the space is visible
     # A high code point's folding goes through the caller's table (which may code or replace letters).
-    return "".join(table[ord(c)] if ord(c) < TABLE_SIZE else c for c in folded)
+    return "".join(table[ord(c)] if ord(c) < TABLE_SIZE else outside(c) for c in folded)
 
 
 # In a CODED folding every original character becomes two symbols: a deleted one "\x00" + its marker
@@ -405,7 +410,7 @@ class View:
 _VISIBLE_RUN = re.compile(VISIBLE + "+")
 
 
-def coded_view(text: str, coded: str, table: Sequence[str]) -> View:
+def coded_view(text: str, coded: str, table: Sequence[str], outside: Callable[[str], str]) -> View:
     """The View of `text` given its coded folding (`marked_match` with a coding `table`)."""
     if len(coded) == 2 * len(text):
         # One symbol pair per original character: the first symbols say kept / deleted, the second ones
@@ -420,7 +425,7 @@ def coded_view(text: str, coded: str, table: Sequence[str]) -> View:
     marks: list[str] = []
     src: list[int] = []
     for i, ch in enumerate(text):
-        folded = marked_match(ch, table)
+        folded = marked_match(ch, table, outside)
         if folded[0] == "\x00":
             marks.append(folded[1])
             continue

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +62,15 @@ class ScanResult:
 ALLOW_RESULT = ScanResult("allow", ())
 
 
+def grapheme_end(text: str, end: int) -> int:
+    """Extend a span end over the combining marks and variation selectors that belong to its last
+    character (the keycap of 8️⃣, an accent), so a match never cuts a character in two."""
+    n = len(text)
+    while end < n and (unicodedata.category(text[end]) in ("Mn", "Me") or "\ufe00" <= text[end] <= "\ufe0f"):
+        end += 1
+    return end
+
+
 class RuleSet:
     """Word lists + allow list + policy of one rules directory, compiled. Immutable once built."""
 
@@ -101,19 +111,12 @@ class RuleSet:
         matches: list[Match] = []
         for hit in self._matcher.find(text):
             category = hit.entry.category or ""
-            matches.append(
-                Match(
-                    category,
-                    hit.entry.term,
-                    hit.start,
-                    hit.end,
-                    text[hit.start : hit.end],
-                    self.action_of(category),
-                )
-            )
+            start, end = hit.start, grapheme_end(text, hit.end)
+            action = self.action_of(category)
+            matches.append(Match(category, hit.entry.term, start, end, text[start:end], action))
         if self._detectors:
             for found in detect(text, self._detectors):
-                s, e = found.start, found.end
+                s, e = found.start, grapheme_end(text, found.end)
                 matches.append(Match(CONTACT, found.kind, s, e, text[s:e], self._contact_action))
         if not matches:
             return ALLOW_RESULT
