@@ -396,6 +396,7 @@ async def pass_through(request: web.Request, profile: Profile) -> web.StreamResp
     settings = app[SETTINGS]
     session = app[CLIENT]
     data: Any = request.content if request.body_exists else None
+    out: web.StreamResponse | None = None
     try:
         async with session.request(
             request.method,
@@ -414,9 +415,14 @@ async def pass_through(request: web.Request, profile: Profile) -> web.StreamResp
                 await out.write(chunk)
             await out.write_eof()
             return out
-    except TimeoutError:
-        app[METRICS].upstream_errors.inc("timeout")
-        return error_response(profile, codes.UPSTREAM_TIMEOUT, f"no answer within {settings.read_timeout:g}s")
-    except aiohttp.ClientError as exc:
-        app[METRICS].upstream_errors.inc("unreachable")
+    except (TimeoutError, aiohttp.ClientError) as exc:
+        timeout = isinstance(exc, TimeoutError)
+        app[METRICS].upstream_errors.inc("timeout" if timeout else "unreachable")
+        if out is not None and out.prepared:
+            # The answer had started: all that is left is to cut the connection.
+            raise
+        if timeout:
+            return error_response(
+                profile, codes.UPSTREAM_TIMEOUT, f"no answer within {settings.read_timeout:g}s"
+            )
         return error_response(profile, codes.UPSTREAM_UNREACHABLE, type(exc).__name__)
