@@ -27,20 +27,139 @@ def parse(path: str, body: dict[str, Any], account_header: str | None = None) ->
 GEWE = "/gewe/v2/api"
 CASES: list[tuple[str, dict[str, Any], str, str | None, list[str], list[str]]] = [
     # path, body, kind, direction, text places, attachment kinds
-    (f"{GEWE}/contacts/addContacts", {"appId": "a", "option": 2, "content": "你好"}, "add_friend", "active", ["content"], []),
-    (f"{GEWE}/contacts/addContacts", {"appId": "a", "option": "3", "content": "你好"}, "add_friend", "passive", ["content"], []),
-    (f"{GEWE}/message/postText", {"appId": "a", "toWxid": "wxid_c", "content": "在吗"}, "message", None, ["content"], []),
-    (f"{GEWE}/message/postAppMsg", {"appId": "a", "toWxid": "c", "appmsg": "<appmsg><title>t</title></appmsg>"}, "message", None, ["appmsg"], []),
-    (f"{GEWE}/message/postLink", {"appId": "a", "toWxid": "c", "title": "t", "desc": "d", "linkUrl": "https://x.example"}, "message", None, ["title", "desc"], ["link"]),
-    (f"{GEWE}/message/postMiniApp", {"appId": "a", "toWxid": "c", "miniAppId": "wx1", "title": "t", "displayName": "n"}, "message", None, ["title", "displayName"], ["miniprogram"]),
-    (f"{GEWE}/message/postNameCard", {"appId": "a", "toWxid": "c", "nickName": "n", "nameCardWxid": "w"}, "message", None, ["nickName"], ["card"]),
-    (f"{GEWE}/message/postFile", {"appId": "a", "toWxid": "c", "fileUrl": "https://f", "fileName": "报价.pdf"}, "message", None, ["fileName"], ["file"]),
-    (f"{GEWE}/message/postImage", {"appId": "a", "toWxid": "c", "imgUrl": "https://i"}, "message", None, [], ["image"]),
-    (f"{GEWE}/sns/sendUrlSns", {"appId": "a", "content": "c", "linkInfo": {"title": "t", "description": "d", "linkUrl": "https://l"}}, "moment", None, ["content", "linkInfo.title", "linkInfo.description"], ["link"]),
-    ("/cgi-bin/message/send", {"agentid": 1000002, "touser": "u1|u2", "msgtype": "textcard", "textcard": {"title": "t", "description": "d", "url": "https://u", "btntxt": "更多"}}, "message", None, ["textcard.title", "textcard.description", "textcard.btntxt"], ["link"]),
-    ("/cgi-bin/message/send", {"agentid": "7", "msgtype": "news", "news": {"articles": [{"title": "t", "description": "d", "url": "https://n", "picurl": "https://p"}]}}, "message", None, ["news.articles[0].title", "news.articles[0].description"], ["link"]),
-    ("/cgi-bin/message/send", {"agentid": 7, "msgtype": "template_card", "template_card": {"card_type": "text_notice", "main_title": {"title": "t", "desc": "d"}, "sub_title_text": "s"}}, "message", None, ["template_card.card_type", "template_card.main_title.title", "template_card.main_title.desc", "template_card.sub_title_text"], []),
-]  # fmt: skip
+    (
+        f"{GEWE}/contacts/addContacts",
+        {"appId": "a", "option": 2, "content": "你好"},
+        "add_friend",
+        "active",
+        ["content"],
+        [],
+    ),
+    (
+        f"{GEWE}/contacts/addContacts",
+        {"appId": "a", "option": "3", "content": "你好"},
+        "add_friend",
+        "passive",
+        ["content"],
+        [],
+    ),
+    (
+        f"{GEWE}/message/postText",
+        {"appId": "a", "toWxid": "wxid_c", "content": "在吗"},
+        "message",
+        None,
+        ["content"],
+        [],
+    ),
+    (
+        f"{GEWE}/message/postAppMsg",
+        {"appId": "a", "toWxid": "c", "appmsg": "<appmsg><title>t</title></appmsg>"},
+        "message",
+        None,
+        ["appmsg"],
+        [],
+    ),
+    (
+        f"{GEWE}/message/postLink",
+        {"appId": "a", "toWxid": "c", "title": "t", "desc": "d", "linkUrl": "https://x.example"},
+        "message",
+        None,
+        ["title", "desc"],
+        ["link"],
+    ),
+    (
+        f"{GEWE}/message/postMiniApp",
+        {"appId": "a", "toWxid": "c", "miniAppId": "wx1", "title": "t", "displayName": "n"},
+        "message",
+        None,
+        ["title", "displayName"],
+        ["miniprogram"],
+    ),
+    (
+        f"{GEWE}/message/postNameCard",
+        {"appId": "a", "toWxid": "c", "nickName": "n", "nameCardWxid": "w"},
+        "message",
+        None,
+        ["nickName"],
+        ["card"],
+    ),
+    (
+        f"{GEWE}/message/postFile",
+        {"appId": "a", "toWxid": "c", "fileUrl": "https://f", "fileName": "报价.pdf"},
+        "message",
+        None,
+        ["fileName"],
+        ["file"],
+    ),
+    (
+        f"{GEWE}/message/postImage",
+        {"appId": "a", "toWxid": "c", "imgUrl": "https://i"},
+        "message",
+        None,
+        [],
+        ["image"],
+    ),
+    (
+        f"{GEWE}/sns/sendUrlSns",
+        {
+            "appId": "a",
+            "content": "c",
+            "linkInfo": {"title": "t", "description": "d", "linkUrl": "https://l"},
+        },
+        "moment",
+        None,
+        ["content", "linkInfo.title", "linkInfo.description"],
+        ["link"],
+    ),
+    (
+        "/cgi-bin/message/send",
+        {
+            "agentid": 1000002,
+            "touser": "u1|u2",
+            "msgtype": "textcard",
+            "textcard": {"title": "t", "description": "d", "url": "https://u", "btntxt": "更多"},
+        },
+        "message",
+        None,
+        ["textcard.title", "textcard.description", "textcard.btntxt"],
+        ["link"],
+    ),
+    (
+        "/cgi-bin/message/send",
+        {
+            "agentid": "7",
+            "msgtype": "news",
+            "news": {
+                "articles": [{"title": "t", "description": "d", "url": "https://n", "picurl": "https://p"}]
+            },
+        },
+        "message",
+        None,
+        ["news.articles[0].title", "news.articles[0].description"],
+        ["link"],
+    ),
+    (
+        "/cgi-bin/message/send",
+        {
+            "agentid": 7,
+            "msgtype": "template_card",
+            "template_card": {
+                "card_type": "text_notice",
+                "main_title": {"title": "t", "desc": "d"},
+                "sub_title_text": "s",
+            },
+        },
+        "message",
+        None,
+        [
+            "template_card.card_type",
+            "template_card.main_title.title",
+            "template_card.main_title.desc",
+            "template_card.sub_title_text",
+        ],
+        [],
+    ),
+]
 
 
 @pytest.mark.parametrize(("path", "body", "kind", "direction", "places", "kinds"), CASES)
