@@ -76,6 +76,11 @@ def _json(data: Any, status: int = 200) -> web.Response:
 class Caller:
     name: str
     role: str
+    client: Any = None  # the authenticator's Client (accounts it may act for)
+
+    def may_act_for(self, account: str) -> bool:
+        check = getattr(self.client, "may_act_for", None)
+        return bool(check(account)) if check is not None else True
 
 
 def caller(request: web.Request) -> Caller:
@@ -97,7 +102,7 @@ def caller(request: web.Request) -> Caller:
             f"缺少或无效的风控密钥。请在 {header} 请求头或 {param} 参数中携带密钥。",
             f"Missing or invalid guard key. Send it in the {header} header or the {param} query parameter.",
         )
-    return Caller(client.name, client.role)
+    return Caller(client.name, client.role, client)
 
 
 def require(request: web.Request, *roles: str) -> Caller:
@@ -374,7 +379,7 @@ async def add_complaint(request: web.Request) -> web.Response:
 
 
 async def matrix_pick(request: web.Request) -> web.Response:
-    caller(request)
+    who = caller(request)
     name = request.match_info["name"]
     action = request.query.get("action", "add_friend.active")
     if action == "add_friend":
@@ -387,7 +392,8 @@ async def matrix_pick(request: web.Request) -> web.Response:
     today = _today(request)
     candidates = []
     for account in members:
-        if await directory.is_frozen(account):
+        # A staff key is offered only accounts it may act for; frozen accounts never.
+        if not who.may_act_for(account) or await directory.is_frozen(account):
             continue
         candidates.append((account, directory.rules_for(account, action, today)))
     picked = await limiter.pick(candidates) if candidates and limiter is not None else None

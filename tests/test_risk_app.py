@@ -24,6 +24,7 @@ KEYS = (
     ClientKey("alice-tool", hash_key("staff-key"), ("acct-*", "wx_*"), "staff"),
     ClientKey("risk-desk", hash_key("risk-key"), ("*",), "risk"),
     ClientKey("boss", hash_key("admin-key"), ("*",), "admin"),
+    ClientKey("narrow", hash_key("narrow-key"), ("acct-a",), "staff"),
 )
 STAFF = {"X-Guard-Key": "staff-key"}
 RISK_KEY = {"X-Guard-Key": "risk-key"}
@@ -234,6 +235,12 @@ async def test_matrix_pick_prefers_the_account_with_most_quota_left(guard: Runni
     status, pick = await get(guard, "/v1/matrix/north/pick", STAFF, params={"action": "broadcast"})
     assert status == 200 and pick["account"] == "acct-c" and pick["remaining"] == 1
     assert (await get(guard, "/v1/matrix/nowhere/pick", STAFF))[0] == 404
+    # A key limited to acct-a is never offered acct-c (and acct-a has no broadcast left today).
+    narrow = {"X-Guard-Key": "narrow-key"}
+    status, pick = await get(guard, "/v1/matrix/north/pick", narrow, params={"action": "broadcast"})
+    assert status == 200 and pick["account"] is None
+    status, pick = await get(guard, "/v1/matrix/north/pick", narrow, params={"action": "add_friend"})
+    assert pick["account"] == "acct-a"
 
 
 async def test_dashboard_is_served(guard: RunningGuard) -> None:
