@@ -384,6 +384,12 @@ async def matrix_pick(request: web.Request) -> web.Response:
     action = request.query.get("action", "add_friend.active")
     if action == "add_friend":
         action = "add_friend.active"
+    if action not in ACCOUNT_ACTIONS:
+        raise error(
+            400,
+            f"未知的操作 {action[:40]!r}，可选：{', '.join(ACCOUNT_ACTIONS)}。",
+            f"Unknown action {action[:40]!r}; use one of {', '.join(ACCOUNT_ACTIONS)}.",
+        )
     directory = _directory(request)
     limiter = _limiter(request)
     members = directory.matrix_members(name)

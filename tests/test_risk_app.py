@@ -241,6 +241,7 @@ async def test_matrix_pick_prefers_the_account_with_most_quota_left(guard: Runni
     assert status == 200 and pick["account"] is None
     status, pick = await get(guard, "/v1/matrix/north/pick", narrow, params={"action": "add_friend"})
     assert pick["account"] == "acct-a"
+    assert (await get(guard, "/v1/matrix/north/pick", STAFF, params={"action": "spam"}))[0] == 400
 
 
 async def test_dashboard_is_served(guard: RunningGuard) -> None:
