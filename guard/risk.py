@@ -130,6 +130,11 @@ async def _risk_ctx(app: web.Application) -> AsyncIterator[None]:
         # Record what the proxy already handed us before stopping the worker.
         with contextlib.suppress(Exception):
             await asyncio.wait_for(state.observer.drain(), timeout=5.0)
+        if state.observer.waiting:
+            log.error(
+                "stopping with %d report/alert writes still waiting for Redis; they are lost",
+                state.observer.waiting,
+            )
         for task in tasks:
             task.cancel()
         for task in tasks:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from importlib import resources
@@ -33,7 +32,6 @@ from guard.alerts.store import AlertStore
 from guard.alerts.webhook import WebhookSink
 from guard.reports import Reports, render_csv
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ACCOUNT_ACTIONS = ("add_friend.active", "add_friend.passive", "broadcast", "moment", "message", "welcome")
 
 
