@@ -34,6 +34,7 @@ async def guard(tmp_path: Path) -> AsyncIterator[tuple[RunningGuard, StubUpstrea
     keys = (
         ClientKey("scrm", hash_key("staff-key"), ("*",), "staff"),
         ClientKey("risk-manager", hash_key("admin-key"), ("*",), "admin"),
+        ClientKey("risk-desk", hash_key("risk-key"), ("*",), "risk"),
     )
     async with stub_upstream() as stub:
         settings = Settings(
@@ -128,5 +129,17 @@ async def test_refused_broadcast_appears_live_on_the_open_dashboard(
             await page.reload()
             await page.wait_for_selector("#conn.on", timeout=15_000)
             assert await page.is_hidden("#login")
+
+            # A risk (not admin) key sees everything but gets no freeze buttons; a wrong key is refused.
+            viewer = await browser.new_page()
+            await viewer.goto(running.url + "/dashboard")
+            await viewer.fill("#key", "wrong-key")
+            await viewer.click("#login-form button[type=submit]")
+            await viewer.wait_for_selector("#login-error:has-text('invalid')", timeout=15_000)
+            await viewer.fill("#key", "risk-key")
+            await viewer.click("#login-form button[type=submit]")
+            await viewer.wait_for_selector(".account[data-account='store-02']", timeout=15_000)
+            assert await viewer.locator("button.freeze, button.unfreeze").count() == 0
+            assert await viewer.locator("tr.alert.block").count() == 1
         finally:
             await browser.close()
