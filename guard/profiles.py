@@ -103,15 +103,38 @@ class PathRule:
     pattern: str
     kind: str  # "exact" | "suffix" | "glob"
     route: Route
+    # The pattern as matched: lower case, like the normalized request path.
+    key: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", self.pattern.lower())
 
     def matches(self, method: str, path: str) -> bool:
+        """`path` is normalized (normalize_path)."""
         if self.methods and method not in self.methods:
             return False
         if self.kind == "exact":
-            return path == self.pattern
+            return path == self.key
         if self.kind == "suffix":
-            return path == self.pattern or path.endswith("/" + self.pattern)
-        return fnmatch.fnmatchcase(path, self.pattern)
+            return path == self.key or path.endswith("/" + self.key)
+        return fnmatch.fnmatchcase(path, self.key)
+
+
+def normalize_path(path: str) -> str:
+    """The path as routing sees it: `//`, `.` and `..` segments resolved, `;matrix` parameters and a
+    trailing slash dropped, lower case. Servers differ in how they read odd paths; matching the most
+    lenient reading means no spelling of a guarded endpoint slips through as an unknown one."""
+    parts: list[str] = []
+    for segment in path.split("/"):
+        segment = segment.split(";", 1)[0]
+        if segment in ("", "."):
+            continue
+        if segment == "..":
+            if parts:
+                parts.pop()
+            continue
+        parts.append(segment)
+    return ("/" + "/".join(parts)).lower()
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +159,7 @@ class ProfileSet:
     profiles: tuple[Profile, ...]
 
     def match(self, method: str, path: str) -> tuple[Profile, Route] | None:
+        path = normalize_path(path)
         for profile in self.profiles:
             route = profile.match(method, path)
             if route is not None:
@@ -144,6 +168,7 @@ class ProfileSet:
 
     def owner(self, path: str) -> Profile:
         """The profile whose format answers a request on `path` that no route matched."""
+        path = normalize_path(path)
         for profile in self.profiles:
             if profile.owns(path):
                 return profile
@@ -832,7 +857,7 @@ def _build_profile(data: dict[str, Any], path: Path) -> Profile:
         )
     for pattern in _str_tuple_paths(data.get("pass_through", [])):
         rules.append(PathRule(frozenset(), pattern, "glob", Route(f"{name}:pass:{pattern}", None)))
-    patterns = [r.pattern for r in rules]
+    patterns = [r.key for r in rules]
     return Profile(
         name=name,
         answer=answer,

@@ -267,6 +267,13 @@ async def handle(request: web.Request) -> web.StreamResponse:
 
     if matched is None:
         if method in READ_METHODS:
+            write_twin = bundle.profiles.match("POST", path)
+            if request.body_exists and write_twin is not None and write_twin[1].guarded:
+                # A read carrying a body on a guarded endpoint: some servers would act on it unchecked.
+                metrics.requests.inc("read", "refused")
+                return error_response(
+                    profile, codes.BAD_REQUEST, f"{method} with a body on a guarded endpoint"
+                )
             metrics.requests.inc("read", "forwarded")
             return await pass_through(request, profile)
         if settings.strict:

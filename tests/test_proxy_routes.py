@@ -204,3 +204,25 @@ async def test_redis_down_refuses_guarded_actions_fast(stub: StubUpstream) -> No
     async with running_guard(allow) as guard:
         status, headers, data = await guard.post(GEWE_ADD, add("app-r"))
         assert data["ret"] == 200 and headers["X-Guard-Decision"] == "warn"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/cgi-bin//externalcontact/add_msg_template",
+        "/cgi-bin/externalcontact/./add_msg_template",
+        "/cgi-bin/x/../externalcontact/add_msg_template",
+        "/cgi-bin/externalcontact/add_msg_template/",
+        "/cgi-bin/externalcontact/add_msg_template;jsessionid=1",
+        "/cgi-bin/ExternalContact/Add_Msg_Template",
+        "/cgi-bin/externalcontact/add%5Fmsg%5Ftemplate",
+    ],
+)
+async def test_odd_spellings_of_a_guarded_path_are_still_checked(stub: StubUpstream, path: str) -> None:
+    body = {"sender": "s1", "external_userid": ["wm1"], "text": {"content": "稳赚不赔"}}
+    async with running_guard(Settings(upstream=stub.url, reload_interval=0, strict=False)) as guard:
+        _, headers, data = await guard.post(path, body)
+        assert data["errcode"] == 490001 and headers["X-Guard-Decision"] == "refuse"
+        async with guard.session.get(guard.url + path, json=body) as resp:
+            assert (await resp.json())["errcode"] == 490005
+        assert stub.count() == 0
