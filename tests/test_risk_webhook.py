@@ -265,3 +265,30 @@ async def test_two_processes_on_one_redis_send_each_alert_once(redis_url: str) -
 def test_json_payload_carries_no_full_message() -> None:
     body = json.dumps({"alerts": [alert(1).to_dict()]})
     assert "message_zh" in body
+
+
+async def test_the_default_cap_holds_the_21st_message_of_a_minute() -> None:
+    store = MemoryAlertStore()
+    stub = await StubReceiver(lambda n: (200, {"errcode": 0})).start()
+    hook = parse_risk_settings({"webhooks": [{"name": "robot", "url": stub.url}]}).webhooks[0]
+    session = aiohttp.ClientSession()
+    sink = WebhookSink(hook, store, session, lease_seconds=1.5)
+    task = asyncio.create_task(sink.run())
+    try:
+        await wait_until(lambda: sink._leader)
+        await asyncio.sleep(0.1)
+        for n in range(20):  # one alert at a time: each goes out as its own message
+            await store.publish(alert(n))
+            await wait_until(lambda n=n: len(stub.bodies) == n + 1)
+        for n in range(20, 25):
+            await store.publish(alert(n))
+        await asyncio.sleep(1.5)
+        # The robot's cap: the 21st message of the minute waits, carrying the 5 new alerts together.
+        assert len(stub.arrivals) == 20
+        assert sink.gate.delay() > 50
+        assert len(stub.delivered_ids("wecom")) == 20
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await session.close()
+        await stub.stop()
