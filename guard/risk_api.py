@@ -485,6 +485,11 @@ async def overview(request: web.Request) -> web.Response:
             "totals": report["totals"],
             "rules": rules,
             "alerts_backend": state.alerts.backend,
+            "observer": {
+                "published": state.observer.published,
+                "dropped": state.observer.dropped,
+                "waiting_for_redis": state.observer.waiting,
+            },
             "webhooks": [
                 {
                     "name": s.settings.name,

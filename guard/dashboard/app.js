@@ -250,6 +250,10 @@ async function loadOverview() {
   ruleError.textContent = data.rules.last_error || "无 none";
   ruleError.className = data.rules.last_error ? "bad" : "";
   $("alerts-backend").textContent = data.alerts_backend;
+  const o = data.observer;
+  const observer = $("observer");
+  observer.textContent = `待写入 waiting ${o.waiting_for_redis} · 丢弃 dropped ${o.dropped}`;
+  observer.className = o.waiting_for_redis || o.dropped ? "bad" : "";
   $("webhooks").replaceChildren(
     ...(data.webhooks.length
       ? data.webhooks.map((w) => el("div", { class: w.last_error ? "error" : "" },
