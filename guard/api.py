@@ -24,7 +24,7 @@ from ratelimit import HitResult
 def json_response(data: object, status: int = 200) -> web.Response:
     return web.Response(
         status=status,
-        body=json.dumps(data, ensure_ascii=False, default=str).encode(),
+        body=json.dumps(data, ensure_ascii=False, default=str).encode("utf-8", "replace"),
         content_type="application/json",
         charset="utf-8",
     )

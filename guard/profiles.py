@@ -74,7 +74,9 @@ class AnswerFormat:
         body.update(self.extra)
         body["guard"] = dict(guard)
         status = code.status if code.status != 200 or self.status is None else self.status
-        return status, json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+        # A lone surrogate (from a \\ud800 escape in the request) cannot be UTF-8: replace, never fail.
+        return status, text.encode("utf-8", "replace")
 
     def upstream_refused(self, status: int, body: bytes) -> bool:
         """True when the upstream clearly did not perform the action."""

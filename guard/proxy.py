@@ -14,7 +14,7 @@ import time
 import zlib
 from collections.abc import Mapping, Sequence
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote_plus
 
 import aiohttp
 from aiohttp import web
@@ -39,7 +39,7 @@ HOP_BY_HOP = frozenset(
     h.lower()
     for h in (
         "Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Proxy-Connection", "TE",
-        "Trailer", "Transfer-Encoding", "Upgrade", "Host", "Content-Length",
+        "Trailer", "Transfer-Encoding", "Upgrade", "Host", "Content-Length", "Expect",
     )
 )  # fmt: skip
 ACCOUNT_HEADER = "X-Guard-Account"
@@ -130,7 +130,7 @@ def forward_query(raw_query: str, key_param: str) -> str:
     if not raw_query:
         return ""
     parts = raw_query.split("&")
-    kept = [p for p in parts if p.split("=", 1)[0] != key_param]
+    kept = [p for p in parts if unquote_plus(p.split("=", 1)[0]) != key_param]
     return "&".join(kept)
 
 

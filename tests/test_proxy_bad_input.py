@@ -229,3 +229,24 @@ async def test_upstream_down_is_502_and_refunded() -> None:
             "acc1", guard.app[ACCOUNTS].rules_for("acc1", "broadcast", today)
         )
         assert outcomes[0].used == 0  # … but the charge was given back
+
+
+async def test_lone_surrogate_escapes_do_not_break_the_guard(guard: RunningGuard, stub: StubUpstream) -> None:
+    status, _, data = await guard.post(
+        WECOM, b'{"sender":"acc1","text":{"content":"\\ud800\\u7a33\\u8d5a\\u4e0d\\u8d54\\udfff"}}'
+    )
+    assert status == 200 and data["errcode"] == 490001
+    status, _, data = await guard.post(WECOM, b'{"sender":"acc1","text":{"content":"\\ud800 hello"}}')
+    assert status == 200 and data["errcode"] == 0
+    assert stub.count() == 1
+
+
+async def test_percent_encoded_key_parameter_is_stripped(stub: StubUpstream) -> None:
+    from guard.auth import hash_key
+    from guard.settings import ClientKey
+
+    keys = (ClientKey(name="k", hash=hash_key("sekret"), accounts=("*",)),)
+    async with running_guard(Settings(upstream=stub.url, reload_interval=0, keys=keys)) as guard:
+        status, _, data = await guard.post(WECOM + "?access_token=T&guard%5Fkey=sekret", GOOD)
+        assert status == 200 and data["errcode"] == 0
+        assert stub.seen[0].path_qs == WECOM + "?access_token=T"
