@@ -233,7 +233,7 @@ def main() -> int:
             f"\nProxy benchmark: {args.connections} connections, {args.duration}s each (wrk), "
             "clean WeCom broadcasts,"
         )
-        print("each from a fresh account. Same stub upstream for all three.\n")
+        print("each from a fresh account. Same stub upstream for every target.\n")
         print(
             f"{'target':30} {'req/s':>10} {'p50 ms':>9} {'p99 ms':>9} {'non-2xx':>8} | {'1-conn p50 ms':>13}"
         )
