@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The project's one test command, for a newcomer and for CI alike:
 #   bash tests/run.sh [pytest args]
-# It installs what the tests need (Debian's redis-server and chromium, the package with its test extras),
+# It installs what the tests need (Debian's redis-server, chromium and a CJK font, the package with its test extras),
 # then runs the whole suite. pytest's exit 5 (no tests collected) counts as a failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,6 +10,8 @@ missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+# A CJK font, so that the dashboard's Chinese labels render in the browser test's screenshot.
+[ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || missing+=(fonts-wqy-microhei)
 if [ ${#missing[@]} -gt 0 ]; then
     sudo=""
     [ "$(id -u)" = 0 ] || sudo="sudo"
