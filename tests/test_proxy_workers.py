@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -18,13 +19,14 @@ from test_proxy_support import stub_upstream
 GEWE_ADD = "/gewe/v2/api/contacts/addContacts"
 
 
-def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 30.0) -> None:
     import urllib.request
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"guard exited with {proc.returncode}")
+            tail = log.read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"guard exited with {proc.returncode}:\n{tail}")
         try:
             with urllib.request.urlopen(url + "/readyz", timeout=1) as resp:
                 if resp.status == 200:
@@ -42,13 +44,15 @@ def _children(pid: int) -> list[int]:
 
 
 @pytest.mark.slow
-async def test_two_workers_admit_exactly_five_of_1000_concurrent_adds(redis_url: str) -> None:
+async def test_two_workers_admit_exactly_five_of_1000_concurrent_adds(redis_url: str, tmp_path: Path) -> None:
     async with stub_upstream() as stub:
         port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("GUARD_")}
         # 1,000 requests land at once on two processes sharing two cores with the test itself: give
         # Redis calls more than the default 100 ms so that a slow moment is not read as Redis being down.
         env["GUARD_REDIS_TIMEOUT"] = "2.0"
+        log = tmp_path / "guard.log"
+        log_file = log.open("wb")
         proc = await asyncio.to_thread(
             subprocess.Popen,
             [
@@ -57,11 +61,11 @@ async def test_two_workers_admit_exactly_five_of_1000_concurrent_adds(redis_url:
             ],
             env=env,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stderr=log_file,
         )  # fmt: skip
         try:
             url = f"http://127.0.0.1:{port}"
-            await asyncio.to_thread(_wait_ready, url, proc)
+            await asyncio.to_thread(_wait_ready, url, proc, log)
             workers = _children(proc.pid)
             assert len(workers) == 2
 
@@ -102,6 +106,7 @@ async def test_two_workers_admit_exactly_five_of_1000_concurrent_adds(redis_url:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+            log_file.close()
 
 
 def test_workers_without_redis_refuse_to_start() -> None:
