@@ -17,7 +17,7 @@ from pathlib import Path
 
 from rules.errors import RuleError, RulesInvalid
 from rules.matcher import Entry, WordMatcher
-from rules.normalize import fold, is_cjk, is_word_char
+from rules.normalize import fold_many, is_cjk, is_word_char
 from rules.policy import CATEGORY_NAME, Policy, parse_policy
 from rules.ruleset import RuleSet
 from rules.store import content_hash
@@ -48,6 +48,12 @@ def read_lines(path: Path) -> tuple[list[tuple[int, str]], list[RuleError]]:
         return [], [RuleError.at(path, 0, f"cannot read file: {exc.strerror or exc}")]
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
+    try:
+        whole = data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass  # find the bad lines one by one below
+    else:
+        return list(enumerate((line.rstrip("\r") for line in whole.split("\n")), start=1)), []
     lines: list[tuple[int, str]] = []
     errors: list[RuleError] = []
     for number, raw in enumerate(data.split(b"\n"), start=1):
@@ -67,25 +73,22 @@ def read_lines(path: Path) -> tuple[list[tuple[int, str]], list[RuleError]]:
 def parse_terms(path: Path) -> tuple[list[TermLine], list[RuleError]]:
     """Terms of a word list or allow list, each with its folded key; a term folding to nothing is an error."""
     lines, errors = read_lines(path)
-    terms: list[TermLine] = []
+    numbered: list[tuple[int, str]] = []
     for number, text in lines:
-        term = text.split("#", 1)[0].strip()
-        if not term:
-            continue
-        key = fold(term)
+        term = (text[: text.index("#")] if "#" in text else text).strip()
+        if term:
+            numbered.append((number, term))
+    keys = fold_many([term for _, term in numbered])
+    terms: list[TermLine] = []
+    for (number, term), key in zip(numbered, keys, strict=True):
         if not key:
-            errors.append(
-                RuleError.at(
-                    path,
-                    number,
-                    f"term {term!r} normalizes to nothing (only spaces, punctuation, symbols or emoji)",
-                )
-            )
-            continue
-        if len(key) == 1 and is_word_char(key):
+            reason = f"term {term!r} normalizes to nothing (only spaces, punctuation, symbols or emoji)"
+            errors.append(RuleError.at(path, number, reason))
+        elif len(key) == 1 and is_word_char(key):
             errors.append(RuleError.at(path, number, f"term {term!r} is a single Latin letter or digit"))
-            continue
-        terms.append(TermLine(term, number, key))
+        else:
+            terms.append(TermLine(term, number, key))
+    errors.sort(key=lambda e: e.line)
     return terms, errors
 
 
@@ -180,6 +183,12 @@ def pinyin_variants(key: str) -> Iterator[str]:
             picks.add(tuple(j == k for j in range(n)))
         choices = sorted(picks)
     seen: set[str] = set()
+    # Tone numbers (tou2zi1): the all-pinyin spelling only; mixing them with hanzi is not how people write.
+    if len(positions) == len(key):
+        tone = "".join(lazy_pinyin(key, style=Style.TONE3, errors="ignore"))
+        if tone.isascii() and tone.isalnum() and any(c.isdigit() for c in tone):
+            seen.add(tone)
+            yield tone
     for choice in choices:
         if not any(choice):
             continue
@@ -217,17 +226,17 @@ def rules_version(root: Path) -> str:
 
 def compile_entries(
     words: dict[str, list[TermLine]], allow: Iterable[TermLine], policy: Policy
-) -> Iterator[Entry]:
+) -> Iterator[tuple[str, Entry]]:
     for category, terms in words.items():
         rule = policy.of(category)
         severity = SEVERITY[rule.action]
         for t in terms:
-            yield Entry(t.key, t.term, category, severity)
+            yield t.key, Entry.of(t.key, t.term, category, severity)
             if rule.pinyin:
                 for variant in pinyin_variants(t.key):
-                    yield Entry(variant, t.term, category, severity)
+                    yield variant, Entry.of(variant, t.term, category, severity)
     for t in allow:
-        yield Entry(t.key, t.term, None)
+        yield t.key, Entry.of(t.key, t.term, None)
 
 
 def load_rules(path: str | Path | None = None) -> RuleSet:

@@ -29,7 +29,6 @@ import re
 from bisect import bisect_right
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import ahocorasick
@@ -52,22 +51,33 @@ SENTINEL = "\ufdd0"  # a noncharacter: stands for every character that occurs in
 PLACEHOLDER = "\ufdd1"  # second character of root placeholder keys; never in a folded text
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """One dictionary key: a term of a category (or an allowed phrase when `category` is None)."""
+class Entry(NamedTuple):
+    """What one dictionary key stands for: a term of a category, or an allowed phrase (`category` None).
 
-    key: str
+    It is also the automaton's value for its key (one object per key keeps 65k-term lexicons small), so it
+    carries what the scan needs: the key's length and whether its ends are Latin / digit characters.
+    """
+
     term: str
     category: str | None
-    severity: int = 0  # lower is more severe: 0 block, 1 warn
+    severity: int  # lower is more severe: 0 block, 1 warn
+    length: int
+    word_start: bool
+    word_end: bool
+    allow: bool = False
 
-    @property
-    def word_start(self) -> bool:
-        return is_word_char(self.key[0])
-
-    @property
-    def word_end(self) -> bool:
-        return is_word_char(self.key[-1])
+    @classmethod
+    def of(cls, key: str, term: str, category: str | None, severity: int = 0) -> Entry:
+        first, last = key[0], key[-1]
+        return cls(
+            term,
+            category,
+            severity,
+            len(key),
+            first.isascii() and first.isalnum(),
+            last.isascii() and last.isalnum(),
+            category is None,
+        )
 
 
 class Hit(NamedTuple):
@@ -76,15 +86,6 @@ class Hit(NamedTuple):
     start: int
     end: int
     entry: Entry
-
-
-@dataclass(frozen=True, slots=True)
-class _Key:
-    length: int
-    entry: Entry | None  # the most severe term entry for this key
-    allow: bool
-    word_start: bool
-    word_end: bool
 
 
 class _Collapsed:
@@ -160,16 +161,17 @@ def _encode_table(base: Sequence[str], code: dict[str, str]) -> list[str]:
 class WordMatcher:
     """The compiled word lists and allow list of a RuleSet."""
 
-    def __init__(self, entries: Iterable[Entry], *, max_gap: int = 3, collapse_repeats: bool = True) -> None:
+    def __init__(
+        self, entries: Iterable[tuple[str, Entry]], *, max_gap: int = 3, collapse_repeats: bool = True
+    ) -> None:
         self.max_gap = max_gap
         self.collapse_repeats = collapse_repeats
-        by_key: dict[str, list[Entry]] = {}
-        for entry in entries:
-            if entry.key:
-                by_key.setdefault(entry.key, []).append(entry)
-        freq: Counter[str] = Counter()
-        for key in by_key:
-            freq.update(key)
+        by_key: dict[str, Entry] = {}
+        for key, entry in entries:
+            if key:
+                seen = by_key.get(key)
+                by_key[key] = entry if seen is None else _merge(seen, entry)
+        freq: Counter[str] = Counter("".join(by_key))
         term_chars = set(freq) | set("abcdefghijklmnopqrstuvwxyz0123456789")
         self.term_chars = frozenset(term_chars)
         rank = _text_rank(freq)
@@ -200,18 +202,15 @@ class WordMatcher:
         for ch in order:
             automaton.add_word(code[ch] + PLACEHOLDER, None)
 
-        def order_key(key: str) -> tuple[int, ...]:
-            return tuple(rank[c] for c in key[:3])
+        to_code = {ord(c): v for c, v in code.items()}
+
+        def order_key(key: str) -> str:
+            # Codes sort like the ranks of their characters: inserting in this order puts the common
+            # characters first among the children of every node, not only the root's.
+            return key[:4].translate(to_code)
 
         for key in sorted(by_key, key=order_key):
-            group = by_key[key]
-            terms = sorted((e for e in group if e.category is not None), key=lambda e: e.severity)
-            allow = any(e.category is None for e in group)
-            entry = terms[0] if terms else group[0]
-            automaton.add_word(
-                "".join(code[c] for c in key),
-                _Key(len(key), terms[0] if terms else None, allow, entry.word_start, entry.word_end),
-            )
+            automaton.add_word(key.translate(to_code), by_key[key])
         automaton.make_automaton()
         self._automaton = automaton
 
@@ -230,7 +229,7 @@ class WordMatcher:
         iterate = self._automaton.iter
         first = [hit for hit in iterate(encoded) if hit[1] is not None]
         collapsed: _Collapsed | None = None
-        second: list[tuple[int, _Key]] = []
+        second: list[tuple[int, Entry]] = []
         if self.collapse_repeats and _DUP_CODE.search(encoded):
             collapsed = _Collapsed(encoded, _DUP_CODE)
             second = [hit for hit in iterate(collapsed.text) if hit[1] is not None]
@@ -256,8 +255,8 @@ class WordMatcher:
                 continue
             if value.allow:
                 allowed.append((o_start, o_end))
-            elif value.entry is not None:
-                terms.append(Hit(o_start, o_end, value.entry))
+            else:
+                terms.append(Hit(o_start, o_end, value))
         if collapsed is not None:
             for end, value in second:
                 start = end + 1 - 2 * value.length
@@ -275,7 +274,7 @@ class WordMatcher:
         encoded: str,
         start: int,
         end: int,
-        value: _Key,
+        value: Entry,
         terms: list[Hit],
         allowed: list[tuple[int, int]],
     ) -> None:
@@ -293,8 +292,16 @@ class WordMatcher:
             return
         if value.allow:
             allowed.append((o_start, o_end))
-        elif value.entry is not None:
-            terms.append(Hit(o_start, o_end, value.entry))
+        else:
+            terms.append(Hit(o_start, o_end, value))
+
+
+def _merge(a: Entry, b: Entry) -> Entry:
+    """One key listed twice (two categories, a term and an allowed phrase, a pinyin variant of two terms):
+    an allowed phrase wins; otherwise the more severe term, then the first."""
+    if a.allow or b.allow:
+        return a if a.allow else b
+    return b if b.severity < a.severity else a
 
 
 def _text_rank(term_freq: Counter[str]) -> dict[str, int]:
