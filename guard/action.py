@@ -123,13 +123,15 @@ def strings_in(value: Any, where: str, skip: frozenset[str] = frozenset()) -> It
             yield from strings_in(item, _join(where, i), skip)
 
 
-def account_value(value: Any, where: str) -> str | None:
-    """Account ids arrive as strings, sometimes as numbers (agentid)."""
+def account_value(value: Any, where: str, *, numeric: bool = False) -> str | None:
+    """An account id: a string; `numeric` fields (WeCom's agentid) also take an integer."""
     if value is None or value == "":
         return None
     if isinstance(value, bool):
         raise wrong_type(where, "a string", value)
     if isinstance(value, int):
+        if not numeric:
+            raise wrong_type(where, "a string", value)
         return str(value)
     if isinstance(value, str):
         return value.strip() or None

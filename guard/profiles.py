@@ -366,7 +366,7 @@ def parse_message_send(body: dict[str, Any], req: RequestInfo) -> list[Action]:
         )
     for key in ("touser", "toparty", "totag"):
         a.opt_str(body, key)
-    agent = a.account_value(body.get("agentid"), "agentid")
+    agent = a.account_value(body.get("agentid"), "agentid", numeric=True)
     account = a.require_account(agent, "agentid", req.account_header)
     texts, attachments = _generic_message(body, msgtype)
     touser = a.opt_str(body, "touser") or ""
@@ -651,7 +651,7 @@ class CustomRoute:
     profile: str
 
     def parse(self, body: dict[str, Any], req: RequestInfo) -> list[Action]:
-        accounts = [a.account_value(v, w) for w, v in values_at(body, self.account)]
+        accounts = [a.account_value(v, w, numeric=True) for w, v in values_at(body, self.account)]
         accounts_ = list(dict.fromkeys(x for x in accounts if x))
         if not accounts_:
             accounts_ = [a.require_account(None, self.account, req.account_header)]

@@ -392,6 +392,12 @@ async def forward(
         data=body,
         headers=forward_headers(request.headers, settings.key_header),
         allow_redirects=False,
+        # Also bounded as a whole: an upstream that drips a byte now and then still times out.
+        timeout=aiohttp.ClientTimeout(
+            total=settings.connect_timeout + settings.read_timeout,
+            sock_connect=settings.connect_timeout,
+            sock_read=settings.read_timeout,
+        ),
     ) as resp:
         payload = await resp.read()
         return resp.status, resp.headers, payload

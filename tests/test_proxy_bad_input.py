@@ -52,6 +52,8 @@ WECOM_BAD_BODIES: dict[str, bytes] = {
     "content not a string": b'{"sender": "acc1", "text": {"content": ["hi"]}}',
     "text not an object": b'{"sender": "acc1", "text": "hi"}',
     "sender not a string": b'{"sender": ["acc1"], "text": {"content": "hi"}}',
+    "sender a number": b'{"sender": 42, "text": {"content": "hi"}}',
+    "sender a boolean": b'{"sender": true, "text": {"content": "hi"}}',
     "external_userid not a list": b'{"sender": "acc1", "external_userid": "wm1", "text": {"content": "hi"}}',
     "attachments not a list": b'{"sender": "acc1", "attachments": {"msgtype": "link"}}',
     "attachment without its payload": b'{"sender": "acc1", "attachments": [{"msgtype": "link"}]}',
@@ -91,6 +93,7 @@ GEWE_BAD_BODIES: dict[str, bytes] = {
     "duplicate option": b'{"appId": "app1", "option": 3, "content": "hi", "option": 2}',
     "missing appId": b'{"option": 2, "content": "hi"}',
     "appId an object": b'{"appId": {"id": "app1"}, "option": 2}',
+    "appId a number": b'{"appId": 7, "option": 2, "content": "hi"}',
 }
 
 
