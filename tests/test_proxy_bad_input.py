@@ -43,6 +43,10 @@ WECOM_BAD_BODIES: dict[str, bytes] = {
     "trailing garbage": json.dumps(GOOD).encode() + b" x",
     "not utf-8": '{"sender": "acc1", "text": {"content": "稳赚不赔"}}'.encode("gbk"),
     "duplicate top-level key": b'{"sender": "acc1", "text": {"content": "hi"}, "sender": "acc2"}',
+    "duplicate key spelled with an escape": (
+        b'{"sender": "acc1", "sen\\u0064er": "acc2", "text": {"content": "hi"}}'
+    ),
+    "utf-16 body": '{"sender": "acc1", "text": {"content": "hi"}}'.encode("utf-16"),
     "duplicate nested key": (
         b'{"sender": "acc1", "text": {"content": "hi", "content": "\\u7a33\\u8d5a\\u4e0d\\u8d54"}}'
     ),
