@@ -201,3 +201,22 @@ async def test_link_to_a_denied_domain_is_refused(guard: RunningGuard, stub: Stu
     _status, headers, data = await guard.post(PATH, body)
     assert data["errcode"] == 490002 and headers["X-Guard-Rule"] == "attachment:link_domain"
     assert stub.count() == 0
+
+
+async def test_compressed_upstream_refusal_is_relayed_unchanged_and_refunded(
+    guard: RunningGuard, stub: StubUpstream
+) -> None:
+    import gzip
+
+    answer = gzip.compress(b'{"errcode":45009,"errmsg":"api freq out of limit"}')
+    stub.answers[PATH] = (
+        "raw",
+        200,
+        answer,
+        {"Content-Encoding": "gzip", "Content-Type": "application/json"},
+    )
+    status, headers, data = await guard.post(PATH, broadcast("gz"), headers={"Accept-Encoding": "gzip"})
+    assert status == 200 and headers["Content-Encoding"] == "gzip"
+    assert data == answer  # the session does not decompress: these are the upstream's bytes
+    assert stub.seen[0].headers["Accept-Encoding"] == "gzip"
+    assert (await used(guard, "gz"))[0] == 0

@@ -60,6 +60,8 @@ class StubUpstream:
             await asyncio.sleep(answer[1])
         if answer is not None and answer[0] == "json":
             return web.Response(status=answer[1], body=answer[2], content_type="application/json")
+        if answer is not None and answer[0] == "raw":
+            return web.Response(status=answer[1], body=answer[2], headers=answer[3])
         if "/cgi-bin/" in request.path:
             return web.json_response(
                 {"errcode": 0, "errmsg": "ok", "msgid": "m1"}, headers={"X-Upstream": "wecom"}
