@@ -2,14 +2,17 @@
 
 How a text is scanned (`WordMatcher.find`):
 
-1. One `str.translate` folds the text (see `rules.normalize`) and, in the same step, replaces every character
-   that occurs in no term by one SENTINEL character. The sentinel is the automaton root's first child, and the
-   other root children are inserted in order of how often their character occurs in the terms: pyahocorasick
-   looks children up linearly, so a root with thousands of CJK children is slow unless the common cases
-   come first. Deleted characters stay in this "marked" view as markers and are then stripped.
-2. The automaton runs over the folded text; then, if the text holds a run of one repeated character, over the
+1. One `str.translate` folds the text (see `rules.normalize`) and, in the same step, CODES it: every term
+   character becomes two symbols (its group among ~sqrt(n) groups, then its place in the group), and every
+   character that occurs in no term becomes one SENTINEL pair. pyahocorasick looks a node's children up
+   linearly, so a root with thousands of CJK children is slow; with the coding no node has more than
+   about sqrt(#characters) children, the sentinel is the root's first child, and the groups and their
+   members are inserted in order of how common their characters are in ordinary text (`rules.charfreq`),
+   so the common cases are found first. Deleted characters are coded as a marker pair and then stripped.
+2. The automaton runs over the coded text; then, if the text holds a run of one repeated character, over the
    text with such runs collapsed (投投资资 → 投资). The second scan keeps only hits that span a collapsed run,
-   so legitimate doubled words are matched as written by the first scan.
+   so legitimate doubled words are matched as written by the first scan; ASCII letters and digits are never
+   collapsed (pk100 is not pk10).
 3. Only a text with a hit pays for the offset map back to the original (`rules.normalize.View`). Hits are
    dropped when they break a word (a Latin / digit term inside a longer Latin / digit word: `sb` in `sbc`),
    when more than `max_gap` VISIBLE deleted characters (spaces, punctuation, symbols, emoji) lie between two

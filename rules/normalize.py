@@ -13,10 +13,11 @@ Two foldings are built once per process, one entry per code point, and applied w
   numerals to digits (一 壹 幺 → 1); only invisible characters are deleted, punctuation stays so that
   URLs and e-mail addresses keep their shape.
 
-Deleted characters are marked in a same-length "marked" view so a match can be mapped back to its span in
-the original text and so the matcher can cap how many *visible* deleted characters may sit between two
-letters of a match (the policy's `max_gap`, see `rules.matcher`). Invisible ones are never counted: a
-reader does not see them.
+Deleted characters are kept as markers in the translated text, one per original character, so that a match
+can be mapped back to its span in the original text (`View`) and so that the matcher can cap how many
+*visible* deleted characters may sit between two letters of a match (the policy's `max_gap`, see
+`rules.matcher`). Invisible ones are never counted: a reader does not see them. Characters no rule is
+written in (supplementary-plane letters, private use, unassigned) share one stand-in folding.
 """
 
 from __future__ import annotations
@@ -133,7 +134,6 @@ CHINESE_DIGITS = {
     "一": "1",
     "壹": "1",
     "幺": "1",
-    "么": "1",
     "二": "2",
     "贰": "2",
     "两": "2",
@@ -260,6 +260,8 @@ def fold_both(cp: int, t2s: dict[str, str]) -> tuple[str, str]:
     if 0xD800 <= cp < 0xE000:  # lone surrogate: kept, matches nothing
         return ch, ch
     cat = unicodedata.category(ch)
+    if cp in _INVISIBLE_EXTRA:
+        return INVISIBLE, ""
     if cat == "Cn" or (
         cat == "Lo" and cp < 0x10000 and ch not in t2s and unicodedata.is_normalized("NFKC", ch)
     ):

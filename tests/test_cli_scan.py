@@ -121,3 +121,8 @@ def test_rules_needs_a_subcommand() -> None:
     with pytest.raises(SystemExit) as info:
         main(["rules"])
     assert info.value.code == 2
+
+
+def test_scan_argv_lone_surrogate_is_an_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["scan", "投资\ud800"]) == 2
+    assert "not valid UTF-8" in capsys.readouterr().err

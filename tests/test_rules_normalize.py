@@ -65,7 +65,11 @@ CASES = [
     ("投\u00ad资", "finance", "投资", 0, 3),
     ("投\u034f资", "finance", "投资", 0, 3),
     ("投" + "\u200b" * 20 + "资", "finance", "投资", 0, 22),
-    ("投\u3164资", "finance", "投资", 0, 3),  # Hangul filler
+    ("投\u3164资", "finance", "投资", 0, 3),  # Hangul fillers
+    ("投\u115f资", "finance", "投资", 0, 3),
+    ("投\u1160资", "finance", "投资", 0, 3),
+    ("投\uffa0资", "finance", "投资", 0, 3),
+    ("投\u180e资", "finance", "投资", 0, 3),
     # combining marks
     ("投\u0301资", "finance", "投资", 0, 3),
     ("赌\u0332博\u0332", "gambling", "赌博", 0, 4),
@@ -116,6 +120,9 @@ CASES = [
     ("bai家le", "gambling", "百家乐", 0, 6),
     ("wen zhuan bu pei", "finance", "稳赚不赔", 0, 16),
     ("jīn róng", "finance", "金融", 0, 8),
+    ("tou2 zi1", "finance", "投资", 0, 8),
+    ("TOU2ZI1", "finance", "投资", 0, 7),
+    ("穩zhuan不賠", "finance", "稳赚不赔", 0, 8),
     ("来玩du博", "gambling", "赌博", 2, 5),
     # mixed evasions
     ("穩 賺 不 賠", "finance", "稳赚不赔", 0, 7),

@@ -31,8 +31,9 @@ def register(sub: Any) -> None:
 def _read_input(arg: str) -> str | None:
     """The text to scan, or None after printing why it cannot be read."""
     if arg != "-":
-        # argv is decoded with surrogateescape: bytes that are not UTF-8 show up as U+DC80..U+DCFF.
-        bad = next((i for i, c in enumerate(arg) if "\udc80" <= c <= "\udcff"), None)
+        # argv is decoded with surrogateescape: bytes that are not UTF-8 show up as U+DC80..U+DCFF (and no
+        # valid text holds any other lone surrogate either).
+        bad = next((i for i, c in enumerate(arg) if "\ud800" <= c <= "\udfff"), None)
         if bad is not None:
             print(f"guard scan: TEXT is not valid UTF-8 (bad byte at character {bad})", file=sys.stderr)
             return None
