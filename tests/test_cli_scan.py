@@ -109,7 +109,7 @@ def test_rules_check_broken_dir(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert lines[0] == f"{tmp_path / 'words' / 'a.txt'}:2: not valid UTF-8 (byte 0xff at column 1)"
     assert lines[1].startswith(f"{tmp_path / 'words' / 'b.txt'}:2: term '！！' normalizes to nothing")
     assert lines[2].startswith(f"{tmp_path / 'policy.toml'}:2: unknown action 'nuke'")
-    assert lines[3] == f"{tmp_path}: 3 problems"
+    assert len(lines) == 3
 
 
 def test_rules_check_missing_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

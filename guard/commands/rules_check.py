@@ -37,9 +37,9 @@ def run_check(args: argparse.Namespace) -> int:
         except RulesInvalid as exc:
             errors = exc.errors
     if errors:
+        # Only `file:line: reason` lines, so editors and scripts can parse every line.
         for error in errors:
             print(error, file=sys.stderr)
-        print(f"{root}: {len(errors)} problem{'s' if len(errors) != 1 else ''}", file=sys.stderr)
         return 2
     total = sum(rules.term_counts.values())
     print(
