@@ -16,7 +16,7 @@ from guard import codes
 from guard.appkeys import BUNDLE, LIMITER, METRICS, PIPELINE, REDIS, SETTINGS
 from guard.auth import Client
 from guard.codes import GuardCode
-from guard.jsonbody import BodyError, check_content_type, parse_json
+from guard.jsonbody import BodyError, check_content_type, decode_content, parse_json
 from guard.types import ACTION_KINDS, Action, Attachment, Decision, TextField
 from ratelimit import HitResult
 
@@ -153,7 +153,7 @@ def decision_json(decision: Decision) -> dict[str, Any]:
 
 
 async def check(request: web.Request) -> web.StreamResponse:
-    from guard.proxy import record_decisions
+    from guard.proxy import encodings_of, read_body, record_decisions
 
     client = authenticate(request)
     if isinstance(client, web.Response):
@@ -161,13 +161,9 @@ async def check(request: web.Request) -> web.StreamResponse:
     started = time.perf_counter()
     limit = request.app[SETTINGS].body_limit
     try:
-        if request.content_length is not None and request.content_length > limit:
-            raise BodyError(codes.BODY_TOO_LARGE, f"over {limit} bytes")
-        raw = await request.content.read(limit + 1)
-        if len(raw) > limit:
-            raise BodyError(codes.BODY_TOO_LARGE, f"over {limit} bytes")
+        raw = await read_body(request, limit)
         check_content_type(request.headers.get("Content-Type"))
-        body = a.root_object(parse_json(raw))
+        body = a.root_object(parse_json(decode_content(raw, encodings_of(request.headers), limit)))
         action, dry_run = parse_check_body(body)
     except BodyError as exc:
         return api_error(exc.code, exc.detail)

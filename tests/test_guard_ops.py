@@ -79,3 +79,22 @@ def test_mask() -> None:
     assert mask("wxid_abcdef123").startswith("w")
     assert "abcdef" not in mask("my id wxid_abcdef123 ok")
     assert mask("ab") == "**"
+
+
+async def test_check_api_reads_chunked_and_compressed_bodies(guard: RunningGuard) -> None:
+    import gzip
+
+    raw = json.dumps({"kind": "message", "account": "c1", "text": "好" * 3_000 + "稳赚不赔"}).encode()
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for i in range(0, len(raw), 1000):
+            yield raw[i : i + 1000]
+
+    status, _, data = await guard.post("/v1/check", chunks())  # type: ignore[arg-type]
+    assert status == 200 and data["decision"] == "refuse"
+    status, _, data = await guard.post("/v1/check", gzip.compress(raw), headers={"Content-Encoding": "gzip"})
+    assert status == 200 and data["decision"] == "refuse"
+    status, _, data = await guard.post("/v1/check", b'{"kind": "message", "kind": "moment", "account": "c1"}')
+    assert status == 400 and data["code"] == 490005
+    status, _, data = await guard.post("/v1/check", b'{"kind": "message"}')
+    assert status == 400 and data["code"] == 490014
