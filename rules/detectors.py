@@ -32,9 +32,12 @@ _SEP_CHARS = (
 SEP = f"[{_SEP_CHARS}]"
 GAP = f"{SEP}{{0,3}}"
 _DIGIT_AFTER = re.compile(f"^{SEP}{{0,3}}\\d")
+_DIGIT_BEFORE = re.compile(f"\\d{SEP}{{0,3}}$")
 
 _DIGIT_CLUSTER = re.compile(f"\\d(?:{GAP}\\d)*")
 _NOT_DIGIT = re.compile(r"\D+")
+_GROUP_SEP = r"[\s,，、.。;；:：\-_/|]{1,3}"
+_PHONE_344 = re.compile(r"(?<!\d)1[3-9]\d" + _GROUP_SEP + r"\d{4}" + _GROUP_SEP + r"\d{4}(?!\d)")
 _PHONE_KEYWORD = re.compile(r"(?:tel|phone|mobile|v|vx|wx|qq)$")
 _ORDER_CONTEXT = re.compile(
     r"(?:订单|单号|编号|流水|快递|运单|工单|批次|序列号|货号|型号|券码|卡号|身份证|发票|order|no\.?|sn|#)"
@@ -103,6 +106,13 @@ def _phones(text: str) -> Iterable[tuple[int, int]]:
         if _ORDER_CONTEXT.search(text, max(0, start - 12), start):
             continue
         yield start, end
+    # Grouped exactly like a phone number (3-4-4), any punctuation may separate the groups: 138，1234，5678.
+    for m in _PHONE_344.finditer(text):
+        start, end = m.span()
+        if _DIGIT_AFTER.match(text[end : end + 4]) or _DIGIT_BEFORE.search(text[max(0, start - 4) : start]):
+            continue  # part of a longer list of numbers
+        if not _ORDER_CONTEXT.search(text, max(0, start - 12), start):
+            yield start, end
 
 
 def _wechat(text: str) -> Iterable[tuple[int, int]]:
