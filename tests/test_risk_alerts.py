@@ -185,3 +185,14 @@ async def test_redis_stream_is_capped(redis_url: str) -> None:
         assert await client.xlen(capped.stream_key) < 500
     finally:
         await client.aclose()
+
+
+def test_excerpt_of_a_huge_message_masks_a_phone_number_the_window_cuts() -> None:
+    from guard.alerts.model import masked_excerpt
+
+    text = "好" * 500_000 + "13812345678投资" + "好" * 500_000
+    start = text.index("投资")
+    excerpt = masked_excerpt(text, start, start + 2, context=6)
+    assert "投资" in excerpt
+    assert not any(ch.isdigit() for ch in excerpt)
+    assert excerpt.startswith("…") and excerpt.endswith("…")

@@ -24,7 +24,9 @@ _MIN_DIGITS = 5
 # The same written in Chinese numerals (一三八…, 壹叁捌…).
 _CN_DIGITS = "零〇一二两三四五六七八九壹贰叁肆伍陆柒捌玖幺"
 _CN_DIGIT_RUN = re.compile(f"[{_CN_DIGITS}](?:[{_CN_DIGITS}\\s\\-.·]*[{_CN_DIGITS}])?")
-_EMAIL = re.compile(r"[\w.+-]+\s*(?:@|＠)\s*[\w-]+(?:\.[\w-]+)+")
+# The lookbehind anchors the local part at the start of a word: without it every position inside a long
+# word is a new start that scans to the word's end, and a 30 k-character message takes seconds.
+_EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+\s*(?:@|＠)\s*[\w-]+(?:\.[\w-]+)+")
 _WXID = re.compile(r"(?i)(?:wxid_|wm|wo)[A-Za-z0-9_-]{6,}")
 # A WeChat id is 6–20 letters, digits, `_` or `-` starting with a letter; one with a digit in it is
 # masked (plain words are not ids), and so is any long token.
@@ -33,6 +35,7 @@ _LONG_TOKEN = re.compile(r"[A-Za-z0-9_-]{21,}")
 _URL = re.compile(r"(?i)(?:https?://|www\.)[^\s，。、；]+")
 MASK = "*"
 EXCERPT_CONTEXT = 6
+_MASK_MARGIN = 64
 
 
 def _blank(match: re.Match[str]) -> str:
@@ -78,9 +81,12 @@ def masked_excerpt(text: str, start: int, end: int, context: int = EXCERPT_CONTE
     rest = len(text) - (end - start)
     ctx = max(0, min(context, rest // 4))
     lo, hi = max(0, start - ctx), min(len(text), end + ctx)
-    masked = mask_pii(text)
+    # Mask only a margin around the window: enough to recognise a phone number or an address that the
+    # window cuts through, and bounded, so a megabyte message costs no more than a short one.
+    mlo, mhi = max(0, lo - _MASK_MARGIN), min(len(text), hi + _MASK_MARGIN)
+    masked = mask_pii(text[mlo:mhi])
     # The term itself is shown as matched unless it is personal data (a detected phone number is masked).
-    body = masked[lo:start] + masked[start:end] + masked[end:hi]
+    body = masked[lo - mlo : hi - mlo]
     body = body.replace("\n", " ").replace("\r", " ")
     return ("…" if lo > 0 else "") + body + ("…" if hi < len(text) else "")
 

@@ -270,13 +270,13 @@ class RiskObserver:
     ) -> tuple[Alert, float]:
         seconds = self.settings.system_alert_seconds
         bucket = str(int(at // seconds)) if seconds > 0 else str(at)
-        safe = {k: mask_pii(str(v))[:200] for k, v in details.items()}
+        safe = {k: mask_pii(str(v)[:400])[:200] for k, v in details.items()}
         alert = Alert(
             level="system",
             kind="system",
             rule=event,
-            message_zh=f"风控系统异常：{mask_pii(message)[:300]}",
-            message_en=f"Guard health: {mask_pii(message)[:300]}",
+            message_zh=f"风控系统异常：{mask_pii(message[:600])[:300]}",
+            message_en=f"Guard health: {mask_pii(message[:600])[:300]}",
             window=bucket,
             at=at,
             details=safe,
