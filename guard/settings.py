@@ -281,8 +281,13 @@ def _coerce(key: str, value: object, source: str) -> object:
             raise SettingsError(key, f"must be a plain name, got {value!r}", source)
         return value
     if key == "risk":
+        # Validated here so a bad [risk] table fails at load time naming its key; kept as the raw
+        # mapping because the risk side parses it again when it is installed into the app.
+        from guard.alerts.config import parse_risk_settings
+
         if not isinstance(value, Mapping):
             raise SettingsError(key, "must be a table ([risk])", source)
+        parse_risk_settings(value, source)
         return dict(value)
     if key == "log_level":
         if value not in {"debug", "info", "warning", "error"}:

@@ -113,3 +113,12 @@ def test_key_hashes_compare_and_globs(tmp_path: Path) -> None:
         Settings(host="0.0.0.0", keys=s.keys),
         None,
     )
+
+
+def test_a_bad_risk_table_fails_at_load_naming_its_key(tmp_path: Path) -> None:
+    config = tmp_path / "g.toml"
+    config.write_text("[risk]\nno_such_setting = 1\n", encoding="utf-8")
+    with pytest.raises(SettingsError) as err:
+        load_settings(config=config, env={})
+    assert err.value.key == "risk.no_such_setting"
+    assert err.value.source and str(config) in err.value.source

@@ -27,18 +27,17 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from guard.alerts.model import ALERT_LEVELS
+from guard.settings import SettingsError
 
 WebhookKind = Literal["wecom", "json"]
 AlertWindow = Literal["minute", "hour", "day"]
 
 
-class RiskSettingsError(ValueError):
+class RiskSettingsError(SettingsError):
+    """A `[risk]` setting is wrong; `key` is the full dotted name (`risk.webhook.url`)."""
+
     def __init__(self, key: str, reason: str, source: str = "") -> None:
-        self.key = key
-        self.reason = reason
-        self.source = source
-        where = f" (from {source})" if source else ""
-        super().__init__(f"setting 'risk.{key}'{where}: {reason}")
+        super().__init__(f"risk.{key}" if key else "risk", reason, source)
 
 
 @dataclass(frozen=True, slots=True)
