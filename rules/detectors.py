@@ -32,11 +32,12 @@ _SEP_CHARS = (
 SEP = f"[{_SEP_CHARS}]"
 GAP = f"{SEP}{{0,3}}"
 _DIGIT_AFTER = re.compile(f"^{SEP}{{0,3}}\\d")
-_DIGIT_BEFORE = re.compile(f"\\d{SEP}{{0,3}}$")
 
 _DIGIT_CLUSTER = re.compile(f"\\d(?:{GAP}\\d)*")
 _NOT_DIGIT = re.compile(r"\D+")
 _GROUP_SEP = r"[\s,，、.。;；:：\-_/|]{1,3}"
+_GROUP_AFTER = re.compile(_GROUP_SEP + r"\d")
+_GROUP_BEFORE = re.compile(r"\d" + _GROUP_SEP + "$")
 _PHONE_344 = re.compile(r"(?<!\d)1[3-9]\d" + _GROUP_SEP + r"\d{4}" + _GROUP_SEP + r"\d{4}(?!\d)")
 _PHONE_KEYWORD = re.compile(r"(?:tel|phone|mobile|v|vx|wx|qq)$")
 _ORDER_CONTEXT = re.compile(
@@ -109,7 +110,7 @@ def _phones(text: str) -> Iterable[tuple[int, int]]:
     # Grouped exactly like a phone number (3-4-4), any punctuation may separate the groups: 138，1234，5678.
     for m in _PHONE_344.finditer(text):
         start, end = m.span()
-        if _DIGIT_AFTER.match(text[end : end + 4]) or _DIGIT_BEFORE.search(text[max(0, start - 4) : start]):
+        if _GROUP_AFTER.match(text, end) or _GROUP_BEFORE.search(text[max(0, start - 4) : start]):
             continue  # part of a longer list of numbers
         if not _ORDER_CONTEXT.search(text, max(0, start - 12), start):
             yield start, end
