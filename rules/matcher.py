@@ -18,8 +18,9 @@ How a text is scanned (`WordMatcher.find`):
    when more than `max_gap` VISIBLE deleted characters (spaces, punctuation, symbols, emoji) lie between two
    adjacent letters of the match (invisible ones such as U+200B are not counted: nobody sees them), or when
    the hit lies inside an allowed phrase found in the same text (三黄片 cancels 黄片).
-4. Leftmost-longest selection: earliest start first, then the longest, then the most severe; a hit that
-   overlaps an already selected one is dropped.
+4. Leftmost-longest selection: earliest start first, then the longest; a hit that overlaps an already
+   selected one is dropped. It runs per action, block terms first, so a longer warn term never hides a
+   block term inside it.
 
 The default `max_gap` is 3: `投 - 资`, `投*资`, `投。。。资` match; four or more visible separators between
 two letters (usually separate sentences or list items) do not.
@@ -326,11 +327,26 @@ def _text_rank(term_freq: Counter[str]) -> dict[str, int]:
 
 
 def select_leftmost_longest(hits: Iterable[Hit]) -> list[Hit]:
-    """Earliest start first, then longest, then most severe; drop what overlaps a selected hit."""
+    """Earliest start first, then longest, then most severe; drop what overlaps a selected hit.
+
+    Selection runs per severity, most severe first, and a less severe hit is dropped where it overlaps a
+    selected more severe one: a longer `warn` term must never hide the `block` term inside it.
+    """
+    pending = list(hits)
+    if not pending:
+        return []
+    levels = sorted({h.entry.severity for h in pending})
     chosen: list[Hit] = []
-    last_end = -1
-    for hit in sorted(hits, key=lambda h: (h.start, h.start - h.end, h.entry.severity, h.entry.term)):
-        if hit.start >= last_end:
-            chosen.append(hit)
-            last_end = hit.end
+    for level in levels:
+        taken = [(h.start, h.end) for h in chosen]
+        last_end = -1
+        ranked = sorted(
+            (h for h in pending if h.entry.severity == level),
+            key=lambda h: (h.start, h.start - h.end, h.entry.term),
+        )
+        for hit in ranked:
+            if hit.start >= last_end and not any(s < hit.end and hit.start < e for s, e in taken):
+                chosen.append(hit)
+                last_end = hit.end
+    chosen.sort(key=lambda h: h.start)
     return chosen

@@ -231,3 +231,14 @@ def test_scan_never_raises_on_random_input(rules: RuleSet) -> None:
 def test_scan_many(rules: RuleSet) -> None:
     results = rules.scan_many(["你好", "赌博"])
     assert [r.action for r in results] == ["allow", "block"]
+
+
+def test_a_longer_warn_term_never_hides_a_block_term(tmp_path: Path) -> None:
+    policy = '[categories.soft]\naction = "warn"\n[categories.hard]\naction = "block"\n'
+    r = make_rules(tmp_path, {"soft": "超级投资机会\n", "hard": "投资\n"}, policy=policy)
+    result = r.scan("超级投资机会")
+    assert result.action == "block"
+    assert [(m.category, m.start, m.end) for m in result.matches] == [("hard", 2, 4)]
+    # with one action level it is plain leftmost-longest
+    r = make_rules(tmp_path, {"soft": "超级投资机会\n", "hard": "投资\n"}, policy='[defaults]\naction = "block"\n')
+    assert [(m.category, m.start, m.end) for m in r.scan("超级投资机会").matches] == [("soft", 0, 6)]
