@@ -240,5 +240,6 @@ def test_a_longer_warn_term_never_hides_a_block_term(tmp_path: Path) -> None:
     assert result.action == "block"
     assert [(m.category, m.start, m.end) for m in result.matches] == [("hard", 2, 4)]
     # with one action level it is plain leftmost-longest
-    r = make_rules(tmp_path, {"soft": "超级投资机会\n", "hard": "投资\n"}, policy='[defaults]\naction = "block"\n')
+    words = {"soft": "超级投资机会\n", "hard": "投资\n"}
+    r = make_rules(tmp_path, words, policy='[defaults]\naction = "block"\n')
     assert [(m.category, m.start, m.end) for m in r.scan("超级投资机会").matches] == [("soft", 0, 6)]
