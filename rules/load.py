@@ -29,6 +29,7 @@ POLICY_FILE = "policy.toml"
 SEVERITY = {"block": 0, "warn": 1}
 MIN_PINYIN_LETTERS = 4
 MAX_MIXED_CHARS = 4
+MIN_INITIALS = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,8 +150,9 @@ def parse_allow(root: Path) -> tuple[list[TermLine], list[RuleError]]:
 
 def pinyin_variants(key: str) -> Iterator[str]:
     """Pinyin spellings of a folded term: 全拼 (spaces are deleted by folding, so `tou zi` is covered) and
-    mixed hanzi / pinyin (百jia乐, tou资). ü is spelled both v and u. Terms of one Chinese character get
-    none; a variant without any Chinese character needs at least four letters."""
+    mixed hanzi / pinyin (百jia乐, tou资), tone numbers (tou2zi1) and, for terms of four or more Chinese
+    characters, initials (wzbp). ü is spelled both v and u. Terms of one Chinese character get none; a
+    variant without any Chinese character needs at least four letters."""
     from pypinyin import Style, lazy_pinyin
 
     cjk = [i for i, c in enumerate(key) if is_cjk(c)]
@@ -189,6 +191,13 @@ def pinyin_variants(key: str) -> Iterator[str]:
         if tone.isascii() and tone.isalnum() and any(c.isdigit() for c in tone):
             seen.add(tone)
             yield tone
+        # Initials (简拼: 稳赚不赔 → wzbp) only from four characters on: shorter ones collide with
+        # ordinary abbreviations; the well-known short ones (bjl, lhc) are listed as terms instead.
+        if len(key) >= MIN_INITIALS:
+            initials = "".join(readings[i][0][0] for i in positions)
+            if initials not in seen:
+                seen.add(initials)
+                yield initials
     for choice in choices:
         if not any(choice):
             continue

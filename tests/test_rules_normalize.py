@@ -175,3 +175,11 @@ def test_traditional_folding_comes_from_opencc_for_every_code_point() -> None:
     assert len(t2s) > 2500  # OpenCC t2s, not a hand-typed list
     assert all(len(k) == 1 and len(v) == 1 for k, v in t2s.items())
     assert fold("龍門國際") == "龙门国际"
+
+
+@pytest.mark.parametrize(
+    ("text", "term"),
+    [("wzbp", "稳赚不赔"), ("WZBP", "稳赚不赔"), ("dxds", "大小单双"), ("bjl", "bjl")],
+)
+def test_initials_of_long_terms_and_listed_slang(rules: RuleSet, text: str, term: str) -> None:
+    assert [(m.term, m.start, m.end) for m in rules.scan(text).matches] == [(term, 0, len(text))]
