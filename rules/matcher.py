@@ -336,6 +336,14 @@ def select_leftmost_longest(hits: Iterable[Hit]) -> list[Hit]:
     if not pending:
         return []
     levels = sorted({h.entry.severity for h in pending})
+    if len(levels) == 1:  # the common case: plain leftmost-longest
+        single: list[Hit] = []
+        last = -1
+        for hit in sorted(pending, key=lambda h: (h.start, h.start - h.end, h.entry.term)):
+            if hit.start >= last:
+                single.append(hit)
+                last = hit.end
+        return single
     chosen: list[Hit] = []
     for level in levels:
         taken = [(h.start, h.end) for h in chosen]
