@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 from rules.errors import RuleError, RulesInvalid
-from rules.load import DEFAULT_DIR, load_rules
+from rules.load import DEFAULT_DIR, load_rules, rules_version
 from rules.ruleset import Match, RuleSet, ScanResult
 from rules.store import ReloadResult, RuleStore, content_hash, directory_hash
 
@@ -25,4 +25,5 @@ __all__ = [
     "content_hash",
     "directory_hash",
     "load_rules",
+    "rules_version",
 ]

@@ -230,6 +230,9 @@ def rule_files(root: Path) -> list[Path]:
 
 
 def rules_version(root: Path) -> str:
+    """The RuleSet's version: a content hash of its word lists, allow list and (own or shipped) policy.
+    Pass it as `RuleStore(load_rules, path, version_of=rules_version)` to make the store's version equal
+    `store.current.version`."""
     return content_hash(rule_files(root), root=root)
 
 

@@ -132,3 +132,11 @@ def test_hashes(tmp_path: Path) -> None:
     (tmp_path / "sub" / "b.txt").write_text("3")
     assert directory_hash(tmp_path) != h
     assert content_hash([tmp_path / "missing"]) != content_hash([])
+
+
+def test_store_version_can_follow_the_ruleset(tmp_path: Path) -> None:
+    from rules import rules_version
+
+    write_words(tmp_path, "投资\n")
+    store: RuleStore[RuleSet] = RuleStore(load_rules, tmp_path, version_of=rules_version)
+    assert store.version == store.current.version
