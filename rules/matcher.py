@@ -33,6 +33,7 @@ import re
 from bisect import bisect_right
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 import ahocorasick
@@ -84,12 +85,9 @@ class Entry(NamedTuple):
         )
 
 
-class Hit(NamedTuple):
-    """A selected match: original [start, end) and the entry that matched."""
-
-    start: int
-    end: int
-    entry: Entry
+# A selected match: original [start, end) and the entry that matched. A plain tuple, not a NamedTuple:
+# building one per raw hit is on the hot path.
+Hit = tuple[int, int, Entry]
 
 
 class _Collapsed:
@@ -260,7 +258,7 @@ class WordMatcher:
             if value.allow:
                 allowed.append((o_start, o_end))
             else:
-                terms.append(Hit(o_start, o_end, value))
+                terms.append((o_start, o_end, value))
         if collapsed is not None:
             for end, value in second:
                 start = end + 1 - 2 * value.length
@@ -269,7 +267,7 @@ class WordMatcher:
                 n_start, n_end = collapsed.n_start(start) >> 1, collapsed.n_end(end) >> 1
                 self._consider(view, encoded, n_start, n_end, value, terms, allowed)
         if allowed:
-            terms = [h for h in terms if not any(a <= h.start and h.end <= b for a, b in allowed)]
+            terms = [h for h in terms if not any(a <= h[0] and h[1] <= b for a, b in allowed)]
         return select_leftmost_longest(terms)
 
     def _consider(
@@ -297,7 +295,7 @@ class WordMatcher:
         if value.allow:
             allowed.append((o_start, o_end))
         else:
-            terms.append(Hit(o_start, o_end, value))
+            terms.append((o_start, o_end, value))
 
 
 def _merge(a: Entry, b: Entry) -> Entry:
@@ -335,26 +333,26 @@ def select_leftmost_longest(hits: Iterable[Hit]) -> list[Hit]:
     pending = list(hits)
     if not pending:
         return []
-    levels = sorted({h.entry.severity for h in pending})
+    levels = sorted({h[2].severity for h in pending})
     if len(levels) == 1:  # the common case: plain leftmost-longest
         single: list[Hit] = []
         last = -1
-        for hit in sorted(pending, key=lambda h: (h.start, h.start - h.end, h.entry.term)):
-            if hit.start >= last:
+        for hit in sorted(pending, key=lambda h: (h[0], h[0] - h[1], h[2].term)):
+            if hit[0] >= last:
                 single.append(hit)
-                last = hit.end
+                last = hit[1]
         return single
     chosen: list[Hit] = []
     for level in levels:
-        taken = [(h.start, h.end) for h in chosen]
+        taken = [(h[0], h[1]) for h in chosen]
         last_end = -1
         ranked = sorted(
-            (h for h in pending if h.entry.severity == level),
-            key=lambda h: (h.start, h.start - h.end, h.entry.term),
+            (h for h in pending if h[2].severity == level),
+            key=lambda h: (h[0], h[0] - h[1], h[2].term),
         )
         for hit in ranked:
-            if hit.start >= last_end and not any(s < hit.end and hit.start < e for s, e in taken):
+            if hit[0] >= last_end and not any(s < hit[1] and hit[0] < e for s, e in taken):
                 chosen.append(hit)
-                last_end = hit.end
-    chosen.sort(key=lambda h: h.start)
+                last_end = hit[1]
+    chosen.sort(key=itemgetter(0))
     return chosen

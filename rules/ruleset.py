@@ -109,11 +109,12 @@ class RuleSet:
         if not text:
             return ALLOW_RESULT
         matches: list[Match] = []
-        for hit in self._matcher.find(text):
-            category = hit.entry.category or ""
-            start, end = hit.start, grapheme_end(text, hit.end)
-            action = self.action_of(category)
-            matches.append(Match(category, hit.entry.term, start, end, text[start:end], action))
+        actions = self._actions
+        for start, hit_end, entry in self._matcher.find(text):
+            category = entry.category or ""
+            end = grapheme_end(text, hit_end)
+            action = actions.get(category) or self.action_of(category)
+            matches.append(Match(category, entry.term, start, end, text[start:end], action))
         if self._detectors:
             for found in detect(text, self._detectors):
                 s, e = found.start, grapheme_end(text, found.end)
