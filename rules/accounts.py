@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from rules.errors import RuleError, RulesInvalid
-from rules.limits import KeyLines, limits_path, parse_limits, read_toml
+from rules.limits import limits_path, parse_limits
+from rules.tomlfile import KeyLines, read_toml
 
 FILE_NAME = "accounts.toml"
 _FIELDS = ("registered", "tier", "staff", "matrix", "frozen", "recovering_since", "note")

@@ -23,20 +23,32 @@ from __future__ import annotations
 import fnmatch
 import functools
 import re
-import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import urlsplit
+
+from rules.errors import RuleError
+from rules.tomlfile import parse_toml
+
+# Raises AttachmentPolicyError pointing at the line of a key: (key path, reason).
+_Fail = Callable[[tuple[str, ...], str], NoReturn]
 
 KINDS = ("link", "miniprogram", "image", "video", "file", "voice", "card")
 
 
 class AttachmentPolicyError(ValueError):
-    def __init__(self, path: str, reason: str) -> None:
-        super().__init__(f"{path}: {reason}")
+    """The attachment policy file is wrong; `str()` is `file:line: reason` (line 0: the whole file)."""
+
+    def __init__(self, path: str, reason: str, line: int = 0) -> None:
+        super().__init__(f"{path}:{line}: {reason}")
         self.path = path
         self.reason = reason
+        self.line = line
+
+    def as_rule_error(self) -> RuleError:
+        return RuleError.at(self.path, self.line, self.reason)
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,51 +157,54 @@ def _matches(value: str, patterns: tuple[str, ...]) -> bool:
     return _compiled(patterns).match(value.lower()) is not None
 
 
-def _globs(data: dict[str, Any], key: str, where: str, path: str) -> tuple[str, ...]:
+def _globs(data: dict[str, Any], key: str, where: str, fail: _Fail) -> tuple[str, ...]:
     value = data.get(key, [])
     if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
-        raise AttachmentPolicyError(path, f"{where}.{key} must be a list of non-empty strings")
+        fail((where, key), f"{where}.{key} must be a list of non-empty strings")
     return tuple(v.strip() for v in value)
 
 
 def parse_attachment_policy(text: str, path: str = "attachments.toml") -> AttachmentPolicy:
-    """Pure: the policy file's text → AttachmentPolicy (errors name the file and the key)."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise AttachmentPolicyError(path, str(exc)) from None
+    """Pure: the policy file's text → AttachmentPolicy (errors name the file, the line and the key)."""
+    errors: list[RuleError] = []
+    parsed = parse_toml(text, path, errors)
+    if parsed is None:
+        raise AttachmentPolicyError(path, errors[0].reason, errors[0].line)
+    data, lines = parsed
+
+    def fail(key: tuple[str, ...], reason: str) -> NoReturn:
+        raise AttachmentPolicyError(path, reason, lines.line(key))
+
     unknown = set(data) - {"link", "miniprogram", "kinds"}
     if unknown:
-        raise AttachmentPolicyError(path, f"unknown table [{sorted(unknown)[0]}]")
+        fail((sorted(unknown)[0],), f"unknown table [{sorted(unknown)[0]}]")
     link = data.get("link", {})
     mini = data.get("miniprogram", {})
     kinds = data.get("kinds", {})
     for name, table in (("link", link), ("miniprogram", mini), ("kinds", kinds)):
         if not isinstance(table, dict):
-            raise AttachmentPolicyError(path, f"[{name}] must be a table")
+            fail((name,), f"[{name}] must be a table")
     for key in set(link) - {"allow", "deny", "require_https"}:
-        raise AttachmentPolicyError(path, f"unknown key link.{key}")
+        fail(("link", key), f"unknown key link.{key}")
     for key in set(mini) - {"allow", "deny"}:
-        raise AttachmentPolicyError(path, f"unknown key miniprogram.{key}")
+        fail(("miniprogram", key), f"unknown key miniprogram.{key}")
     allowed: dict[str, bool] = {k: True for k in KINDS}
     allowed["card"] = False
     for key, value in kinds.items():
         if key not in KINDS:
-            raise AttachmentPolicyError(
-                path, f"unknown attachment kind kinds.{key} (known: {', '.join(KINDS)})"
-            )
+            fail(("kinds", key), f"unknown attachment kind kinds.{key} (known: {', '.join(KINDS)})")
         if not isinstance(value, bool):
-            raise AttachmentPolicyError(path, f"kinds.{key} must be true or false")
+            fail(("kinds", key), f"kinds.{key} must be true or false")
         allowed[key] = value
     require_https = link.get("require_https", False)
     if not isinstance(require_https, bool):
-        raise AttachmentPolicyError(path, "link.require_https must be true or false")
+        fail(("link", "require_https"), "link.require_https must be true or false")
     return AttachmentPolicy(
-        link_allow=_globs(link, "allow", "link", path) if "allow" in link else ("*",),
-        link_deny=_globs(link, "deny", "link", path),
+        link_allow=_globs(link, "allow", "link", fail) if "allow" in link else ("*",),
+        link_deny=_globs(link, "deny", "link", fail),
         require_https=require_https,
-        miniprogram_allow=_globs(mini, "allow", "miniprogram", path) if "allow" in mini else ("*",),
-        miniprogram_deny=_globs(mini, "deny", "miniprogram", path),
+        miniprogram_allow=_globs(mini, "allow", "miniprogram", fail) if "allow" in mini else ("*",),
+        miniprogram_deny=_globs(mini, "deny", "miniprogram", fail),
         kinds=tuple(allowed.items()),
     )
 

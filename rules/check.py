@@ -6,9 +6,11 @@ theirs (limits, accounts, profiles) so that one command checks the whole directo
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from rules.accounts import validate_quota_files
+from rules.attachments import AttachmentPolicyError, load_attachment_policy
 from rules.errors import RuleError
 from rules.load import load_policy, parse_allow, parse_words
 
@@ -27,16 +29,30 @@ def validate_policy(root: Path) -> list[RuleError]:
     return load_policy(root)[1]
 
 
-VALIDATORS: list[Validator] = [validate_words, validate_allow, validate_policy]
+def validate_attachments(root: Path) -> list[RuleError]:
+    try:
+        load_attachment_policy(root)
+    except AttachmentPolicyError as exc:
+        return [exc.as_rule_error()]
+    return []
 
 
-def check_rules_dir(path: str | Path) -> list[RuleError]:
-    """Run every validator; an empty list means the directory is usable."""
+VALIDATORS: list[Validator] = [
+    validate_words,
+    validate_allow,
+    validate_policy,
+    validate_quota_files,
+    validate_attachments,
+]
+
+
+def check_rules_dir(path: str | Path, extra: Sequence[Validator] = ()) -> list[RuleError]:
+    """Run every validator (and `extra` ones, e.g. the guard's route profiles); none found means usable."""
     root = Path(path)
     if not root.is_dir():
         return [RuleError.at(root, 0, "not a directory")]
     errors: list[RuleError] = []
-    for validator in VALIDATORS:
+    for validator in (*VALIDATORS, *extra):
         try:
             errors.extend(validator(root))
         except Exception as exc:  # a validator bug must not hide the other validators' findings

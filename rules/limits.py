@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import itertools
 import re
-import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -41,6 +40,7 @@ from pathlib import Path
 from typing import Any, Literal, NamedTuple, Protocol
 
 from rules.errors import RuleError, RulesInvalid
+from rules.tomlfile import KeyLines, read_toml
 
 Window = Literal["minute", "hour", "day"]
 Mode = Literal["enforce", "shadow"]
@@ -188,87 +188,6 @@ class LimitTable:
         """`tier_for` then `rules_for`, for an entry of the accounts registry."""
         placement = self.tier_for(account.registered, today, account.recovering_since, tier=account.tier)
         return self.rules_for(action, placement.tier, days_in_tier=placement.days)
-
-
-# --- locating keys: tomllib reports positions only for syntax errors --------------------------------
-
-_KEY = r'(?:[A-Za-z0-9_-]+|"(?:[^"\\]|\\.)*"|\'[^\']*\')'
-_DOTTED = rf"{_KEY}(?:\s*\.\s*{_KEY})*"
-_HEADER = re.compile(rf"^\s*\[\[?\s*({_DOTTED})\s*\]\]?\s*(?:#.*)?$")
-_ASSIGN = re.compile(rf"^\s*({_DOTTED})\s*=")
-_KEY_PART = re.compile(_KEY)
-
-
-def _split_key(dotted: str) -> tuple[str, ...]:
-    parts = []
-    for raw in _KEY_PART.findall(dotted):
-        if raw.startswith('"'):
-            parts.append(str(tomllib.loads(f"k = {raw}")["k"]) if "\\" in raw else raw[1:-1])
-        elif raw.startswith("'"):
-            parts.append(raw[1:-1])
-        else:
-            parts.append(raw)
-    return tuple(parts)
-
-
-class KeyLines:
-    """Line numbers of the keys of a TOML text, to point semantic errors at `file:line`.
-
-    `line(("limits", "new", "broadcast", "day"))` gives the line of the longest prefix that is written
-    as a key or table header (keys inside an inline table share the line of the table's key); 0 when
-    none is (the whole file).
-    """
-
-    def __init__(self, text: str) -> None:
-        self._lines: dict[tuple[str, ...], int] = {}
-        table: tuple[str, ...] = ()
-        in_multiline = False
-        for number, line in enumerate(text.splitlines(), start=1):
-            if line.count('"""') % 2 == 1 or line.count("'''") % 2 == 1:
-                in_multiline = not in_multiline
-                continue
-            if in_multiline:
-                continue
-            header = _HEADER.match(line)
-            if header:
-                table = _split_key(header.group(1))
-                self._lines.setdefault(table, number)
-                continue
-            assign = _ASSIGN.match(line)
-            if assign:
-                self._lines.setdefault((*table, *_split_key(assign.group(1))), number)
-
-    def line(self, path: Iterable[str]) -> int:
-        key = tuple(path)
-        while key:
-            if key in self._lines:
-                return self._lines[key]
-            key = key[:-1]
-        return 0
-
-
-def read_toml(path: Path, errors: list[RuleError]) -> tuple[dict[str, Any], KeyLines] | None:
-    """Parse a TOML file; a syntax error becomes `file:line: reason` (tomllib gives the position)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        errors.append(RuleError.at(path, 0, f"not UTF-8 text: {exc.reason} at byte {exc.start}"))
-        return None
-    except OSError as exc:
-        errors.append(RuleError.at(path, 0, f"cannot read: {exc.strerror or exc}"))
-        return None
-    text = text.removeprefix("\ufeff")  # a byte-order mark some editors add is not content
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        match = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
-        line = int(match.group(1)) if match else 0
-        reason = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc)) or "invalid TOML"
-        if match:
-            reason += f" (column {match.group(2)})"
-        errors.append(RuleError.at(path, line, f"TOML syntax: {reason}"))
-        return None
-    return data, KeyLines(text)
 
 
 # Counts are exact in the counting scripts up to 2**53 (Lua numbers are doubles).

@@ -23,13 +23,13 @@ detectors = ["phone", "wechat", "qq", "url", "email"]
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from rules.errors import RuleError
+from rules.tomlfile import parse_toml
 
 CategoryAction = Literal["block", "warn"]
 ACTIONS: tuple[CategoryAction, ...] = ("block", "warn")
@@ -67,40 +67,18 @@ class Policy:
 # The error callback of parse_policy: (section, key or None for the header, reason).
 _Err = Callable[[str, str | None, str], None]
 
-_TOML_LINE = re.compile(r"at line (\d+)")
-
-
-def _locate(lines: list[str], section: str, key: str | None) -> int:
-    """1-based line of `key` inside `[section]` (or of the header itself); 0 when not found."""
-    header = re.compile(r"^\s*\[\s*" + r"\s*\.\s*".join(map(re.escape, section.split("."))) + r"\s*\]")
-    inside = section == ""
-    for i, line in enumerate(lines, start=1):
-        stripped = line.strip()
-        if stripped.startswith("["):
-            if inside and key is not None:
-                inside = False
-            if header.match(line):
-                if key is None:
-                    return i
-                inside = True
-            continue
-        if inside and key is not None and re.match(r"^\s*" + re.escape(key) + r"\s*=", line):
-            return i
-    return 0
-
 
 def parse_policy(text: str, path: str | Path) -> tuple[Policy, list[RuleError]]:
     """Parse the policy TOML. Returns the policy (defaults where something is wrong) and every problem."""
     errors: list[RuleError] = []
-    lines = text.splitlines()
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        m = _TOML_LINE.search(str(exc))
-        return Policy(), [RuleError.at(path, int(m.group(1)) if m else 0, f"bad TOML: {exc}")]
+    parsed = parse_toml(text, path, errors)
+    if parsed is None:
+        return Policy(), errors
+    data, lines = parsed
 
     def err(section: str, key: str | None, reason: str) -> None:
-        errors.append(RuleError.at(path, _locate(lines, section, key), reason))
+        where = (*section.split("."),) if section else ()
+        errors.append(RuleError.at(path, lines.line((*where, key) if key is not None else where), reason))
 
     for top in data:
         if top not in ("scan", "defaults", "categories"):

@@ -105,7 +105,7 @@ BROKEN = [
     (
         "bad toml",
         {"words/x.txt": "投资\n", "policy.toml": "[scan]\nmax_gap = = 3\n"},
-        ["policy.toml:2: bad TOML"],
+        ["policy.toml:2: TOML syntax"],
     ),
     (
         "bad option values",

@@ -7,11 +7,29 @@ Prints every problem as `file:line: reason` on stderr and exits 2, or prints a s
 from __future__ import annotations
 
 import argparse
+import re
 import sys
+from pathlib import Path
 from typing import Any
 
-from rules import DEFAULT_DIR, RulesInvalid, load_rules
+from guard.profiles import ProfileError, load_profile_file
+from rules import DEFAULT_DIR, RuleError, RulesInvalid, load_rules
 from rules.check import check_rules_dir
+
+_TOML_POSITION = re.compile(r"\(at line (\d+), column \d+\)")
+
+
+def validate_profiles(root: Path) -> list[RuleError]:
+    """Custom route profiles (`profiles/*.toml`) are the guard's, so their check is added here."""
+    errors: list[RuleError] = []
+    for path in sorted((root / "profiles").glob("*.toml")):
+        try:
+            load_profile_file(path)
+        except ProfileError as exc:
+            # A TOML syntax error names its line in the reason; other profile errors concern the file.
+            at = _TOML_POSITION.search(exc.reason)
+            errors.append(RuleError.at(exc.path, int(at.group(1)) if at else 0, exc.reason))
+    return errors
 
 
 def register(sub: Any) -> Any:
@@ -30,7 +48,7 @@ def register(sub: Any) -> Any:
 
 def run_check(args: argparse.Namespace) -> int:
     root = args.dir if args.dir is not None else str(DEFAULT_DIR)
-    errors = check_rules_dir(root)
+    errors = check_rules_dir(root, extra=[validate_profiles])
     if not errors:
         try:
             rules = load_rules(root)  # compile too: what passes the check must load

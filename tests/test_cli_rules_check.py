@@ -1,0 +1,50 @@
+"""`guard rules check` covers every file of a rules directory: words, policy, limits, accounts,
+attachments and custom route profiles, each problem as `file:line: reason`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from guard.cli import main
+
+
+def write(root: Path, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+
+
+SHIPPED_LIMITS = (Path(__file__).parent.parent / "rules" / "default" / "limits.toml").read_text("utf-8")
+
+
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        ({"attachments.toml": '[link]\nallow = "x"\n'}, "attachments.toml:2: link.allow must be a list"),
+        ({"attachments.toml": "[link]\nrequire_https = maybe\n"}, "attachments.toml:2: TOML syntax"),
+        ({"attachments.toml": "[kinds]\n\nhologram = true\n"}, "attachments.toml:3: unknown attachment kind"),
+        ({"limits.toml": SHIPPED_LIMITS.replace("broadcast = { day = 1 }", "broadcast = { day = -1 }")},
+         "limits.toml:"),
+        ({"accounts.toml": '[accounts."wx1"]\ntier = "legendary"\n'}, "accounts.toml:2:"),
+        ({"profiles/acme.toml": "name = = 1\n"}, "profiles/acme.toml:1:"),
+        ({"profiles/acme.toml": 'name = "acme"\nno_such_key = 1\n'}, "profiles/acme.toml:0: unknown key"),
+    ],
+)  # fmt: skip
+def test_every_file_of_the_directory_is_checked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], files: dict[str, str], expected: str
+) -> None:
+    write(tmp_path, {"words/finance.txt": "投资\n", **files})
+    assert main(["rules", "check", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert expected in err, err
+    assert all(line.count(":") >= 2 for line in err.splitlines())
+
+
+def test_a_directory_with_only_words_is_complete(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Files it lacks (limits, accounts, attachments, profiles, policy) fall back to the shipped ones.
+    write(tmp_path, {"words/finance.txt": "投资\n"})
+    assert main(["rules", "check", str(tmp_path)]) == 0
+    assert "OK" in capsys.readouterr().out
