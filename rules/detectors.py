@@ -45,16 +45,24 @@ _ORDER_CONTEXT = re.compile(
     r"[\s:：#=号是为]{0,4}$"
 )
 
+
+def _after_no_word(keywords: str) -> str:
+    """`(?<![a-z0-9])(?:k1|k2|…)` written as `(?:k1(?<![a-z0-9]k1)|k2(?<![a-z0-9]k2)|…)`: the same matches,
+    but every alternative starts with a literal, so the regex engine only stops where a keyword starts."""
+    words = keywords.removeprefix("(?:").removesuffix(")").split("|")
+    return "(?:" + "|".join(f"{w}(?<![a-z0-9]{w})" for w in words) + ")"
+
+
 _WECHAT_KW = (
     r"(?:微信|weixin|wechat|vx|wx|v信|微x|威信|薇信|徽信|维信|卫信|加v|加微|加薇|v号|绿泡泡|wei信|vx号)"
 )
 WECHAT = re.compile(
-    r"(?<![a-z0-9])" + _WECHAT_KW + r"(?P<marker>(?:号码?|id|账号)?\s*(?:[:：=是为]\s*)?)"
+    _after_no_word(_WECHAT_KW) + r"(?P<marker>(?:号码?|id|账号)?\s*(?:[:：=是为]\s*)?)"
     r"(?P<id>[a-z][-_a-z0-9]{5,19}|1[3-9]\d{9})(?![-_a-z0-9])"
 )
 WXID = re.compile(r"(?<![a-z0-9_])wxid_[a-z0-9_-]{3,40}")
 QQ = re.compile(
-    r"(?<![a-z0-9])(?:qq|扣扣|抠抠|企鹅|q号|球球)(?:号码?|群号?|id)?\s*(?:[:：=是为]\s*)?"
+    _after_no_word(r"(?:qq|扣扣|抠抠|企鹅|q号|球球)") + r"(?:号码?|群号?|id)?\s*(?:[:：=是为]\s*)?"
     r"(?P<num>[1-9](?:" + f"{SEP}{{0,2}}" + r"\d){4,11})"
 )
 
@@ -151,14 +159,26 @@ _WECHAT_HINT = re.compile(
 )
 _QQ_HINT = re.compile(r"qq|扣扣|抠抠|企鹅|q号|球球")
 _EMAIL_HINT = re.compile(r"@|\(at\)|\[at\]|艾特")
-_DOMAIN_HINT = re.compile(r"[a-z0-9]" + _DOT + r"[a-z]{2}")
-_ASCII_DIGITS = "0123456789"
+# `[a-z0-9]` + a dot + two letters, written dot first: every alternative starts with a literal, so the regex
+# engine jumps from dot to dot instead of trying every letter and digit of the text.
+_DOMAIN_HINT = re.compile(
+    "|".join(
+        re.escape(dot) + f"(?<=[a-z0-9]{re.escape(dot)})[a-z]{{2}}"
+        for dot in (".", "。", "点", "(.)", "[.]", "(dot)", "[dot]")
+    )
+)
+# Every phone the detector accepts has 11 digits with at most three non-digits between two of them (a
+# cluster joins digits by at most three separators, a 3-4-4 group by at most three punctuation marks).
+_PHONE_HINT = re.compile(r"\d(?:\D{0,3}\d){10}")
+# One search that fails for a text where neither the WeChat, QQ nor e-mail hint nor a URL scheme occurs
+# (every alternative starts with a literal: the engine only stops at their first characters).
+_WORD_HINT = re.compile("|".join(p.pattern for p in (_WECHAT_HINT, _QQ_HINT, _EMAIL_HINT)) + "|://")
 
 
 def _worth(kind: str, text: str) -> bool:
     """Can the detector find anything at all in this (DETECT-folded) text?"""
     if kind == "phone":
-        return sum(map(text.count, _ASCII_DIGITS)) >= 11
+        return _PHONE_HINT.search(text) is not None
     if kind == "wechat":
         return _WECHAT_HINT.search(text) is not None
     if kind == "qq":
@@ -179,8 +199,10 @@ def detect(text: str, kinds: Iterable[str] = tuple(DETECTOR_FUNCS)) -> list[Dete
         return []
     folded = detect_text(text)
     found: list[tuple[int, int, str]] = []
+    # Only the phone and URL detectors can match a text without any of the word hints.
+    words = _WORD_HINT.search(folded) is not None
     for kind in kinds:
-        if _worth(kind, folded):
+        if (words or kind == "phone" or kind == "url") and _worth(kind, folded):
             found.extend((s, e, kind) for s, e in DETECTOR_FUNCS[kind](folded))
     if not found:
         return []
