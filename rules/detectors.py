@@ -202,7 +202,13 @@ def detect(text: str, kinds: Iterable[str] = tuple(DETECTOR_FUNCS)) -> list[Dete
     # Only the phone and URL detectors can match a text without any of the word hints.
     words = _WORD_HINT.search(folded) is not None
     for kind in kinds:
-        if (words or kind == "phone" or kind == "url") and _worth(kind, folded):
+        if kind == "phone":
+            worth = _PHONE_HINT.search(folded) is not None
+        elif kind == "url" and not words:
+            worth = _DOMAIN_HINT.search(folded) is not None  # "://" is one of the word hints
+        else:
+            worth = words and _worth(kind, folded)
+        if worth:
             found.extend((s, e, kind) for s, e in DETECTOR_FUNCS[kind](folded))
     if not found:
         return []

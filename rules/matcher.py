@@ -97,19 +97,27 @@ class _Collapsed:
 
     __slots__ = ("c_pos", "lens", "removed", "text", "unit")
 
-    def __init__(self, text: str, dup: re.Pattern[str], unit: int = 2) -> None:
+    def __init__(self, text: str, dup: re.Pattern[str], unit: int = 2, start: int = 0) -> None:
+        """`start`: no run begins before it (where the caller's first `dup.search` found one)."""
         c_pos: list[int] = []
         lens: list[int] = []
         removed: list[int] = []
+        pieces: list[str] = [text[:start]]
         gone = 0
-        for m in dup.finditer(text):
-            c_pos.append(m.start() - gone)
+        kept = start  # text[:kept] is in pieces already
+        for m in dup.finditer(text, start):
+            m_start, m_end = m.span()
+            c_pos.append(m_start - gone)
             removed.append(gone)
-            run = m.end() - m.start()
+            run = m_end - m_start
             lens.append(run)
             gone += run - unit
+            # The text up to the run and the run's first unit: the same as `dup.sub(r"\1", text)`.
+            pieces.append(text[kept : m_start + unit])
+            kept = m_end
+        pieces.append(text[kept:])
         self.c_pos, self.lens, self.removed, self.unit = c_pos, lens, removed, unit
-        self.text = dup.sub(r"\1", text)
+        self.text = "".join(pieces)
 
     def n_start(self, i: int) -> int:
         """Index in the text of collapsed symbol i (the first symbol of a run for a collapsed run)."""
@@ -232,8 +240,9 @@ class WordMatcher:
         first = [hit for hit in iterate(encoded) if hit[1] is not None]
         collapsed: _Collapsed | None = None
         second: list[tuple[int, Entry]] = []
-        if self.collapse_repeats and _DUP_CODE.search(encoded):
-            collapsed = _Collapsed(encoded, _DUP_CODE)
+        dup = _DUP_CODE.search(encoded) if self.collapse_repeats else None
+        if dup is not None:
+            collapsed = _Collapsed(encoded, _DUP_CODE, start=dup.start())
             second = [hit for hit in iterate(collapsed.text) if hit[1] is not None]
         if not first and not second:
             return []
@@ -324,32 +333,39 @@ def _text_rank(term_freq: Counter[str]) -> dict[str, int]:
     return ranked
 
 
+def _rank(hit: Hit) -> tuple[int, int, str]:
+    """Earliest start, then longest, then the term (a fixed order for equal spans)."""
+    return hit[0], hit[0] - hit[1], hit[2].term
+
+
 def select_leftmost_longest(hits: Iterable[Hit]) -> list[Hit]:
     """Earliest start first, then longest, then most severe; drop what overlaps a selected hit.
 
     Selection runs per severity, most severe first, and a less severe hit is dropped where it overlaps a
     selected more severe one: a longer `warn` term must never hide the `block` term inside it.
     """
-    pending = list(hits)
+    pending = hits if isinstance(hits, list) else list(hits)
     if not pending:
         return []
-    levels = sorted({h[2].severity for h in pending})
-    if len(levels) == 1:  # the common case: plain leftmost-longest
+    level = pending[0][2].severity
+    for hit in pending:
+        if hit[2].severity != level:
+            break
+    else:  # the common case, one severity: plain leftmost-longest
         single: list[Hit] = []
         last = -1
-        for hit in sorted(pending, key=lambda h: (h[0], h[0] - h[1], h[2].term)):
+        pending = sorted(pending, key=_rank)
+        for hit in pending:
             if hit[0] >= last:
                 single.append(hit)
                 last = hit[1]
         return single
+    levels = sorted({h[2].severity for h in pending})
     chosen: list[Hit] = []
     for level in levels:
         taken = [(h[0], h[1]) for h in chosen]
         last_end = -1
-        ranked = sorted(
-            (h for h in pending if h[2].severity == level),
-            key=lambda h: (h[0], h[0] - h[1], h[2].term),
-        )
+        ranked = sorted((h for h in pending if h[2].severity == level), key=_rank)
         for hit in ranked:
             if hit[0] >= last_end and not any(s < hit[1] and hit[0] < e for s, e in taken):
                 chosen.append(hit)

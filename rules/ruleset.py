@@ -10,10 +10,12 @@ from typing import Literal, NamedTuple
 
 from rules.detectors import detect
 from rules.matcher import WordMatcher
+from rules.normalize import INVISIBLE, TABLE_SIZE, tables
 from rules.policy import CONTACT, Policy
 
 ScanAction = Literal["allow", "warn", "block"]
 _SEVERITY: dict[str, int] = {"allow": 0, "warn": 1, "block": 2}
+_ACTION_OF: dict[int, ScanAction] = {0: "allow", 1: "warn", 2: "block"}
 
 
 class Match(NamedTuple):
@@ -62,11 +64,26 @@ class ScanResult:
 ALLOW_RESULT = ScanResult("allow", ())
 
 
+def _span(m: Match) -> tuple[int, int]:
+    return m.start, m.end
+
+
 def grapheme_end(text: str, end: int) -> int:
     """Extend a span end over the combining marks and variation selectors that belong to its last
     character (the keycap of 8️⃣, an accent), so a match never cuts a character in two."""
     n = len(text)
-    while end < n and (unicodedata.category(text[end]) in ("Mn", "Me") or "\ufe00" <= text[end] <= "\ufe0f"):
+    if end >= n:
+        return end
+    # Every combining mark and variation selector below TABLE_SIZE folds to the invisible marker, so one
+    # list look-up settles the common case (the next character is a letter or punctuation).
+    match = tables().match
+    while end < n:
+        ch = text[end]
+        cp = ord(ch)
+        if cp < TABLE_SIZE and match[cp] != INVISIBLE:
+            break
+        if not (unicodedata.category(ch) in ("Mn", "Me") or "\ufe00" <= ch <= "\ufe0f"):
+            break
         end += 1
     return end
 
@@ -109,21 +126,37 @@ class RuleSet:
         if not text:
             return ALLOW_RESULT
         matches: list[Match] = []
+        append = matches.append
         actions = self._actions
-        for start, hit_end, entry in self._matcher.find(text):
-            category = entry.category or ""
-            end = grapheme_end(text, hit_end)
-            action = actions.get(category) or self.action_of(category)
-            matches.append(Match(category, entry.term, start, end, text[start:end], action))
+        severity = 0
+        hits = self._matcher.find(text)
+        if hits:
+            n = len(text)
+            fold = tables().match
+            for start, end, entry in hits:
+                category = entry.category or ""
+                # grapheme_end inlined for the common case: the character after the hit is no mark.
+                if end < n:
+                    cp = ord(text[end])
+                    if cp >= TABLE_SIZE or fold[cp] == INVISIBLE:
+                        end = grapheme_end(text, end)
+                action = actions.get(category) or self.action_of(category)
+                if _SEVERITY[action] > severity:
+                    severity = _SEVERITY[action]
+                append(Match(category, entry.term, start, end, text[start:end], action))
         if self._detectors:
-            for found in detect(text, self._detectors):
-                s, e = found.start, grapheme_end(text, found.end)
-                matches.append(Match(CONTACT, found.kind, s, e, text[s:e], self._contact_action))
+            found = detect(text, self._detectors)
+            if found:
+                contact = self._contact_action
+                for d in found:
+                    s, e = d.start, grapheme_end(text, d.end)
+                    append(Match(CONTACT, d.kind, s, e, text[s:e], contact))
+                severity = max(severity, _SEVERITY[contact])
+                # Word hits come sorted by start (they never overlap); contact details may fall anywhere.
+                matches.sort(key=_span)
         if not matches:
             return ALLOW_RESULT
-        matches.sort(key=lambda m: (m.start, m.end))
-        action = max((m.action for m in matches), key=_SEVERITY.__getitem__)
-        return ScanResult(action, tuple(matches))
+        return ScanResult(_ACTION_OF[severity], tuple(matches))
 
     def scan_many(self, texts: Iterable[str]) -> list[ScanResult]:
         return [self.scan(t) for t in texts]
