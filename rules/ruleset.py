@@ -62,6 +62,8 @@ class ScanResult:
 
 
 ALLOW_RESULT = ScanResult("allow", ())
+# Match(...) without the Python-level __new__ of a NamedTuple (one per match on the hot path).
+_new_match = tuple.__new__
 
 
 def _span(m: Match) -> tuple[int, int]:
@@ -143,7 +145,7 @@ class RuleSet:
                 action = actions.get(category) or self.action_of(category)
                 if _SEVERITY[action] > severity:
                     severity = _SEVERITY[action]
-                append(Match(category, entry.term, start, end, text[start:end], action))
+                append(_new_match(Match, (category, entry.term, start, end, text[start:end], action)))
         if self._detectors:
             found = detect(text, self._detectors)
             if found:
