@@ -173,6 +173,13 @@ _PHONE_HINT = re.compile(r"\d(?:\D{0,3}\d){10}")
 # One search that fails for a text where neither the WeChat, QQ nor e-mail hint nor a URL scheme occurs
 # (every alternative starts with a literal: the engine only stops at their first characters).
 _WORD_HINT = re.compile("|".join(p.pattern for p in (_WECHAT_HINT, _QQ_HINT, _EMAIL_HINT)) + "|://")
+# All first looks in one search, again every alternative starting with a literal (the phone hint is
+# spelt out per first digit): most texts are done after it.
+_ANY_HINT = re.compile(
+    "|".join(
+        [f"{d}(?:\\D{{0,3}}\\d){{10}}" for d in "0123456789"] + [_WORD_HINT.pattern, _DOMAIN_HINT.pattern]
+    )
+)
 
 
 def _worth(kind: str, text: str) -> bool:
@@ -198,6 +205,8 @@ def detect(text: str, kinds: Iterable[str] = tuple(DETECTOR_FUNCS)) -> list[Dete
     if not text:
         return []
     folded = detect_text(text)
+    if _ANY_HINT.search(folded) is None:
+        return []
     found: list[tuple[int, int, str]] = []
     # Only the phone and URL detectors can match a text without any of the word hints.
     words = _WORD_HINT.search(folded) is not None
