@@ -237,13 +237,14 @@ class WordMatcher:
         if not encoded:
             return []
         iterate = self._automaton.iter
-        first = [hit for hit in iterate(encoded) if hit[1] is not None]
+        # Every hit is a real key's: the root placeholder keys end in PLACEHOLDER, which no coded text holds.
+        first: list[tuple[int, Entry]] = list(iterate(encoded))
         collapsed: _Collapsed | None = None
         second: list[tuple[int, Entry]] = []
         dup = _DUP_CODE.search(encoded) if self.collapse_repeats else None
         if dup is not None:
             collapsed = _Collapsed(encoded, _DUP_CODE, start=dup.start())
-            second = [hit for hit in iterate(collapsed.text) if hit[1] is not None]
+            second = list(iterate(collapsed.text))
         if not first and not second:
             return []
         view = coded_view(text, coded, self._encode, self._outside)
@@ -277,6 +278,8 @@ class WordMatcher:
                 self._consider(view, encoded, n_start, n_end, value, terms, allowed)
         if allowed:
             terms = [h for h in terms if not any(a <= h[0] and h[1] <= b for a, b in allowed)]
+        if len(terms) < 2:
+            return terms
         return select_leftmost_longest(terms)
 
     def _consider(

@@ -453,8 +453,9 @@ def coded_view(text: str, coded: str, table: Sequence[str], outside: Callable[[s
         # carry the marker of a deleted character.
         # Split at deleted characters: segment j starts at folded index sum(len(seg[:j])) and at original
         # index that plus j (each split consumed one deleted character). All of it runs in C.
-        lengths = list(map(len, coded[::2].split("\x00")))
-        run_n = [0, *accumulate(lengths[:-1])]
+        segments = coded[::2].split("\x00")
+        segments.pop()
+        run_n = list(accumulate(map(len, segments), initial=0))
         run_o = list(map(add, run_n, range(len(run_n))))
         return View(coded[1::2], run_n, run_o, None)
     # Some character folds to several (㎏ → kg, ß → ss): map character by character.
