@@ -33,6 +33,7 @@ import re
 from bisect import bisect_right
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from itertools import accumulate
 from operator import itemgetter
 from typing import Any, NamedTuple
 
@@ -150,6 +151,8 @@ SENTINEL_CODE = SENTINEL + SENTINEL
 # A run of one repeated (coded) term character; a match must start at a high symbol, so it is aligned.
 _WORD_HIGH = "\uefff"
 _DUP_CODE = re.compile("([\ue000-\ueffe][\uf000-\uf8ff])\\1+")
+# Is there such a run at all? (Without the `+`, the regex engine answers about a third faster.)
+_DUP_PAIR = re.compile("([\ue000-\ueffe][\uf000-\uf8ff])\\1")
 
 
 def _encode_table(base: Sequence[str], code: dict[str, str]) -> list[str]:
@@ -233,7 +236,15 @@ class WordMatcher:
         if self._automaton is None or not text:
             return []
         coded = marked_match(text, self._encode, self._outside)
-        encoded = strip_coded(coded)
+        # The common case: one symbol pair per original character and no invisible deleted character. Then
+        # splitting at the deleted pairs both strips them and gives the way back to the original: folded
+        # character i of segment k is original character i + k (each split consumed one deleted character).
+        pieces: list[str] | None = None
+        if CODED_INVISIBLE not in coded and len(coded) == 2 * len(text):
+            pieces = coded.split(CODED_VISIBLE)
+            encoded = "".join(pieces)
+        else:
+            encoded = strip_coded(coded)
         if not encoded:
             return []
         iterate = self._automaton.iter
@@ -241,41 +252,56 @@ class WordMatcher:
         first: list[tuple[int, Entry]] = list(iterate(encoded))
         collapsed: _Collapsed | None = None
         second: list[tuple[int, Entry]] = []
-        dup = _DUP_CODE.search(encoded) if self.collapse_repeats else None
+        dup = _DUP_PAIR.search(encoded) if self.collapse_repeats else None
         if dup is not None:
             collapsed = _Collapsed(encoded, _DUP_CODE, start=dup.start())
             second = list(iterate(collapsed.text))
         if not first and not second:
             return []
-        view = coded_view(text, coded, self._encode, self._outside)
         terms: list[Hit] = []
         allowed: list[tuple[int, int]] = []
-        run_n, run_o, src, marks, max_gap = view.run_n, view.run_o, view.src, view.marks, self.max_gap
-        for end, value in first:
-            # Every folded character is two symbols: symbol index 2k+1 ends folded character k.
-            stop = (end >> 1) + 1
-            start = stop - value.length
-            if value.word_start or value.word_end or src is not None:
-                self._consider(view, encoded, start, stop, value, terms, allowed)
-                continue
-            # The common case inlined (this loop runs for every raw hit): View.span without the calls.
-            k = bisect_right(run_n, start) - 1
-            o_start = run_o[k] + start - run_n[k]
-            k = bisect_right(run_n, stop - 1) - 1
-            o_end = run_o[k] + stop - run_n[k]
-            if VISIBLE in marks[o_start:o_end] and view.max_visible_gap(o_start, o_end) > max_gap:
-                continue
-            if value.allow:
-                allowed.append((o_start, o_end))
-            else:
-                terms.append((o_start, o_end, value))
-        if collapsed is not None:
-            for end, value in second:
-                start = end + 1 - 2 * value.length
-                if not collapsed.spans_run(start, end + 1):
+        max_gap = self.max_gap
+        view: View | None = None
+        if pieces is not None:
+            # Symbol offsets where each segment starts (and the end): hits are mapped without a View.
+            bounds = list(accumulate(map(len, pieces), initial=0))
+            rest: list[tuple[int, Entry]] = []
+            for end, value in first:
+                if value.word_start or value.word_end:
+                    rest.append((end, value))
                     continue
-                n_start, n_end = collapsed.n_start(start) >> 1, collapsed.n_end(end) >> 1
-                self._consider(view, encoded, n_start, n_end, value, terms, allowed)
+                # Symbol index 2i+1 ends folded character i; a key of n characters is 2n symbols.
+                start = end + 1 - 2 * value.length
+                k_start = bisect_right(bounds, start) - 1
+                k_end = bisect_right(bounds, end) - 1
+                o_start = (start >> 1) + k_start
+                o_end = (end >> 1) + k_end + 1
+                # k_end - k_start deleted characters lie inside the span; only more than max_gap of them
+                # can make a run of more than max_gap.
+                if k_end - k_start > max_gap:
+                    if view is None:
+                        view = coded_view(text, coded, self._encode, self._outside)
+                    if view.max_visible_gap(o_start, o_end) > max_gap:
+                        continue
+                if value.allow:
+                    allowed.append((o_start, o_end))
+                else:
+                    terms.append((o_start, o_end, value))
+            first = rest
+        if first or collapsed is not None:
+            if view is None:
+                view = coded_view(text, coded, self._encode, self._outside)
+            for end, value in first:
+                # Every folded character is two symbols: symbol index 2k+1 ends folded character k.
+                stop = (end >> 1) + 1
+                self._consider(view, encoded, stop - value.length, stop, value, terms, allowed)
+            if collapsed is not None:
+                for end, value in second:
+                    start = end + 1 - 2 * value.length
+                    if not collapsed.spans_run(start, end + 1):
+                        continue
+                    n_start, n_end = collapsed.n_start(start) >> 1, collapsed.n_end(end) >> 1
+                    self._consider(view, encoded, n_start, n_end, value, terms, allowed)
         if allowed:
             terms = [h for h in terms if not any(a <= h[0] and h[1] <= b for a, b in allowed)]
         if len(terms) < 2:
