@@ -183,3 +183,27 @@ def test_traditional_folding_comes_from_opencc_for_every_code_point() -> None:
 )
 def test_initials_of_long_terms_and_listed_slang(rules: RuleSet, text: str, term: str) -> None:
     assert [(m.term, m.start, m.end) for m in rules.scan(text).matches] == [(term, 0, len(text))]
+
+
+@pytest.mark.parametrize(
+    ("text", "term", "start", "end"),
+    [
+        # several short runs whose total passes the cap: every run is within it, so the match stands
+        ("稳  赚  不  赔", "稳赚不赔", 0, 10),
+        ("稳 。赚 ，不 、赔", "稳赚不赔", 0, 10),
+        ("稳\u200b\u200b赚 。、不赔", "稳赚不赔", 0, 9),
+        # one run of four visible separators breaks the long term; the part before it still matches
+        ("稳赚    不赔", "稳赚", 0, 2),
+        ("稳赚😀😀😀😀不赔", "稳赚", 0, 2),
+        # invisible characters inside a run are not counted, visible ones are
+        ("稳 \u200b 。赚不赔", "稳赚不赔", 0, 8),
+    ],
+)
+def test_gap_cap_counts_each_run_of_separators(
+    rules: RuleSet, text: str, term: str, start: int, end: int
+) -> None:
+    assert only_match(rules, text) == ("finance", term, start, end, text[start:end])
+
+
+def test_gap_cap_drops_a_run_of_four_mixed_with_invisible_characters(rules: RuleSet) -> None:
+    assert rules.scan("稳 \u200b 。 赚不赔").matches == ()
