@@ -5,6 +5,9 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 import redis.asyncio as aioredis
 from servers import RedisCluster, RedisServer
+from test_proxy_support import RunningGuard, StubUpstream, running_guard, stub_upstream
+
+from guard.settings import Settings
 
 
 @pytest.fixture(scope="session")
@@ -44,3 +47,17 @@ def redis_cluster(request: pytest.FixtureRequest, redis_cluster_server: RedisClu
         raise pytest.UsageError("tests using the redis_cluster fixture must be marked @pytest.mark.cluster")
     redis_cluster_server.flush()
     return redis_cluster_server.url
+
+
+@pytest.fixture
+async def stub() -> AsyncIterator[StubUpstream]:
+    """A stand-in upstream (WeCom / GeWe) that counts and keeps what reaches it."""
+    async with stub_upstream() as s:
+        yield s
+
+
+@pytest.fixture
+async def guard(stub: StubUpstream) -> AsyncIterator[RunningGuard]:
+    """A real guard (zero config: shipped rules, in-memory counters) in front of `stub`."""
+    async with running_guard(Settings(upstream=stub.url, reload_interval=0)) as g:
+        yield g

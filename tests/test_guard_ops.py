@@ -5,27 +5,14 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 
-import pytest
 import structlog
-from test_proxy_support import RunningGuard, StubUpstream, running_guard, stub_upstream
+from test_proxy_support import RunningGuard, StubUpstream, running_guard
 
 from guard.audit import mask
 from guard.settings import Settings
 
 WECOM = "/cgi-bin/externalcontact/add_msg_template"
 PHONE = "13812345678"
-
-
-@pytest.fixture
-async def stub() -> AsyncIterator[StubUpstream]:
-    async with stub_upstream() as s:
-        yield s
-
-
-@pytest.fixture
-async def guard(stub: StubUpstream) -> AsyncIterator[RunningGuard]:
-    async with running_guard(Settings(upstream=stub.url, reload_interval=0)) as g:
-        yield g
 
 
 async def get(guard: RunningGuard, path: str) -> tuple[int, str]:

@@ -18,12 +18,6 @@ GEWE = "/gewe/v2/api/contacts/addContacts"
 
 
 @pytest.fixture
-async def stub() -> AsyncIterator[StubUpstream]:
-    async with stub_upstream() as s:
-        yield s
-
-
-@pytest.fixture
 async def guard(stub: StubUpstream) -> AsyncIterator[RunningGuard]:
     async with running_guard(Settings(upstream=stub.url, reload_interval=0, body_limit=64 * 1024)) as g:
         yield g

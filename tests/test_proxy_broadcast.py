@@ -3,28 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from test_proxy_support import RunningGuard, StubUpstream, running_guard, stub_upstream
+from test_proxy_support import RunningGuard, StubUpstream
 
 from guard.appkeys import ACCOUNTS, LIMITER, PIPELINE
-from guard.settings import Settings
 
 PATH = "/cgi-bin/externalcontact/add_msg_template"
-
-
-@pytest.fixture
-async def stub() -> AsyncIterator[StubUpstream]:
-    async with stub_upstream() as s:
-        yield s
-
-
-@pytest.fixture
-async def guard(stub: StubUpstream) -> AsyncIterator[RunningGuard]:
-    async with running_guard(Settings(upstream=stub.url, reload_interval=0)) as g:
-        yield g
 
 
 async def used(guard: RunningGuard, account: str, action: str = "broadcast") -> tuple[int, int]:

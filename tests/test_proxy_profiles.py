@@ -3,7 +3,6 @@ text-bearing field is refused through the proxy; a Redis Cluster keeps multi-acc
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -181,18 +180,6 @@ def test_welcome_and_appchat_take_the_account_from_the_header() -> None:
     with pytest.raises(BodyError) as err:
         parse("/cgi-bin/externalcontact/send_welcome_msg", body)
     assert err.value.code.code == 490014
-
-
-@pytest.fixture
-async def stub() -> AsyncIterator[StubUpstream]:
-    async with stub_upstream() as s:
-        yield s
-
-
-@pytest.fixture
-async def guard(stub: StubUpstream) -> AsyncIterator[RunningGuard]:
-    async with running_guard(Settings(upstream=stub.url, reload_interval=0)) as g:
-        yield g
 
 
 SENSITIVE = "稳赚不赔"

@@ -4,12 +4,12 @@ backup-matrix suggestion, multi-sender moments (all or nothing), observers that 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from test_proxy_support import StubUpstream, rules_copy, running_guard, stub_upstream
+from test_proxy_support import StubUpstream, rules_copy, running_guard
 
 from guard.appkeys import ACCOUNTS, LIMITER, OBSERVERS, PIPELINE
 from guard.auth import hash_key
@@ -18,12 +18,6 @@ from guard.types import DecisionRecord
 
 GEWE_ADD = "/gewe/v2/api/contacts/addContacts"
 MOMENT = "/cgi-bin/externalcontact/add_moment_task"
-
-
-@pytest.fixture
-async def stub() -> AsyncIterator[StubUpstream]:
-    async with stub_upstream() as s:
-        yield s
 
 
 def add(app_id: str, option: int = 2, content: str = "你好，我是门店顾问") -> dict[str, object]:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_proxy_support import RunningGuard, StubUpstream, rules_copy, running_guard, stub_upstream
+from test_proxy_support import RunningGuard, StubUpstream, rules_copy, running_guard
 
 from guard.alerts.config import RiskSettings
 from guard.auth import hash_key
@@ -61,12 +61,6 @@ def add_friend(app_id: str) -> dict[str, Any]:
         "v4": "v4_x",
         "content": "你好，我是门店顾问",
     }
-
-
-@pytest.fixture
-async def stub() -> AsyncIterator[StubUpstream]:
-    async with stub_upstream() as s:
-        yield s
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ import pytest
 import redis.asyncio as aioredis
 from aiohttp import web
 from servers import free_port
-from test_proxy_support import StubUpstream, rules_copy, stub_upstream
+from test_proxy_support import StubUpstream, rules_copy
 
 from guard.auth import hash_key
 
@@ -50,12 +50,6 @@ staff = "alice"
 [accounts.wx_hammer]
 staff = "bob"
 """
-
-
-@pytest.fixture
-async def stub() -> AsyncIterator[StubUpstream]:
-    async with stub_upstream() as s:
-        yield s
 
 
 class Robot:
