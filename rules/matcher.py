@@ -47,6 +47,7 @@ from rules.normalize import (
     VISIBLE,
     View,
     coded_view,
+    grapheme_end,
     is_word_char,
     marked_match,
     strip_coded,
@@ -304,9 +305,13 @@ class WordMatcher:
                     self._consider(view, encoded, n_start, n_end, value, terms, allowed)
         if allowed:
             terms = [h for h in terms if not any(a <= h[0] and h[1] <= b for a, b in allowed)]
-        if len(terms) < 2:
-            return terms
-        return select_leftmost_longest(terms)
+        if len(terms) > 1:
+            terms = select_leftmost_longest(terms)
+        if pieces is None:
+            # Only a text with an invisible character can hold a combining mark or a variation selector:
+            # a span must not cut one off the character it belongs to (the keycap of 8️⃣, an accent).
+            terms = [(s, grapheme_end(text, e), v) for s, e, v in terms]
+        return terms
 
     def _consider(
         self,

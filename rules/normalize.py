@@ -507,3 +507,23 @@ def detect_view(text: str) -> DetectView:
         pieces.append(f)
         src.extend([i] * len(f))
     return DetectView("".join(pieces), src)
+
+
+def grapheme_end(text: str, end: int) -> int:
+    """Extend a span end over the combining marks and variation selectors that belong to its last
+    character (the keycap of 8️⃣, an accent), so a match never cuts a character in two."""
+    n = len(text)
+    if end >= n:
+        return end
+    # Every combining mark and variation selector below TABLE_SIZE folds to the invisible marker, so one
+    # list look-up settles the common case (the next character is a letter or punctuation).
+    match = tables().match
+    while end < n:
+        ch = text[end]
+        cp = ord(ch)
+        if cp < TABLE_SIZE and match[cp] != INVISIBLE:
+            break
+        if not (unicodedata.category(ch) in ("Mn", "Me") or "\ufe00" <= ch <= "\ufe0f"):
+            break
+        end += 1
+    return end

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,7 +9,7 @@ from typing import Literal, NamedTuple
 
 from rules.detectors import detect
 from rules.matcher import WordMatcher
-from rules.normalize import INVISIBLE, TABLE_SIZE, tables
+from rules.normalize import grapheme_end
 from rules.policy import CONTACT, Policy
 
 ScanAction = Literal["allow", "warn", "block"]
@@ -70,26 +69,6 @@ def _span(m: Match) -> tuple[int, int]:
     return m.start, m.end
 
 
-def grapheme_end(text: str, end: int) -> int:
-    """Extend a span end over the combining marks and variation selectors that belong to its last
-    character (the keycap of 8️⃣, an accent), so a match never cuts a character in two."""
-    n = len(text)
-    if end >= n:
-        return end
-    # Every combining mark and variation selector below TABLE_SIZE folds to the invisible marker, so one
-    # list look-up settles the common case (the next character is a letter or punctuation).
-    match = tables().match
-    while end < n:
-        ch = text[end]
-        cp = ord(ch)
-        if cp < TABLE_SIZE and match[cp] != INVISIBLE:
-            break
-        if not (unicodedata.category(ch) in ("Mn", "Me") or "\ufe00" <= ch <= "\ufe0f"):
-            break
-        end += 1
-    return end
-
-
 class RuleSet:
     """Word lists + allow list + policy of one rules directory, compiled. Immutable once built."""
 
@@ -118,7 +97,8 @@ class RuleSet:
         if self._detectors and CONTACT not in names:
             names.append(CONTACT)
         self.categories: tuple[str, ...] = tuple(names)
-        self._actions: dict[str, ScanAction] = {c: policy.of(c).action for c in self.categories}
+        # Keyed like Entry.category (str | None) so that the scan can index it with an entry's category.
+        self._actions: dict[str | None, ScanAction] = {c: policy.of(c).action for c in self.categories}
 
     def action_of(self, category: str) -> ScanAction:
         return self._actions.get(category) or self.policy.of(category).action
@@ -133,19 +113,20 @@ class RuleSet:
         severity = 0
         hits = self._matcher.find(text)
         if hits:
-            n = len(text)
-            fold = tables().match
-            for start, end, entry in hits:
-                category = entry.category or ""
-                # grapheme_end inlined for the common case: the character after the hit is no mark.
-                if end < n:
-                    cp = ord(text[end])
-                    if cp >= TABLE_SIZE or fold[cp] == INVISIBLE:
-                        end = grapheme_end(text, end)
-                action = actions.get(category) or self.action_of(category)
-                if _SEVERITY[action] > severity:
-                    severity = _SEVERITY[action]
-                append(_new_match(Match, (category, entry.term, start, end, text[start:end], action)))
+            # Spans already end on whole characters (the matcher extends them over trailing marks).
+            try:
+                matches = [
+                    _new_match(Match, (e.category, e.term, s, t, text[s:t], actions[e.category]))
+                    for s, t, e in hits
+                ]
+            except KeyError:  # a category without an action of its own: the policy's default
+                matches = [
+                    Match(e.category or "", e.term, s, t, text[s:t], self.action_of(e.category or ""))
+                    for s, t, e in hits
+                ]
+            append = matches.append
+            acts = {m[5] for m in matches}
+            severity = 2 if "block" in acts else 1 if "warn" in acts else 0
         if self._detectors:
             found = detect(text, self._detectors)
             if found:
