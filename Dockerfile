@@ -1,10 +1,11 @@
 # siyu-guard: the compliance guard proxy.
 #   docker build -t siyu-guard .
+#   docker run --rm -p 127.0.0.1:8080:8080 -e GUARD_OPEN_WITHOUT_KEYS=true siyu-guard
 #   docker run --rm -p 8080:8080 -v $PWD/guard.toml:/etc/siyu-guard/guard.toml:ro \
 #       -e GUARD_CONFIG=/etc/siyu-guard/guard.toml siyu-guard
-# Inside the container the guard listens on 0.0.0.0:8080. With no client keys configured the guard
-# refuses to listen beyond loopback, so a container needs a config file with [[keys]] (mounted at
-# /etc/siyu-guard/guard.toml, see docker-compose.yml) to be reachable from outside.
+# Inside the container the guard listens on 0.0.0.0:8080. With no client keys configured it refuses to
+# listen beyond loopback unless GUARD_OPEN_WITHOUT_KEYS=true, which is only safe when the port is
+# published on the host's loopback (first line); to serve other machines, mount a config with [[keys]].
 FROM python:3.11-slim AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src

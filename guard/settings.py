@@ -69,6 +69,9 @@ class Settings:
     # Seconds between two looks at the rules directory (0 = no file watch).
     reload_interval: float = 2.0
     keys: tuple[ClientKey, ...] = ()
+    # Listen beyond loopback although no client keys are configured: only for a container whose port is
+    # published on the host's loopback alone (docker-compose.yml); anyone who reaches the port may act.
+    open_without_keys: bool = False
     key_header: str = "X-Guard-Key"
     key_param: str = "guard_key"
     log_level: str = "info"
@@ -249,7 +252,7 @@ def _coerce(key: str, value: object, source: str) -> object:
         return _as_url(key, value, source, ("redis", "rediss", "unix", "redis+cluster"))
     if key == "redis_cluster" and value in (None, "", "auto"):
         return None
-    if key in {"redis_cluster", "strict", "reuse_port"}:
+    if key in {"redis_cluster", "strict", "reuse_port", "open_without_keys"}:
         return _as_bool(key, value, source)
     if key == "redis_timeout":
         return _as_float(key, value, source, 0.001, 60.0)
@@ -356,6 +359,11 @@ def enforce_loopback(settings: Settings) -> tuple[Settings, str | None]:
     """With no client keys the guard must not be reachable from other machines: bind loopback, say why."""
     if settings.keys:
         return settings, None
+    if settings.open_without_keys and not _is_loopback(settings.host):
+        return settings, (
+            f"no client keys configured and open_without_keys is set: listening on {settings.host}; "
+            "anyone who reaches this port may send through the guard"
+        )
     if _is_loopback(settings.host):
         return settings, f"no client keys configured: listening on loopback {settings.host} only"
     return (

@@ -94,6 +94,12 @@ def test_no_keys_means_loopback_only() -> None:
     assert enforce_loopback(keyed)[0].host == "127.0.0.1"  # still no keys
 
 
+def test_open_without_keys_is_explicit_and_says_so() -> None:
+    settings = load_settings(env={"GUARD_HOST": "0.0.0.0", "GUARD_OPEN_WITHOUT_KEYS": "true"})
+    s, warning = enforce_loopback(settings)
+    assert s.host == "0.0.0.0" and warning and "anyone who reaches this port" in warning
+
+
 def test_key_hashes_compare_and_globs(tmp_path: Path) -> None:
     config = tmp_path / "g.toml"
     config.write_text(
