@@ -1,36 +1,50 @@
 """A bare aiohttp pass-through proxy: the baseline the guard is measured against in bench/proxy.py.
 
-Same shape as the guard's forwarding (pooled ClientSession, body read whole, relayed answer) but no
-parsing, no checks, no counters:  python3 bench/passthrough.py --port 9001 --upstream http://127.0.0.1:9000
+An ordinary aiohttp proxy with the guard's own forwarding settings, so that the comparison measures the
+checks and nothing else: the same pooled client (`guard.proxy.client_session`: connector, timeouts, no
+auto-decompression, no cookie jar), the same per-request timeout, raw request bodies, uvloop like
+`guard serve`, no access log. The body is read whole, forwarded, and the answer relayed, with hop-by-hop
+headers dropped both ways. No parsing, no checks, no counters, no log lines:
+
+    python3 bench/passthrough.py --port 9001 --upstream http://127.0.0.1:9000
 """
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import AsyncIterator
 
 import aiohttp
 from aiohttp import web
 
+from guard.proxy import client_session, forward_timeout
+from guard.settings import Settings
+
 HOP = {"connection", "keep-alive", "transfer-encoding", "host", "content-length", "upgrade", "te", "trailer"}
 SESSION: web.AppKey[aiohttp.ClientSession] = web.AppKey("session")
 UPSTREAM: web.AppKey[str] = web.AppKey("upstream")
+# The guard's defaults, as `guard serve` in bench/proxy.py runs with them.
+CONNECT_TIMEOUT, READ_TIMEOUT = Settings().connect_timeout, Settings().read_timeout
 
 
 async def handle(request: web.Request) -> web.Response:
     body = await request.read()
     headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP}
     async with request.app[SESSION].request(
-        request.method, request.app[UPSTREAM] + request.rel_url.raw_path_qs, data=body, headers=headers
+        request.method,
+        request.app[UPSTREAM] + request.rel_url.raw_path_qs,
+        data=body,
+        headers=headers,
+        allow_redirects=False,
+        timeout=forward_timeout(CONNECT_TIMEOUT, READ_TIMEOUT),
     ) as resp:
         payload = await resp.read()
         out = {k: v for k, v in resp.headers.items() if k.lower() not in HOP}
         return web.Response(status=resp.status, body=payload, headers=out)
 
 
-async def session_ctx(app: web.Application) -> object:
-    app[SESSION] = aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=0), auto_decompress=False, skip_auto_headers=("User-Agent",)
-    )
+async def session_ctx(app: web.Application) -> AsyncIterator[None]:
+    app[SESSION] = client_session(CONNECT_TIMEOUT, READ_TIMEOUT)
     yield
     await app[SESSION].close()
 
@@ -46,11 +60,11 @@ def main() -> None:
         uvloop.install()
     except ImportError:
         pass
-    app = web.Application(handler_args={"auto_decompress": False})
+    app = web.Application(handler_args={"auto_decompress": False}, client_max_size=1024 * 1024)
     app[UPSTREAM] = args.upstream.rstrip("/")
-    app.cleanup_ctx.append(session_ctx)  # type: ignore[arg-type]
+    app.cleanup_ctx.append(session_ctx)
     app.router.add_route("*", "/{tail:.*}", handle)
-    web.run_app(app, host="127.0.0.1", port=args.port, access_log=None, print=None)
+    web.run_app(app, host="127.0.0.1", port=args.port, access_log=None, print=None, backlog=1024)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import aiohttp
 import redis.asyncio as aioredis
 from aiohttp import web
 from redis.asyncio.cluster import RedisCluster
@@ -128,6 +127,21 @@ async def _listen_reloads(app: web.Application) -> None:
                     await pubsub.aclose()
 
 
+async def stop_tasks(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel background tasks and wait for them. A cancellation that lands while redis-py is setting up a
+    connection or a pub/sub subscription can be swallowed there (the task then goes on waiting for a
+    message), so a task still running is cancelled again until it ends."""
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        while not task.done():
+            await asyncio.wait({task}, timeout=0.2)
+            if not task.done():
+                task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 async def _core(app: web.Application) -> AsyncIterator[None]:
     """Start-up and clean-up of everything the guard shares between requests."""
     settings = app[SETTINGS]
@@ -147,16 +161,7 @@ async def _core(app: web.Application) -> AsyncIterator[None]:
     app[ACCOUNTS] = directory
     await directory.start()
     app[PIPELINE] = Pipeline(store, limiter, directory, settings.failure_policy)
-    app[CLIENT] = aiohttp.ClientSession(
-        timeout=aiohttp.ClientTimeout(
-            total=None, sock_connect=settings.connect_timeout, sock_read=settings.read_timeout
-        ),
-        connector=aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=300),
-        auto_decompress=False,
-        skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
-        # The guard forwards what it got: no cookies of its own, no redirects followed.
-        cookie_jar=aiohttp.DummyCookieJar(),
-    )
+    app[CLIENT] = proxy.client_session(settings.connect_timeout, settings.read_timeout)
     loop = asyncio.get_running_loop()
     on_sighup = False
     if threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGHUP"):
@@ -170,11 +175,7 @@ async def _core(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_tasks(tasks)
         if on_sighup:
             loop.remove_signal_handler(signal.SIGHUP)
         await app[CLIENT].close()

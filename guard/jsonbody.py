@@ -76,11 +76,13 @@ def decode_content(body: bytes, encodings: Iterable[str], limit: int) -> bytes:
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise BodyError(codes.BAD_REQUEST, f"duplicate key {key!r} in a JSON object", where=key)
-        out[key] = value
+    out = dict(pairs)  # built in C; a duplicate key shows as a shorter dict
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise BodyError(codes.BAD_REQUEST, f"duplicate key {key!r} in a JSON object", where=key)
+            seen.add(key)
     return out
 
 

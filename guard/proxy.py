@@ -9,6 +9,7 @@ key parameter, headers are the end-to-end ones minus the guard's key header.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 import zlib
@@ -173,9 +174,20 @@ def decoded_for_inspection(body: bytes, headers: CIMultiDictProxy[str]) -> bytes
 
 
 async def notify_decision(app: web.Application, record: DecisionRecord) -> None:
-    """Tell every observer; one that raises or is slow is logged and skipped, never felt by the client."""
+    """Tell every observer; one that raises or is slow is logged and skipped, never felt by the client.
+
+    An observer with a synchronous `offer_decision` (a queue put: it cannot block) is called directly,
+    without arming a timeout per decision."""
     timeout = app[SETTINGS].observer_timeout
     for observer in app[OBSERVERS]:
+        offer = getattr(observer, "offer_decision", None)
+        if offer is not None:
+            try:
+                offer(record)
+            except Exception as exc:
+                app[METRICS].observer_errors.inc()
+                log.warning("observer %s failed on a decision: %r", type(observer).__name__, exc)
+            continue
         try:
             async with asyncio.timeout(timeout):
                 await observer.on_decision(record)
@@ -381,6 +393,24 @@ async def guarded(
     return web.Response(status=status, body=payload, headers=out)
 
 
+def client_session(connect_timeout: float, read_timeout: float) -> aiohttp.ClientSession:
+    """The pooled client the guard forwards through (bench/passthrough.py uses the same one)."""
+    return aiohttp.ClientSession(
+        timeout=aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout, sock_read=read_timeout),
+        connector=aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=300),
+        auto_decompress=False,
+        skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
+        # The guard forwards what it got: no cookies of its own, no redirects followed.
+        cookie_jar=aiohttp.DummyCookieJar(),
+    )
+
+
+@functools.lru_cache(maxsize=16)
+def forward_timeout(connect: float, read: float) -> aiohttp.ClientTimeout:
+    # Also bounded as a whole: an upstream that drips a byte now and then still times out.
+    return aiohttp.ClientTimeout(total=connect + read, sock_connect=connect, sock_read=read)
+
+
 async def forward(
     request: web.Request, profile: Profile, body: bytes
 ) -> tuple[int, CIMultiDictProxy[str], bytes]:
@@ -392,12 +422,7 @@ async def forward(
         data=body,
         headers=forward_headers(request.headers, settings.key_header),
         allow_redirects=False,
-        # Also bounded as a whole: an upstream that drips a byte now and then still times out.
-        timeout=aiohttp.ClientTimeout(
-            total=settings.connect_timeout + settings.read_timeout,
-            sock_connect=settings.connect_timeout,
-            sock_read=settings.read_timeout,
-        ),
+        timeout=forward_timeout(settings.connect_timeout, settings.read_timeout),
     ) as resp:
         payload = await resp.read()
         return resp.status, resp.headers, payload

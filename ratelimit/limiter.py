@@ -46,8 +46,16 @@ def _as_charge(item: Charge | LimitRule | tuple[LimitRule, int]) -> Charge:
     return Charge(item, 1)
 
 
-def _crossed(mask: int) -> tuple[Threshold, ...]:
+def _crossed_slow(mask: int) -> tuple[Threshold, ...]:
     return tuple(t for bit, t in enumerate(THRESHOLDS) if mask & (1 << bit))
+
+
+# Every mask the scripts can return, decoded once.
+_CROSSED = tuple(_crossed_slow(mask) for mask in range(1 << len(THRESHOLDS)))
+
+
+def _crossed(mask: int) -> tuple[Threshold, ...]:
+    return _CROSSED[mask] if 0 <= mask < len(_CROSSED) else _crossed_slow(mask)
 
 
 class Limiter:
@@ -159,19 +167,12 @@ class Limiter:
     def _outcome(
         name: str, window: Window, limit: int, mode: Mode, cost: int, end: int, r: RawRule
     ) -> RuleOutcome:
+        # Positional (the field order of RuleOutcome): this runs for every rule of every hit.
+        used = r.used
         return RuleOutcome(
-            rule=name,
-            window=window,
-            used=r.used,
-            limit=limit,
-            remaining=max(0, limit - r.used),
-            attempts=r.attempts,
-            allowed=r.allowed,
-            mode=mode,
-            crossed=_crossed(r.crossed),
-            resets_at=end,
-            cost=cost,
-        )
+            name, window, used, limit, max(0, limit - used), r.attempts, r.allowed, mode,
+            _crossed(r.crossed), end, cost,
+        )  # fmt: skip
 
     def _replay(self, descriptor: str, numbers: str, request_id: str | None, day_end: int) -> HitResult:
         allowed, rules = decode_numbers(numbers)

@@ -4,6 +4,10 @@ Scripts are `.lua` files loaded once per server (SCRIPT LOAD only when Redis ans
 called by SHA. Every key of one account carries the hash tag `{acct:<id>}`, so a script's keys share
 one Cluster slot. Every failure (refused connection, timeout, Cluster trouble, open breaker) surfaces
 as `StorageUnavailable` within `timeout` seconds.
+
+A single node given by a plain `redis://` URL is spoken to over one auto-pipelined connection
+(ratelimit.connection: the hits of one event-loop tick share a socket write; each is still its own
+EVALSHA); a Cluster, and URLs that connection does not speak (TLS, Unix sockets), go through redis-py.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 from redis.retry import Retry
 
 from ratelimit.breaker import CircuitBreaker
+from ratelimit.connection import ConnectionSpec, PipelinedConnection
 from ratelimit.storage import (
     STATUS_DUPLICATE,
     HitPlan,
@@ -35,7 +40,7 @@ from ratelimit.storage import (
 from ratelimit.types import StorageUnavailable
 
 T = TypeVar("T")
-Client = Redis | RedisCluster
+Client = Redis | RedisCluster | PipelinedConnection
 
 _FAILURES = (RedisError, RedisClusterException, OSError, TimeoutError)
 
@@ -49,10 +54,16 @@ class Script:
         self.sha = hashlib.sha1(self.source.encode("utf-8")).hexdigest()
 
     async def __call__(self, client: Client, keys: Sequence[str], args: Sequence[str | int]) -> Any:
+        if isinstance(client, PipelinedConnection):
+            try:
+                return await client.execute("EVALSHA", self.sha, len(keys), *keys, *args)
+            except NoScriptError:
+                # First use on this server (or after SCRIPT FLUSH / a restart): load once, then by SHA.
+                await client.execute("SCRIPT", "LOAD", self.source)
+                return await client.execute("EVALSHA", self.sha, len(keys), *keys, *args)
         try:
             return await client.evalsha(self.sha, len(keys), *keys, *args)
         except NoScriptError:
-            # First use on this server (or after SCRIPT FLUSH / a restart): load once, then by SHA.
             await client.script_load(self.source)
             return await client.evalsha(self.sha, len(keys), *keys, *args)
 
@@ -67,16 +78,20 @@ class RedisStorage:
 
     def __init__(
         self,
-        connect: Callable[[bool], Client],
+        connect: Callable[[bool], Redis | RedisCluster],
         *,
         cluster: bool | None = None,
         timeout: float = 0.1,
         breaker: CircuitBreaker | None = None,
         max_connections: int = 64,
+        spec: ConnectionSpec | None = None,
     ) -> None:
+        """`connect(as_cluster)` makes a redis-py client; with a `spec` a single node is spoken to over
+        one pipelined connection instead (a Cluster still goes through `connect`)."""
         if timeout <= 0 or max_connections < 1:
             raise ValueError("timeout must be > 0 and max_connections >= 1")
         self._connect = connect
+        self._spec = spec
         self._cluster = cluster
         self._client: Client | None = None
         self._detect_lock = asyncio.Lock()
@@ -101,7 +116,7 @@ class RedisStorage:
         `max_connections` bounds the connections (per node on a Cluster) and the operations in flight.
         """
 
-        def connect(as_cluster: bool) -> Client:
+        def connect(as_cluster: bool) -> Redis | RedisCluster:
             options: dict[str, Any] = {
                 "socket_timeout": timeout,
                 "socket_connect_timeout": timeout,
@@ -114,7 +129,12 @@ class RedisStorage:
             return Redis.from_url(url, **options)
 
         return cls(
-            connect, cluster=cluster, timeout=timeout, breaker=breaker, max_connections=max_connections
+            connect,
+            cluster=cluster,
+            timeout=timeout,
+            breaker=breaker,
+            max_connections=max_connections,
+            spec=ConnectionSpec.from_url(url),
         )
 
     @property
@@ -122,10 +142,27 @@ class RedisStorage:
         return self._cluster
 
     async def _get_client(self) -> Client:
-        if self._client is not None:
-            return self._client
+        client = self._client
+        if client is not None and (not isinstance(client, PipelinedConnection) or client.usable):
+            return client
         async with self._detect_lock:
+            if isinstance(self._client, PipelinedConnection) and not self._client.usable:
+                await self._client.aclose()
+                self._client = None
             if self._client is None:
+                if self._spec is not None and not self._cluster:
+                    conn = await PipelinedConnection.open(self._spec)
+                    if self._cluster is None:
+                        try:
+                            section = _text(await conn.execute("INFO", "cluster"))
+                        except BaseException:
+                            await asyncio.shield(conn.aclose())
+                            raise
+                        self._cluster = "cluster_enabled:1" in section
+                    if not self._cluster:
+                        self._client = conn
+                        return conn
+                    await conn.aclose()
                 if self._cluster is None:
                     probe = self._connect(False)
                     try:
@@ -152,7 +189,11 @@ class RedisStorage:
                 result = await operation(await self._get_client())
         except _FAILURES as exc:
             self.breaker.record_failure()
-            reason = "timed out" if isinstance(exc, TimeoutError) else f"{type(exc).__name__}: {exc}"
+            timed_out = isinstance(exc, TimeoutError)
+            if timed_out and isinstance(self._client, PipelinedConnection):
+                # Never wait on a hung server twice: the next command connects again.
+                self._client.abort(exc)
+            reason = "timed out" if timed_out else f"{type(exc).__name__}: {exc}"
             raise StorageUnavailable(self.name, f"{what}: {reason}") from exc
         except BaseException:
             # Cancelled by the caller: says nothing about Redis.
@@ -213,6 +254,8 @@ class RedisStorage:
 
         async def run(client: Client) -> Any:
             # The switch has no expiry on purpose: a freeze lasts until someone lifts it.
+            if isinstance(client, PipelinedConnection):
+                return await (client.execute("SET", key, b"1") if frozen else client.execute("DEL", key))
             return await (client.set(key, b"1") if frozen else client.delete(key))
 
         await self._run("freeze" if frozen else "unfreeze", run)
@@ -221,6 +264,8 @@ class RedisStorage:
         """True when Redis answers within the timeout (for readiness probes); never raises."""
 
         async def run(client: Client) -> Any:
+            if isinstance(client, PipelinedConnection):
+                return await client.execute("PING")
             return await client.ping()
 
         try:

@@ -30,6 +30,10 @@ RETRY_SECONDS = 1.0
 RETRY_MAX = 10_000
 # Decisions recorded together (their report counters summed into one Redis round trip).
 BATCH_MAX = 500
+# After the first decision of a batch arrives, the worker waits this long for more before recording: under
+# a steady trickle (one request at a time) that makes one report round trip per interval instead of one
+# per decision, which the proxy's own requests would otherwise wait behind. Alerts go out at most this late.
+BATCH_LINGER_SECONDS = 0.02
 _WINDOW_FORMATS = {"minute": "%Y-%m-%dT%H:%M", "hour": "%Y-%m-%dT%H", "day": "%Y-%m-%d"}
 _WINDOW_SECONDS = {"minute": 60.0, "hour": 3600.0, "day": 86400.0}
 _RULE_ZH = {
@@ -121,6 +125,11 @@ class RiskObserver:
     async def on_decision(self, record: DecisionRecord) -> None:
         self._offer(("decision", record))
 
+    def offer_decision(self, record: DecisionRecord) -> None:
+        """`on_decision` without the coroutine: the proxy calls this when an observer has it, since a
+        put on the queue can neither block nor fail."""
+        self._offer(("decision", record))
+
     async def on_system(self, event: str, message: str, details: Mapping[str, object]) -> None:
         self._offer(("system", (event, message, dict(details), time.time())))
 
@@ -144,6 +153,8 @@ class RiskObserver:
                     continue
             else:
                 first = await self._queue.get()
+            if self._queue.qsize() < BATCH_MAX - 1:
+                await asyncio.sleep(BATCH_LINGER_SECONDS)
             # Whatever else is queued goes in the same batch: one Redis round trip for its counters.
             batch = [first]
             while len(batch) < BATCH_MAX and not self._queue.empty():
@@ -256,7 +267,8 @@ class RiskObserver:
             with contextlib.suppress(Exception):
                 staff = self._staff_of(record.decision.action.account)
         # The registry's owner of the account, else the key that made the request.
-        return replace(record, staff=staff or staff_of_record(record))
+        staff = staff or staff_of_record(record)
+        return record if staff is None else replace(record, staff=staff)
 
     async def handle_decision(self, record: DecisionRecord) -> None:
         """Record one decision now (the worker does this in batches)."""
