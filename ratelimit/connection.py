@@ -2,9 +2,10 @@
 
 redis-py's asyncio client spends most of a counter hit on its own bookkeeping (pool acquire and release,
 command packing in Python, a read per reply). Here every command is one `hiredis.pack_command` call and
-one future: the commands issued in the same event-loop tick go out in ONE socket write, and their replies
-are parsed by hiredis as they arrive and handed back in order (Redis answers a connection's commands in
-the order it received them). Each command is still its own command — an EVALSHA stays one atomic script
+one future: while commands are in flight, the ones issued in the same event-loop tick go out in ONE
+socket write (a command with nothing in flight is written at once), and the replies are parsed by
+hiredis as they arrive and handed back in order (Redis answers a connection's commands in the order it
+received them). Each command is still its own command — an EVALSHA stays one atomic script
 run; only the syscalls are shared.
 
 A command that times out does not desynchronise the connection: its reply still arrives and is dropped.
@@ -135,7 +136,14 @@ class PipelinedConnection(asyncio.Protocol):
         if not self.usable:
             future.set_exception(ConnectionError(f"Redis connection is closed: {self.broken}"))
             return future
-        self._outgoing.append(hiredis.pack_command(args))
+        packed = hiredis.pack_command(args)
+        if not self._pending:
+            # Nothing in flight (one request at a time): no one to share a write with, send it now.
+            self._pending.append(future)
+            assert self._transport is not None
+            self._transport.write(packed)
+            return future
+        self._outgoing.append(packed)
         self._pending.append(future)
         if not self._flush_scheduled:
             self._flush_scheduled = True
