@@ -104,6 +104,8 @@ def parse_check_body(body: Mapping[str, Any]) -> tuple[Action, bool]:
     recipients = a.opt_int(body, "recipients")
     if recipients is not None and recipients < 0:
         raise BodyError(codes.BAD_REQUEST, "recipients must be >= 0")
+    if kind == "broadcast" and recipients == 0:
+        raise BodyError(codes.RECIPIENTS_UNKNOWN, "a broadcast needs recipients >= 1", where="recipients")
     dry_run = a.opt_bool(body, "dry_run") or False
     action = Action(
         kind=kind,  # type: ignore[arg-type]

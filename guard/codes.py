@@ -96,6 +96,13 @@ FORBIDDEN_ROLE = GuardCode(
     "你的密钥角色无权执行该操作。",
     "Your key's role may not do this.",
 )  # fmt: skip
+RECIPIENTS_UNKNOWN = GuardCode(
+    490016, "recipients_unknown", 200,
+    "群发未列出接收对象（发给全部客户、按标签筛选或全部客户群），无法核对每日群发人数上限，已拦截。"
+    "请在 external_userid（或 chat_id_list）中列出本次接收对象后重新发送。",
+    "The broadcast lists no recipients (all customers, a tag filter or all groups), so the daily recipient "
+    "limit cannot be checked; it was not sent. List them in external_userid (or chat_id_list) and resend.",
+)  # fmt: skip
 
 ALL_CODES: tuple[GuardCode, ...] = (
     CONTENT_BLOCKED,
@@ -113,5 +120,6 @@ ALL_CODES: tuple[GuardCode, ...] = (
     UNSUPPORTED_BODY,
     MISSING_ACCOUNT,
     FORBIDDEN_ROLE,
+    RECIPIENTS_UNKNOWN,
 )
 BY_CODE: dict[int, GuardCode] = {c.code: c for c in ALL_CODES}

@@ -257,6 +257,14 @@ def parse_add_msg_template(body: dict[str, Any], req: RequestInfo) -> list[Actio
     account = a.require_account(sender, "sender", req.account_header)
     texts, attachments = wecom_content(body, allow_old_shape=True)
     recipients = len(set(external)) if chat_type == "single" else len(set(chats)) or len(set(external))
+    if recipients == 0:
+        # WeCom reads an empty list as "every customer (or group) of the sender, after tag_filter": a
+        # count the guard cannot know, so the recipient limit could be bypassed. Refuse rather than guess.
+        raise BodyError(
+            codes.RECIPIENTS_UNKNOWN,
+            "external_userid / chat_id_list is empty: the recipients cannot be counted",
+            where="external_userid" if chat_type == "single" else "chat_id_list",
+        )
     return [
         Action(
             kind="broadcast",

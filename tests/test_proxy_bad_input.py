@@ -234,10 +234,14 @@ async def test_upstream_down_is_502_and_refunded() -> None:
 
 async def test_lone_surrogate_escapes_do_not_break_the_guard(guard: RunningGuard, stub: StubUpstream) -> None:
     status, _, data = await guard.post(
-        WECOM, b'{"sender":"acc1","text":{"content":"\\ud800\\u7a33\\u8d5a\\u4e0d\\u8d54\\udfff"}}'
+        WECOM,
+        b'{"sender":"acc1","external_userid":["wm1"],'
+        b'"text":{"content":"\\ud800\\u7a33\\u8d5a\\u4e0d\\u8d54\\udfff"}}',
     )
     assert status == 200 and data["errcode"] == 490001
-    status, _, data = await guard.post(WECOM, b'{"sender":"acc1","text":{"content":"\\ud800 hello"}}')
+    status, _, data = await guard.post(
+        WECOM, b'{"sender":"acc1","external_userid":["wm1"],"text":{"content":"\\ud800 hello"}}'
+    )
     assert status == 200 and data["errcode"] == 0
     assert stub.count() == 1
 
@@ -251,3 +255,25 @@ async def test_percent_encoded_key_parameter_is_stripped(stub: StubUpstream) -> 
         status, _, data = await guard.post(WECOM + "?access_token=T&guard%5Fkey=sekret", GOOD)
         assert status == 200 and data["errcode"] == 0
         assert stub.seen[0].path_qs == WECOM + "?access_token=T"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"sender": "acc9", "text": {"content": "周末新品到店"}},
+        {"sender": "acc9", "chat_type": "single", "external_userid": [], "tag_filter": {"group_list": []},
+         "text": {"content": "周末新品到店"}},
+        {"sender": "acc9", "chat_type": "group", "text": {"content": "周末新品到店"}},
+    ],
+)  # fmt: skip
+async def test_a_broadcast_to_uncounted_recipients_is_refused(
+    guard: RunningGuard, stub: StubUpstream, body: dict[str, object]
+) -> None:
+    # An empty recipient list means "every customer / group of the sender": the recipient limit could not
+    # be checked, so the guard refuses instead of forwarding.
+    status, headers, data = await guard.post(WECOM, body)
+    assert status == 200 and data["errcode"] == 490016
+    assert "external_userid" in data["errmsg"] and "请" in data["errmsg"]
+    assert headers["X-Guard-Decision"] == "refuse"
+    assert stub.count() == 0
+    assert await nothing_charged(guard, "acc9", "broadcast")

@@ -160,6 +160,13 @@ async def test_dry_run_check_charges_nothing(guard: RunningGuard) -> None:
     assert data["allowed"] is False and data["code"] == 490003
 
 
+async def test_check_api_refuses_a_broadcast_to_zero_recipients(guard: RunningGuard) -> None:
+    body = {"kind": "broadcast", "account": "qian", "text": "新品上市", "recipients": 0}
+    status, _, data = await guard.post("/v1/check", body)
+    assert status == 400 and data["code"] == 490016
+    assert await used(guard, "qian") == (0, 0)
+
+
 async def test_check_api_refuses_content_like_the_proxy(guard: RunningGuard) -> None:
     body = {"kind": "message", "account": "wu", "texts": [{"where": "greeting", "text": "稳赚不赔"}]}
     _status, _, data = await guard.post("/v1/check", body)
