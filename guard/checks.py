@@ -162,9 +162,9 @@ class QuotaCheck:
         return out
 
     async def hit(self, action: Action, ctx: CheckContext) -> tuple[Verdict, HitResult | None]:
+        # Even with no limit for this action the script runs: it reads the account's freeze switch in the
+        # same round trip, so a freeze made on another guard process holds here at once.
         charges = self.charges(action, ctx)
-        if not charges:
-            return ALLOW, None
         try:
             result = await self.limiter.hit(
                 action.account, charges, request_id=action.request_id, dry_run=ctx.dry_run
@@ -258,9 +258,11 @@ class QuotaCheck:
         for member in self.directory.matrix_members(matrix):
             if member == action.account or self.directory.is_frozen_local(member):
                 continue
-            rules = [c.rule for c in self.charges(action, ctx, member)]
-            if rules:
-                candidates.append((member, rules))
+            # The charges themselves, not just their rules: a backup must have room for the whole cost
+            # (a broadcast's recipient count), not merely one unit.
+            charges = self.charges(action, ctx, member)
+            if charges:
+                candidates.append((member, charges))
         if not candidates:
             return None
         try:
