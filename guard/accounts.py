@@ -82,6 +82,16 @@ class AccountInfo:
     rules: Mapping[str, tuple[LimitRuleSpec, ...]] = field(default_factory=dict)
 
 
+def raise_if_cancelled() -> None:
+    """Raise CancelledError when the current task has been asked to stop — for a task whose awaits go
+    through a library that may swallow the CancelledError (redis-py's pub/sub reads with a timeout).
+    `Task.cancelling()` stays above zero until someone un-cancels, which only `asyncio.timeout` does,
+    and only for the cancellation it made itself."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 class AccountDirectory:
     """Static registry + shared overrides. The registry and the limits table are read from the current
     rules bundle on every call, so a rules reload is seen at once."""
@@ -108,7 +118,12 @@ class AccountDirectory:
                 await self.refresh()
 
     async def run_sync(self) -> None:
-        """Keep the local copy of the overrides fresh: pub/sub messages, and a periodic re-read."""
+        """Keep the local copy of the overrides fresh: pub/sub messages, and a periodic re-read.
+
+        redis-py can swallow a cancellation: a pub/sub read with a timeout turns a cancellation that lands
+        as its timeout fires into "no message" (its read returns None). So after every Redis call the task
+        asks whether it has been cancelled (`raise_if_cancelled`) and ends if so, instead of going on to
+        wait for the next message."""
         if self._redis is None:
             return
         while True:
@@ -116,17 +131,22 @@ class AccountDirectory:
             try:
                 pubsub = self._redis.pubsub()
                 await pubsub.subscribe(CHANGED_CHANNEL)
+                raise_if_cancelled()
                 await self.refresh()
+                raise_if_cancelled()
                 next_refresh = time.monotonic() + self._refresh_interval
                 while True:
                     timeout = max(0.0, next_refresh - time.monotonic())
                     msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=timeout)
+                    raise_if_cancelled()
                     if msg is not None or time.monotonic() >= next_refresh:
                         await self.refresh()
+                        raise_if_cancelled()
                         next_refresh = time.monotonic() + self._refresh_interval
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                raise_if_cancelled()
                 log.warning("account overrides sync failed: %s", exc)
                 await asyncio.sleep(1.0)
             finally:

@@ -19,7 +19,7 @@ from aiohttp import web
 from redis.asyncio.cluster import RedisCluster
 
 from guard import api, proxy, risk
-from guard.accounts import AccountDirectory
+from guard.accounts import AccountDirectory, raise_if_cancelled
 from guard.appkeys import ACCOUNTS, BUNDLE, CLIENT, LIMITER, METRICS, OBSERVERS, PIPELINE, REDIS, SETTINGS
 from guard.audit import AuditLog
 from guard.auth import Authenticator
@@ -108,8 +108,11 @@ async def _listen_reloads(app: web.Application) -> None:
         try:
             pubsub = client.pubsub()
             await pubsub.subscribe(RELOAD_CHANNEL)
+            raise_if_cancelled()
             while True:
                 msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=5.0)
+                # redis-py may turn a cancellation into "no message": see AccountDirectory.run_sync.
+                raise_if_cancelled()
                 if msg is None:
                     continue
                 data = msg.get("data")
@@ -119,6 +122,7 @@ async def _listen_reloads(app: web.Application) -> None:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            raise_if_cancelled()
             log.warning("rules reload channel failed: %s; retrying", exc)
             await asyncio.sleep(1.0)
         finally:
@@ -128,16 +132,11 @@ async def _listen_reloads(app: web.Application) -> None:
 
 
 async def stop_tasks(tasks: list[asyncio.Task[None]]) -> None:
-    """Cancel background tasks and wait for them. A cancellation that lands while redis-py is setting up a
-    connection or a pub/sub subscription can be swallowed there (the task then goes on waiting for a
-    message), so a task still running is cancelled again until it ends."""
+    """Cancel background tasks and wait for them to end. (The ones that talk to Redis pub/sub check for
+    a cancellation redis-py swallowed: `guard.accounts.raise_if_cancelled`.)"""
     for task in tasks:
         task.cancel()
     for task in tasks:
-        while not task.done():
-            await asyncio.wait({task}, timeout=0.2)
-            if not task.done():
-                task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
 

@@ -3,21 +3,26 @@ sensitive hits by category, limits reached and complaints — and the staff with
 (the handbook's compliance bonus).
 
 One Redis hash per calendar day (in the configured timezone) holds every counter of that day, incremented
-with HINCRBY by every guard process and expiring after the retention period; without Redis the same
-counters live in this process. `tally` (a pure function) turns one decision into counter increments;
-`build_report` (pure) turns a period's counters into the report.
+by every guard process and expiring after the retention period: one call of `lua/report_add.lua` (by SHA)
+applies a decision batch's increments and the expiry to that one key, so it runs on a Cluster as it does
+on a single node. Without Redis the same counters live in this process. `tally` (a pure function) turns
+one decision into counter increments; `build_report` (pure) turns a period's counters into the report.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime, timedelta
+from importlib import resources
 from typing import Any
 from zoneinfo import ZoneInfo
+
+from redis.exceptions import NoScriptError
 
 from guard.types import DecisionRecord
 
@@ -135,6 +140,10 @@ class ReportStore(ABC):
     async def read(self, day: date) -> dict[str, int]: ...
 
 
+ADD_SCRIPT = resources.files("guard").joinpath("lua", "report_add.lua").read_text(encoding="utf-8")
+ADD_SHA = hashlib.sha1(ADD_SCRIPT.encode("utf-8"), usedforsecurity=False).hexdigest()
+
+
 class RedisReportStore(ReportStore):
     def __init__(
         self,
@@ -159,12 +168,16 @@ class RedisReportStore(ReportStore):
         if not counts:
             return []
         key = self.key(day)
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for name, n in counts.items():
-                pipe.hincrby(key, name, n)
-            pipe.expireat(key, self._expire_at(day))
-            results = await pipe.execute()
-        return [int(v) for v in results[:-1]]
+        args: list[str | int] = [self._expire_at(day)]
+        for name, n in counts.items():
+            args += (name, n)
+        try:
+            results = await self._redis.evalsha(ADD_SHA, 1, key, *args)
+        except NoScriptError:
+            # First use on this server (or after SCRIPT FLUSH / a restart): load it once, then by SHA.
+            await self._redis.script_load(ADD_SCRIPT)
+            results = await self._redis.evalsha(ADD_SHA, 1, key, *args)
+        return [int(v) for v in results]
 
     async def read(self, day: date) -> dict[str, int]:
         raw = await self._redis.hgetall(self.key(day))
