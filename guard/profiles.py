@@ -245,6 +245,25 @@ def wecom_content(body: dict[str, Any], *, allow_old_shape: bool) -> tuple[list[
     return texts, attachments
 
 
+def _wecom_action(
+    kind: ActionKind,
+    account: str,
+    texts: list[TextField],
+    attachments: list[Attachment],
+    recipients: int,
+    req: RequestInfo,
+) -> Action:
+    return Action(
+        kind=kind,
+        account=account,
+        texts=tuple(texts),
+        attachments=tuple(attachments),
+        recipients=recipients,
+        request_id=req.request_id,
+        profile="wecom",
+    )
+
+
 def parse_add_msg_template(body: dict[str, Any], req: RequestInfo) -> list[Action]:
     chat_type = a.opt_str(body, "chat_type") or "single"
     if chat_type not in ("single", "group"):
@@ -265,17 +284,7 @@ def parse_add_msg_template(body: dict[str, Any], req: RequestInfo) -> list[Actio
             "external_userid / chat_id_list is empty: the recipients cannot be counted",
             where="external_userid" if chat_type == "single" else "chat_id_list",
         )
-    return [
-        Action(
-            kind="broadcast",
-            account=account,
-            texts=tuple(texts),
-            attachments=tuple(attachments),
-            recipients=recipients,
-            request_id=req.request_id,
-            profile="wecom",
-        )
-    ]
+    return [_wecom_action("broadcast", account, texts, attachments, recipients, req)]
 
 
 def parse_welcome(body: dict[str, Any], req: RequestInfo) -> list[Action]:
@@ -284,17 +293,7 @@ def parse_welcome(body: dict[str, Any], req: RequestInfo) -> list[Action]:
     # which the client states in X-Guard-Account.
     account = a.require_account(None, "X-Guard-Account", req.account_header)
     texts, attachments = wecom_content(body, allow_old_shape=False)
-    return [
-        Action(
-            kind="welcome",
-            account=account,
-            texts=tuple(texts),
-            attachments=tuple(attachments),
-            recipients=1,
-            request_id=req.request_id,
-            profile="wecom",
-        )
-    ]
+    return [_wecom_action("welcome", account, texts, attachments, 1, req)]
 
 
 def parse_moment_task(body: dict[str, Any], req: RequestInfo) -> list[Action]:
@@ -314,18 +313,7 @@ def parse_moment_task(body: dict[str, Any], req: RequestInfo) -> list[Action]:
                 "checked per account; list the senders)",
                 where="visible_range.sender_list.user_list",
             )
-    return [
-        Action(
-            kind="moment",
-            account=acct,
-            texts=tuple(texts),
-            attachments=tuple(attachments),
-            recipients=0,
-            request_id=req.request_id,
-            profile="wecom",
-        )
-        for acct in accounts
-    ]
+    return [_wecom_action("moment", acct, texts, attachments, 0, req) for acct in accounts]
 
 
 _MESSAGE_ID_FIELDS = frozenset({"media_id", "thumb_media_id", "pic_media_id", "appid", "task_id", "agentid"})
@@ -379,17 +367,7 @@ def parse_message_send(body: dict[str, Any], req: RequestInfo) -> list[Action]:
     texts, attachments = _generic_message(body, msgtype)
     touser = a.opt_str(body, "touser") or ""
     recipients = len([u for u in touser.split("|") if u]) if touser != "@all" else 0
-    return [
-        Action(
-            kind="message",
-            account=account,
-            texts=tuple(texts),
-            attachments=tuple(attachments),
-            recipients=recipients,
-            request_id=req.request_id,
-            profile="wecom",
-        )
-    ]
+    return [_wecom_action("message", account, texts, attachments, recipients, req)]
 
 
 def parse_appchat_send(body: dict[str, Any], req: RequestInfo) -> list[Action]:
@@ -399,17 +377,7 @@ def parse_appchat_send(body: dict[str, Any], req: RequestInfo) -> list[Action]:
     a.opt_str(body, "chatid")
     account = a.require_account(None, "X-Guard-Account", req.account_header)
     texts, attachments = _generic_message(body, msgtype)
-    return [
-        Action(
-            kind="message",
-            account=account,
-            texts=tuple(texts),
-            attachments=tuple(attachments),
-            recipients=1,
-            request_id=req.request_id,
-            profile="wecom",
-        )
-    ]
+    return [_wecom_action("message", account, texts, attachments, 1, req)]
 
 
 WECOM_PASS_THROUGH = (
