@@ -25,7 +25,7 @@ from typing import Any
 from aiohttp import web
 
 from guard.alerts.config import RiskSettings
-from guard.alerts.model import ALERT_LEVELS, Alert, valid_stream_id
+from guard.alerts.model import ALERT_LEVELS, Alert, mask_pii, valid_stream_id
 from guard.alerts.observer import RiskObserver
 from guard.alerts.sse import stream_alerts
 from guard.alerts.store import AlertStore
@@ -273,7 +273,8 @@ async def freeze_account(request: web.Request) -> web.Response:
     who = require(request, "admin")
     account = _account_id(request)
     body = await _body(request)
-    reason = str(body.get("reason", ""))[:200]
+    # Free text typed by an admin may name a customer or a phone number: masked like every alert text.
+    reason = mask_pii(str(body.get("reason", ""))[:200])
     await _directory(request).freeze(account, by=who.name, reason=reason)
     await _state(request).observer.publish(
         Alert(
