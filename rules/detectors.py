@@ -46,11 +46,26 @@ _ORDER_CONTEXT = re.compile(
 )
 
 
+def _spaced(word: str) -> str:
+    """A keyword whose characters may be split by up to two separators (`Q Q`, `q.q`, `微 信`, `扣-扣`)."""
+    return f"{SEP}{{0,2}}".join(re.escape(c) for c in word)
+
+
 def _after_no_word(keywords: str) -> str:
-    """`(?<![a-z0-9])(?:k1|k2|…)` written as `(?:k1(?<![a-z0-9]k1)|k2(?<![a-z0-9]k2)|…)`: the same matches,
-    but every alternative starts with a literal, so the regex engine only stops where a keyword starts."""
+    """`(?<![a-z0-9])(?:k1|k2|…)`, each keyword `_spaced`, written as `(?:k(?<![a-z0-9]k)…|…)`: the same
+    matches, but every alternative starts with a literal, so the regex engine only stops where a keyword
+    starts."""
     words = keywords.removeprefix("(?:").removesuffix(")").split("|")
-    return "(?:" + "|".join(f"{w}(?<![a-z0-9]{w})" for w in words) + ")"
+    gap = f"{SEP}{{0,2}}"
+    return (
+        "(?:"
+        + "|".join(f"{w[0]}(?<![a-z0-9]{w[0]})" + "".join(gap + re.escape(c) for c in w[1:]) for w in words)
+        + ")"
+    )
+
+
+def _hint(keywords: str) -> re.Pattern[str]:
+    return re.compile("|".join(_spaced(w) for w in keywords.split("|")))
 
 
 _WECHAT_KW = (
@@ -61,8 +76,9 @@ WECHAT = re.compile(
     r"(?P<id>[a-z][-_a-z0-9]{5,19}|1[3-9]\d{9})(?![-_a-z0-9])"
 )
 WXID = re.compile(r"(?<![a-z0-9_])wxid_[a-z0-9_-]{3,40}")
+_QQ_KW = r"(?:qq|扣扣|抠抠|企鹅|q号|球球)"
 QQ = re.compile(
-    _after_no_word(r"(?:qq|扣扣|抠抠|企鹅|q号|球球)") + r"(?:号码?|群号?|id)?\s*(?:[:：=是为]\s*)?"
+    _after_no_word(_QQ_KW) + r"(?:号码?|群号?|id)?\s*(?:[:：=是为]\s*)?"
     r"(?P<num>[1-9](?:" + f"{SEP}{{0,2}}" + r"\d){4,11})"
 )
 
@@ -154,10 +170,8 @@ def _emails(text: str) -> Iterable[tuple[int, int]]:
 
 # Cheap first looks: most texts skip every detector regex. (An alternation of literals lets the regex
 # engine skip positions whose character starts none of them, so one search beats many `in` tests.)
-_WECHAT_HINT = re.compile(
-    r"微信|weixin|wechat|vx|wx|v信|微x|威信|薇信|徽信|维信|卫信|加v|加微|加薇|v号|绿泡泡|wei信"
-)
-_QQ_HINT = re.compile(r"qq|扣扣|抠抠|企鹅|q号|球球")
+_WECHAT_HINT = _hint(_WECHAT_KW.removeprefix("(?:").removesuffix(")"))
+_QQ_HINT = _hint(_QQ_KW.removeprefix("(?:").removesuffix(")"))
 _EMAIL_HINT = re.compile(r"@|\(at\)|\[at\]|艾特")
 # `[a-z0-9]` + a dot + two letters, written dot first: every alternative starts with a literal, so the regex
 # engine jumps from dot to dot instead of trying every letter and digit of the text.

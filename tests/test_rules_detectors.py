@@ -66,6 +66,13 @@ OTHER_CONTACTS = [
     ("扣扣 987654321", "qq", "扣扣 987654321"),
     ("企鹅号 10001234", "qq", "企鹅号 10001234"),
     ("qq群 123456789", "qq", "qq群 123456789"),
+    # Keywords split by separators are keywords still.
+    ("Q Q 87654321", "qq", "Q Q 87654321"),
+    ("q.q:87654321", "qq", "q.q:87654321"),
+    ("Ｑ－Ｑ 87654321", "qq", "Ｑ－Ｑ 87654321"),
+    ("扣 扣 87654321", "qq", "扣 扣 87654321"),
+    ("微 信：abc_def1", "wechat", "微 信：abc_def1"),
+    ("v*x: happy2023", "wechat", "v*x: happy2023"),
     ("看 https://example.com/a?b=1 吧", "url", "https://example.com/a?b=1"),
     ("访问http://t.cn/A6x", "url", "http://t.cn/A6x"),
     ("官网 www.example.cn", "url", "www.example.cn"),
