@@ -11,7 +11,6 @@ catch up.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
@@ -21,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
+from guard.pubsub import follow_channel
 from rules.accounts import AccountInfo as RegistryEntry
 from rules.limits import ACTIONS as ACTION_NAMES
 from rules.limits import LimitRuleSpec
@@ -82,16 +82,6 @@ class AccountInfo:
     rules: Mapping[str, tuple[LimitRuleSpec, ...]] = field(default_factory=dict)
 
 
-def raise_if_cancelled() -> None:
-    """Raise CancelledError when the current task has been asked to stop — for a task whose awaits go
-    through a library that may swallow the CancelledError (redis-py's pub/sub reads with a timeout).
-    `Task.cancelling()` stays above zero until someone un-cancels, which only `asyncio.timeout` does,
-    and only for the cancellation it made itself."""
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError
-
-
 class AccountDirectory:
     """Static registry + shared overrides. The registry and the limits table are read from the current
     rules bundle on every call, so a rules reload is seen at once."""
@@ -118,41 +108,17 @@ class AccountDirectory:
                 await self.refresh()
 
     async def run_sync(self) -> None:
-        """Keep the local copy of the overrides fresh: pub/sub messages, and a periodic re-read.
-
-        redis-py can swallow a cancellation: a pub/sub read with a timeout turns a cancellation that lands
-        as its timeout fires into "no message" (its read returns None). So after every Redis call the task
-        asks whether it has been cancelled (`raise_if_cancelled`) and ends if so, instead of going on to
-        wait for the next message."""
+        """Keep the local copy of the overrides fresh: re-read them on every change announced on pub/sub,
+        on (re)subscription, and at least every `refresh_interval` seconds."""
         if self._redis is None:
             return
-        while True:
-            pubsub = None
-            try:
-                pubsub = self._redis.pubsub()
-                await pubsub.subscribe(CHANGED_CHANNEL)
-                raise_if_cancelled()
-                await self.refresh()
-                raise_if_cancelled()
-                next_refresh = time.monotonic() + self._refresh_interval
-                while True:
-                    timeout = max(0.0, next_refresh - time.monotonic())
-                    msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=timeout)
-                    raise_if_cancelled()
-                    if msg is not None or time.monotonic() >= next_refresh:
-                        await self.refresh()
-                        raise_if_cancelled()
-                        next_refresh = time.monotonic() + self._refresh_interval
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                raise_if_cancelled()
-                log.warning("account overrides sync failed: %s", exc)
-                await asyncio.sleep(1.0)
-            finally:
-                if pubsub is not None:
-                    with contextlib.suppress(Exception):
-                        await pubsub.aclose()
+
+        async def refresh(_message: object) -> None:
+            await self.refresh()
+
+        await follow_channel(
+            self._redis, CHANGED_CHANNEL, refresh, idle=self._refresh_interval, what="account overrides sync"
+        )
 
     async def refresh(self) -> None:
         if self._redis is None:

@@ -19,13 +19,14 @@ from aiohttp import web
 from redis.asyncio.cluster import RedisCluster
 
 from guard import api, proxy, risk
-from guard.accounts import AccountDirectory, raise_if_cancelled
+from guard.accounts import AccountDirectory
 from guard.appkeys import ACCOUNTS, BUNDLE, CLIENT, LIMITER, METRICS, OBSERVERS, PIPELINE, REDIS, SETTINGS
 from guard.audit import AuditLog
 from guard.auth import Authenticator
 from guard.bundle import BundleStore
 from guard.metrics import GuardMetrics
 from guard.pipeline import Pipeline
+from guard.pubsub import follow_channel
 from guard.settings import Settings
 from ratelimit import Limiter, MemoryStorage, RedisStorage
 
@@ -102,38 +103,21 @@ async def _watch_rules(app: web.Application) -> None:
 
 async def _listen_reloads(app: web.Application) -> None:
     """Reload when another guard process announces a reload on Redis pub/sub."""
-    client = app[REDIS]
-    while True:
-        pubsub = None
-        try:
-            pubsub = client.pubsub()
-            await pubsub.subscribe(RELOAD_CHANNEL)
-            raise_if_cancelled()
-            while True:
-                msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=5.0)
-                # redis-py may turn a cancellation into "no message": see AccountDirectory.run_sync.
-                raise_if_cancelled()
-                if msg is None:
-                    continue
-                data = msg.get("data")
-                sender = data.decode() if isinstance(data, bytes) else str(data)
-                if sender != app[PROCESS_TOKEN]:
-                    await reload_rules(app, "announced by another process")
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            raise_if_cancelled()
-            log.warning("rules reload channel failed: %s; retrying", exc)
-            await asyncio.sleep(1.0)
-        finally:
-            if pubsub is not None:
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()
+
+    async def announced(msg: dict[str, Any] | None) -> None:
+        if msg is None:
+            return
+        data = msg.get("data")
+        sender = data.decode() if isinstance(data, bytes) else str(data)
+        if sender != app[PROCESS_TOKEN]:
+            await reload_rules(app, "announced by another process")
+
+    await follow_channel(app[REDIS], RELOAD_CHANNEL, announced, idle=5.0, what="rules reload channel")
 
 
 async def stop_tasks(tasks: list[asyncio.Task[None]]) -> None:
     """Cancel background tasks and wait for them to end. (The ones that talk to Redis pub/sub check for
-    a cancellation redis-py swallowed: `guard.accounts.raise_if_cancelled`.)"""
+    a cancellation redis-py swallowed: `guard.pubsub.raise_if_cancelled`.)"""
     for task in tasks:
         task.cancel()
     for task in tasks:
