@@ -26,7 +26,6 @@ import argparse
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -35,6 +34,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# The tests' real-server helpers: free loopback ports and waiting for a listener.
+sys.path.insert(0, str(ROOT / "tests"))
+from servers import free_port, wait_for_port  # noqa: E402
+
 PATH = "/cgi-bin/externalcontact/add_msg_template?access_token=BENCH"
 
 WRK_SCRIPT = r"""
@@ -97,23 +100,6 @@ async def main():
     await asyncio.Event().wait()
 uvloop.run(main())
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_port(port: int, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on {port}")
 
 
 def to_ms(value: str) -> float:
@@ -214,7 +200,7 @@ def main() -> int:
             )  # fmt: skip
             ports.append(core_port)
         for port in ports:
-            wait_port(port)
+            wait_for_port(port, timeout=20.0)
         time.sleep(1.0)
 
         guard_name, pass_name, core_name = (
