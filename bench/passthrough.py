@@ -17,8 +17,8 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
-from guard.proxy import client_session, forward_timeout
-from guard.settings import Settings
+from guard.config.settings import Settings
+from guard.http.proxy import client_session, forward_timeout
 
 HOP = {"connection", "keep-alive", "transfer-encoding", "host", "content-length", "upgrade", "te", "trailer"}
 SESSION: web.AppKey[aiohttp.ClientSession] = web.AppKey("session")

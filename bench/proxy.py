@@ -84,9 +84,9 @@ import asyncio, sys
 import uvloop
 from aiohttp import web
 from guard.app import create_app
-from guard.appkeys import OBSERVERS
-from guard.audit import configure_logging
-from guard.settings import Settings
+from guard.http.keys import OBSERVERS
+from guard.observe.audit import configure_logging
+from guard.config.settings import Settings
 configure_logging("info")
 async def main():
     settings = Settings(upstream=sys.argv[2], redis_url=sys.argv[3], reload_interval=0)

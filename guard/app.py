@@ -18,16 +18,17 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from redis.asyncio.cluster import RedisCluster
 
-from guard import api, proxy, risk
-from guard.accounts import AccountDirectory
-from guard.appkeys import ACCOUNTS, BUNDLE, CLIENT, LIMITER, METRICS, OBSERVERS, PIPELINE, REDIS, SETTINGS
-from guard.audit import AuditLog
-from guard.auth import Authenticator
-from guard.bundle import BundleStore
-from guard.metrics import GuardMetrics
-from guard.pipeline import Pipeline
-from guard.pubsub import follow_channel
-from guard.settings import Settings
+from guard.config.settings import Settings
+from guard.core.accounts import AccountDirectory
+from guard.core.bundle import BundleStore
+from guard.core.pipeline import Pipeline
+from guard.core.pubsub import follow_channel
+from guard.http import api, proxy
+from guard.http.auth import Authenticator
+from guard.http.keys import ACCOUNTS, BUNDLE, CLIENT, LIMITER, METRICS, OBSERVERS, PIPELINE, REDIS, SETTINGS
+from guard.observe.audit import AuditLog
+from guard.observe.metrics import GuardMetrics
+from guard.risk import install as risk
 from ratelimit import Limiter, MemoryStorage, RedisStorage
 
 log = logging.getLogger("guard.app")

@@ -7,7 +7,7 @@ import redis.asyncio as aioredis
 from servers import RedisCluster, RedisServer
 from test_proxy_support import RunningGuard, StubUpstream, running_guard, stub_upstream
 
-from guard.settings import Settings
+from guard.config.settings import Settings
 
 
 @pytest.fixture(scope="session")

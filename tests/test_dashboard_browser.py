@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from test_proxy_support import RunningGuard, StubUpstream, rules_copy, running_guard, stub_upstream
 
-from guard.auth import hash_key
-from guard.settings import ClientKey, Settings
+from guard.config.settings import ClientKey, Settings
+from guard.http.auth import hash_key
 
 pytestmark = pytest.mark.browser
 

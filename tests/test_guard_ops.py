@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 import structlog
 from test_proxy_support import RunningGuard, StubUpstream, running_guard
 
-from guard.audit import mask
-from guard.settings import Settings
+from guard.config.settings import Settings
+from guard.observe.audit import mask
 
 WECOM = "/cgi-bin/externalcontact/add_msg_template"
 PHONE = "13812345678"

@@ -11,9 +11,9 @@ from pathlib import Path
 
 from test_proxy_support import RunningGuard, rules_copy, running_guard
 
-from guard.appkeys import OBSERVERS
-from guard.settings import Settings
-from guard.types import DecisionRecord
+from guard.config.settings import Settings
+from guard.core.types import DecisionRecord
+from guard.http.keys import OBSERVERS
 
 NEW_TERM = "量子速赢计划"
 

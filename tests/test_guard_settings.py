@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from guard.auth import Authenticator, hash_key
-from guard.settings import Settings, SettingsError, enforce_loopback, load_settings
+from guard.config.settings import Settings, SettingsError, enforce_loopback, load_settings
+from guard.http.auth import Authenticator, hash_key
 
 
 def test_zero_config_defaults() -> None:

@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator
 import pytest
 from test_proxy_support import RunningGuard, StubUpstream, running_guard, stub_upstream
 
-from guard.appkeys import ACCOUNTS, LIMITER, PIPELINE
-from guard.settings import Settings
+from guard.config.settings import Settings
+from guard.http.keys import ACCOUNTS, LIMITER, PIPELINE
 
 WECOM = "/cgi-bin/externalcontact/add_msg_template"
 GEWE = "/gewe/v2/api/contacts/addContacts"
@@ -247,8 +247,8 @@ async def test_lone_surrogate_escapes_do_not_break_the_guard(guard: RunningGuard
 
 
 async def test_percent_encoded_key_parameter_is_stripped(stub: StubUpstream) -> None:
-    from guard.auth import hash_key
-    from guard.settings import ClientKey
+    from guard.config.settings import ClientKey
+    from guard.http.auth import hash_key
 
     keys = (ClientKey(name="k", hash=hash_key("sekret"), accounts=("*",)),)
     async with running_guard(Settings(upstream=stub.url, reload_interval=0, keys=keys)) as guard:

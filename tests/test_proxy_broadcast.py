@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from test_proxy_support import RunningGuard, StubUpstream
 
-from guard.appkeys import ACCOUNTS, LIMITER, PIPELINE
+from guard.http.keys import ACCOUNTS, LIMITER, PIPELINE
 
 PATH = "/cgi-bin/externalcontact/add_msg_template"
 

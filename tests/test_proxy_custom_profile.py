@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from test_proxy_support import rules_copy, running_guard, stub_upstream
 
-from guard.appkeys import ACCOUNTS, LIMITER, PIPELINE
-from guard.bundle import build_bundle
-from guard.profiles import ProfileError, RequestInfo
-from guard.settings import Settings
+from guard.config.settings import Settings
+from guard.core.bundle import build_bundle
+from guard.core.profiles import ProfileError, RequestInfo
+from guard.http.keys import ACCOUNTS, LIMITER, PIPELINE
 
 PROFILE = """
 name = "acme"

@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 from test_proxy_support import RunningGuard, StubUpstream, running_guard, stub_upstream
 
-from guard.appkeys import ACCOUNTS, LIMITER, PIPELINE
-from guard.bundle import build_bundle
-from guard.profiles import RequestInfo
-from guard.settings import Settings
-from guard.types import Action
+from guard.config.settings import Settings
+from guard.core.bundle import build_bundle
+from guard.core.profiles import RequestInfo
+from guard.core.types import Action
+from guard.http.keys import ACCOUNTS, LIMITER, PIPELINE
 
 BUNDLE = build_bundle(None)
 
@@ -175,7 +175,7 @@ def test_welcome_and_appchat_take_the_account_from_the_header() -> None:
     body = {"welcome_code": "W", "text": {"content": "欢迎"}}
     (action,) = parse("/cgi-bin/externalcontact/send_welcome_msg", body, account_header="zhangsan")
     assert action.kind == "welcome" and action.account == "zhangsan"
-    from guard.jsonbody import BodyError
+    from guard.core.body import BodyError
 
     with pytest.raises(BodyError) as err:
         parse("/cgi-bin/externalcontact/send_welcome_msg", body)

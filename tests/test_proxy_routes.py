@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from test_proxy_support import StubUpstream, rules_copy, running_guard
 
-from guard.appkeys import ACCOUNTS, LIMITER, OBSERVERS, PIPELINE
-from guard.auth import hash_key
-from guard.settings import ClientKey, Settings
-from guard.types import DecisionRecord
+from guard.config.settings import ClientKey, Settings
+from guard.core.types import DecisionRecord
+from guard.http.auth import hash_key
+from guard.http.keys import ACCOUNTS, LIMITER, OBSERVERS, PIPELINE
 
 GEWE_ADD = "/gewe/v2/api/contacts/addContacts"
 MOMENT = "/cgi-bin/externalcontact/add_moment_task"

@@ -17,7 +17,7 @@ from aiohttp import web
 from servers import free_port
 
 from guard.app import create_app
-from guard.settings import Settings
+from guard.config.settings import Settings
 
 DEFAULT_RULES = Path(__file__).resolve().parent.parent / "rules" / "default"
 

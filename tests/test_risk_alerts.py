@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
-from guard.alerts.model import Alert, mask_pii, masked_excerpt, stream_id_key
-from guard.alerts.store import AlertStore, MemoryAlertStore, RedisAlertStore
+from guard.risk.model import Alert, mask_pii, masked_excerpt, stream_id_key
+from guard.risk.store import AlertStore, MemoryAlertStore, RedisAlertStore
 
 
 def make_alert(n: int = 0, **kw: object) -> Alert:
@@ -188,7 +188,7 @@ async def test_redis_stream_is_capped(redis_url: str) -> None:
 
 
 def test_excerpt_of_a_huge_message_masks_a_phone_number_the_window_cuts() -> None:
-    from guard.alerts.model import masked_excerpt
+    from guard.risk.model import masked_excerpt
 
     text = "好" * 500_000 + "13812345678投资" + "好" * 500_000
     start = text.index("投资")

@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 from test_proxy_support import RunningGuard, StubUpstream, rules_copy, running_guard
 
-from guard.alerts.config import RiskSettings
-from guard.auth import hash_key
-from guard.risk_api import RISK
-from guard.settings import ClientKey, Settings
+from guard.config.risk import RiskSettings
+from guard.config.settings import ClientKey, Settings
+from guard.http.auth import hash_key
+from guard.risk.api import RISK
 
 BROADCAST = "/cgi-bin/externalcontact/add_msg_template"
 ADD = "/gewe/v2/api/contacts/addContacts"
@@ -256,9 +256,9 @@ async def test_app_webhook_sink_delivers_alerts_from_real_decisions(
     from aiohttp import web
     from servers import free_port
 
-    from guard.alerts.config import WebhookSettings
     from guard.app import create_app
-    from guard.risk import configure
+    from guard.config.risk import WebhookSettings
+    from guard.risk.install import configure
 
     received: list[dict[str, Any]] = []
 

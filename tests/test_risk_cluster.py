@@ -10,9 +10,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from redis.asyncio.cluster import RedisCluster
 
-from guard.alerts.model import Alert
-from guard.alerts.store import RedisAlertStore
-from guard.reports import RedisReportStore, Reports
+from guard.risk.model import Alert
+from guard.risk.reports import RedisReportStore, Reports
+from guard.risk.store import RedisAlertStore
 
 pytestmark = pytest.mark.cluster
 

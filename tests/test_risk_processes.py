@@ -21,7 +21,7 @@ from aiohttp import web
 from servers import free_port
 from test_proxy_support import StubUpstream, rules_copy
 
-from guard.auth import hash_key
+from guard.http.auth import hash_key
 
 pytestmark = pytest.mark.slow
 

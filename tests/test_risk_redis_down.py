@@ -12,8 +12,8 @@ import pytest
 from servers import RedisServer
 from test_proxy_support import running_guard, stub_upstream
 
-from guard.risk_api import RISK
-from guard.settings import Settings
+from guard.config.settings import Settings
+from guard.risk.api import RISK
 
 BROADCAST = "/cgi-bin/externalcontact/add_msg_template"
 

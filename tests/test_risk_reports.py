@@ -17,10 +17,10 @@ import pytest
 import redis.asyncio as aioredis
 from servers import RedisServer
 
-from guard.alerts.config import RiskSettings
-from guard.alerts.observer import RiskObserver
-from guard.alerts.store import MemoryAlertStore
-from guard.reports import (
+from guard.config.risk import RiskSettings
+from guard.core.types import Action, Decision, DecisionRecord, TextField, Verdict
+from guard.risk.observer import RiskObserver
+from guard.risk.reports import (
     MemoryReportStore,
     RedisReportStore,
     Reports,
@@ -30,7 +30,7 @@ from guard.reports import (
     render_table,
     tally,
 )
-from guard.types import Action, Decision, DecisionRecord, TextField, Verdict
+from guard.risk.store import MemoryAlertStore
 from ratelimit.types import HitResult, RuleOutcome
 
 TZ = ZoneInfo("Asia/Shanghai")

@@ -13,9 +13,9 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from servers import RedisServer
 
-from guard.alerts.model import Alert
-from guard.alerts.sse import stream_alerts
-from guard.alerts.store import AlertStore, MemoryAlertStore, RedisAlertStore
+from guard.risk.model import Alert
+from guard.risk.sse import stream_alerts
+from guard.risk.store import AlertStore, MemoryAlertStore, RedisAlertStore
 
 
 def alert(n: int) -> Alert:

@@ -15,10 +15,10 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from servers import RedisServer
 
-from guard.alerts.config import RiskSettings, WebhookSettings, parse_risk_settings
-from guard.alerts.model import Alert
-from guard.alerts.store import AlertStore, MemoryAlertStore, RedisAlertStore
-from guard.alerts.webhook import RateGate, WebhookSink, wecom_markdown
+from guard.config.risk import RiskSettings, WebhookSettings, parse_risk_settings
+from guard.risk.model import Alert
+from guard.risk.sinks import RateGate, WebhookSink, wecom_markdown
+from guard.risk.store import AlertStore, MemoryAlertStore, RedisAlertStore
 
 
 class StubReceiver:

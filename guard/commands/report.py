@@ -86,9 +86,9 @@ async def _from_guard(args: argparse.Namespace) -> dict[str, Any]:
 async def _from_redis(args: argparse.Namespace) -> dict[str, Any]:
     import redis.asyncio as aioredis
 
-    from guard.reports import RedisReportStore, Reports
-    from guard.risk import risk_settings_of
-    from guard.settings import load_settings
+    from guard.config.settings import load_settings
+    from guard.risk.install import risk_settings_of
+    from guard.risk.reports import RedisReportStore, Reports
 
     flags: dict[str, object] = {"redis_url": args.redis}
     settings = load_settings(config=args.config, env=os.environ, flags=flags)
@@ -115,7 +115,7 @@ async def _from_redis(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from guard.reports import render_csv, render_table
+    from guard.risk.reports import render_csv, render_table
 
     try:
         if args.url:

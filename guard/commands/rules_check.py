@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from guard.profiles import ProfileError, load_profile_file
+from guard.core.profiles import ProfileError, load_profile_file
 from rules import DEFAULT_DIR, RuleError, RulesInvalid, load_rules
 from rules.check import check_rules_dir
 

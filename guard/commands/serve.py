@@ -54,8 +54,8 @@ def _flags(args: argparse.Namespace) -> dict[str, object]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from guard.auth import hash_key
-    from guard.settings import SettingsError, load_settings
+    from guard.config.settings import SettingsError, load_settings
+    from guard.http.auth import hash_key
 
     if args.hash_key:
         print(hash_key(args.hash_key))
@@ -131,8 +131,8 @@ def _supervise(workers: int, argv: list[str]) -> int:
 
 def serve(settings: Any) -> int:
     from guard.app import create_app
-    from guard.audit import configure_logging
-    from guard.settings import enforce_loopback
+    from guard.config.settings import enforce_loopback
+    from guard.observe.audit import configure_logging
 
     configure_logging(settings.log_level)
     settings, warning = enforce_loopback(settings)

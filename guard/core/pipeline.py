@@ -15,10 +15,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import date, datetime
 
-from guard.accounts import AccountDirectory
-from guard.bundle import Bundle, BundleStore
-from guard.checks import AttachmentCheck, CheckContext, ContentCheck, FrozenCheck, QuotaCheck
-from guard.types import Action, Decision, Verdict
+from guard.core.accounts import AccountDirectory
+from guard.core.bundle import Bundle, BundleStore
+from guard.core.checks import AttachmentCheck, CheckContext, ContentCheck, FrozenCheck, QuotaCheck
+from guard.core.types import Action, Decision, Verdict
 from ratelimit import HitResult, Limiter, StorageUnavailable
 
 log = logging.getLogger("guard.pipeline")

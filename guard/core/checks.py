@@ -13,11 +13,11 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from guard import codes
-from guard.accounts import AccountDirectory
-from guard.bundle import Bundle
-from guard.codes import GuardCode
-from guard.types import ALLOW, Action, Verdict
+from guard.core import codes
+from guard.core.accounts import AccountDirectory
+from guard.core.bundle import Bundle
+from guard.core.codes import GuardCode
+from guard.core.types import ALLOW, Action, Verdict
 from ratelimit import Charge, HitResult, Limiter, StorageUnavailable
 
 log = logging.getLogger("guard.checks")

@@ -10,8 +10,8 @@ import zlib
 from collections.abc import Iterable
 from typing import Any
 
-from guard import codes
-from guard.codes import GuardCode
+from guard.core import codes
+from guard.core.codes import GuardCode
 
 
 class BodyError(Exception):

@@ -10,16 +10,16 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from guard.types import DecisionObserver
+from guard.core.types import DecisionObserver
 
 if TYPE_CHECKING:
     import aiohttp
 
-    from guard.accounts import AccountDirectory
-    from guard.bundle import BundleStore
-    from guard.metrics import GuardMetrics
-    from guard.pipeline import Pipeline
-    from guard.settings import Settings
+    from guard.config.settings import Settings
+    from guard.core.accounts import AccountDirectory
+    from guard.core.bundle import BundleStore
+    from guard.core.pipeline import Pipeline
+    from guard.observe.metrics import GuardMetrics
 
 # The frozen settings the app was built with.
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")

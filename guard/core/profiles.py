@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from guard import action as a
-from guard import codes
-from guard.codes import GuardCode
-from guard.jsonbody import BodyError
-from guard.types import ACTION_KINDS, Action, ActionKind, Attachment, Direction, TextField
+from guard.core import codes
+from guard.core import fields as a
+from guard.core.body import BodyError
+from guard.core.codes import GuardCode
+from guard.core.types import ACTION_KINDS, Action, ActionKind, Attachment, Direction, TextField
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 

@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from guard.alerts.model import ALERT_LEVELS
-from guard.settings import SettingsError
+from guard.config.settings import SettingsError
+from guard.risk.model import ALERT_LEVELS
 
 WebhookKind = Literal["wecom", "json"]
 AlertWindow = Literal["minute", "hour", "day"]

@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 
 from redis.exceptions import NoScriptError
 
-from guard.types import DecisionRecord
+from guard.core.types import DecisionRecord
 
 DEFAULT_RETENTION_DAYS = 90
 SEP = "\t"  # between the parts of a counter name; account and staff ids never contain a tab
@@ -140,7 +140,7 @@ class ReportStore(ABC):
     async def read(self, day: date) -> dict[str, int]: ...
 
 
-ADD_SCRIPT = resources.files("guard").joinpath("lua", "report_add.lua").read_text(encoding="utf-8")
+ADD_SCRIPT = resources.files("guard.risk").joinpath("lua", "report_add.lua").read_text(encoding="utf-8")
 ADD_SHA = hashlib.sha1(ADD_SCRIPT.encode("utf-8"), usedforsecurity=False).hexdigest()
 
 

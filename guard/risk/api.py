@@ -24,13 +24,13 @@ from typing import Any
 
 from aiohttp import web
 
-from guard.alerts.config import RiskSettings
-from guard.alerts.model import ALERT_LEVELS, Alert, mask_pii, valid_stream_id
-from guard.alerts.observer import RiskObserver
-from guard.alerts.sse import stream_alerts
-from guard.alerts.store import AlertStore
-from guard.alerts.webhook import WebhookSink
-from guard.reports import Reports, render_csv
+from guard.config.risk import RiskSettings
+from guard.risk.model import ALERT_LEVELS, Alert, mask_pii, valid_stream_id
+from guard.risk.observer import RiskObserver
+from guard.risk.reports import Reports, render_csv
+from guard.risk.sinks import WebhookSink
+from guard.risk.sse import stream_alerts
+from guard.risk.store import AlertStore
 
 ACCOUNT_ACTIONS = ("add_friend.active", "add_friend.passive", "broadcast", "moment", "message", "welcome")
 
@@ -84,8 +84,8 @@ class Caller:
 def caller(request: web.Request) -> Caller:
     """The key's name and role, through the app's authenticator (the proxy's own: same header, same
     query parameter — which the dashboard's EventSource uses, as it cannot send headers)."""
-    from guard.appkeys import SETTINGS
-    from guard.proxy import AUTH, presented_key
+    from guard.http.keys import SETTINGS
+    from guard.http.proxy import AUTH, presented_key
 
     settings = request.app[SETTINGS]
     presented = presented_key(request, settings)
@@ -163,7 +163,7 @@ def _today(request: web.Request) -> date:
 
 
 def _directory(request: web.Request) -> Any:
-    from guard.appkeys import ACCOUNTS
+    from guard.http.keys import ACCOUNTS
 
     directory = request.app.get(ACCOUNTS)
     if directory is None:
@@ -172,7 +172,7 @@ def _directory(request: web.Request) -> Any:
 
 
 def _limiter(request: web.Request) -> Any:
-    from guard.appkeys import LIMITER
+    from guard.http.keys import LIMITER
 
     return request.app.get(LIMITER)
 
@@ -444,7 +444,7 @@ async def overview(request: web.Request) -> web.Response:
     report = await state.reports.period(state.reports.today(), state.reports.today())
     names: set[str] = {row["id"] for row in report["accounts"]}
     try:
-        from guard.appkeys import BUNDLE
+        from guard.http.keys import BUNDLE
 
         bundle = request.app.get(BUNDLE)
     except ImportError:
@@ -510,7 +510,7 @@ DASHBOARD_FILES = {"index.html": "text/html", "app.js": "text/javascript", "styl
 
 
 def _dashboard_file(name: str) -> bytes:
-    return resources.files("guard").joinpath("dashboard", name).read_bytes()
+    return resources.files("guard.risk").joinpath("dashboard", name).read_bytes()
 
 
 async def dashboard(request: web.Request) -> web.StreamResponse:

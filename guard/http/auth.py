@@ -14,7 +14,7 @@ import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from guard.settings import ClientKey
+from guard.config.settings import ClientKey
 
 ROLE_RANK = {"staff": 0, "risk": 1, "admin": 2}
 

@@ -21,15 +21,15 @@ import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from guard import codes
-from guard.appkeys import ACCOUNTS, BUNDLE, CLIENT, METRICS, OBSERVERS, PIPELINE, SETTINGS
-from guard.audit import AuditLog, mask
-from guard.auth import Authenticator, Client
-from guard.codes import GuardCode
-from guard.jsonbody import BodyError, check_content_type, decode_content, parse_json
-from guard.profiles import READ_METHODS, Profile, RequestInfo, Route
-from guard.settings import Settings
-from guard.types import Decision, DecisionRecord, Disposition, Verdict
+from guard.config.settings import Settings
+from guard.core import codes
+from guard.core.body import BodyError, check_content_type, decode_content, parse_json
+from guard.core.codes import GuardCode
+from guard.core.profiles import READ_METHODS, Profile, RequestInfo, Route
+from guard.core.types import Decision, DecisionRecord, Disposition, Verdict
+from guard.http.auth import Authenticator, Client
+from guard.http.keys import ACCOUNTS, BUNDLE, CLIENT, METRICS, OBSERVERS, PIPELINE, SETTINGS
+from guard.observe.audit import AuditLog, mask
 
 log = logging.getLogger("guard.proxy")
 

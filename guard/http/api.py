@@ -11,13 +11,13 @@ from typing import Any
 
 from aiohttp import web
 
-from guard import action as a
-from guard import codes
-from guard.appkeys import BUNDLE, LIMITER, METRICS, PIPELINE, REDIS, SETTINGS
-from guard.auth import Client
-from guard.codes import GuardCode
-from guard.jsonbody import BodyError, check_content_type, decode_content, parse_json
-from guard.types import ACTION_KINDS, Action, Attachment, Decision, TextField
+from guard.core import codes
+from guard.core import fields as a
+from guard.core.body import BodyError, check_content_type, decode_content, parse_json
+from guard.core.codes import GuardCode
+from guard.core.types import ACTION_KINDS, Action, Attachment, Decision, TextField
+from guard.http.auth import Client
+from guard.http.keys import BUNDLE, LIMITER, METRICS, PIPELINE, REDIS, SETTINGS
 from ratelimit import HitResult
 
 
@@ -43,7 +43,7 @@ def api_error(code: GuardCode, detail: str = "") -> web.Response:
 
 def authenticate(request: web.Request, role: str = "staff") -> Client | web.Response:
     """The calling client, or the refusal to send (wrong key → 401, too weak a role → 403)."""
-    from guard.proxy import AUTH, presented_key
+    from guard.http.proxy import AUTH, presented_key
 
     client = request.app[AUTH].identify(presented_key(request, request.app[SETTINGS]))
     if client is None:
@@ -155,7 +155,7 @@ def decision_json(decision: Decision) -> dict[str, Any]:
 
 
 async def check(request: web.Request) -> web.StreamResponse:
-    from guard.proxy import encodings_of, read_body, record_decisions
+    from guard.http.proxy import encodings_of, read_body, record_decisions
 
     client = authenticate(request)
     if isinstance(client, web.Response):

@@ -13,8 +13,8 @@ from collections.abc import Iterable
 
 from aiohttp import web
 
-from guard.alerts.model import Alert, valid_stream_id
-from guard.alerts.store import AlertStore
+from guard.risk.model import Alert, valid_stream_id
+from guard.risk.store import AlertStore
 
 HEARTBEAT_SECONDS = 15.0
 RETRY_MS = 2000

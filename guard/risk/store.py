@@ -20,7 +20,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from typing import Any
 
-from guard.alerts.model import Alert, stream_id_key
+from guard.risk.model import Alert, stream_id_key
 
 DEFAULT_MAXLEN = 100_000
 

@@ -18,11 +18,11 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from guard.alerts.config import RiskSettings
-from guard.alerts.model import Alert, mask_pii, masked_excerpt
-from guard.alerts.store import AlertStore
-from guard.reports import Reports, content_categories, day_of, staff_of_record, tally
-from guard.types import DecisionRecord, Verdict
+from guard.config.risk import RiskSettings
+from guard.core.types import DecisionRecord, Verdict
+from guard.risk.model import Alert, mask_pii, masked_excerpt
+from guard.risk.reports import Reports, content_categories, day_of, staff_of_record, tally
+from guard.risk.store import AlertStore
 
 log = logging.getLogger("guard.alerts")
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from guard import codes
-from guard.jsonbody import BodyError
-from guard.types import Attachment, TextField
+from guard.core import codes
+from guard.core.body import BodyError
+from guard.core.types import Attachment, TextField
 
 
 def _join(where: str, key: str | int) -> str:

@@ -20,13 +20,13 @@ from zoneinfo import ZoneInfo
 import aiohttp
 from aiohttp import web
 
-from guard.alerts.config import RiskSettings, parse_risk_settings
-from guard.alerts.observer import RiskObserver
-from guard.alerts.store import AlertStore, MemoryAlertStore, RedisAlertStore
-from guard.alerts.webhook import WebhookSink
-from guard.reports import MemoryReportStore, RedisReportStore, Reports, ReportStore
-from guard.risk_api import RISK, RiskState, add_routes
-from guard.types import DecisionObserver
+from guard.config.risk import RiskSettings, parse_risk_settings
+from guard.core.types import DecisionObserver
+from guard.risk.api import RISK, RiskState, add_routes
+from guard.risk.observer import RiskObserver
+from guard.risk.reports import MemoryReportStore, RedisReportStore, Reports, ReportStore
+from guard.risk.sinks import WebhookSink
+from guard.risk.store import AlertStore, MemoryAlertStore, RedisAlertStore
 
 log = logging.getLogger("guard.risk")
 
@@ -61,7 +61,7 @@ def _redis_client(settings: Any, shared: Any) -> Any:
 
 def install(app: web.Application, risk_settings: RiskSettings | None = None) -> None:
     """Add the risk endpoints, alert sinks and decision observers to `app`."""
-    from guard.appkeys import OBSERVERS, SETTINGS
+    from guard.http.keys import OBSERVERS, SETTINGS
 
     settings = app.get(SETTINGS)
     config = risk_settings or risk_settings_of(settings)
@@ -94,7 +94,7 @@ async def _stop_streams(app: web.Application) -> None:
 
 
 async def _risk_ctx(app: web.Application) -> AsyncIterator[None]:
-    from guard.appkeys import ACCOUNTS, REDIS, SETTINGS
+    from guard.http.keys import ACCOUNTS, REDIS, SETTINGS
 
     state = app[RISK]
     settings = app.get(SETTINGS)

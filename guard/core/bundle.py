@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import rules
-from guard.profiles import ProfileSet, load_profiles
+from guard.core.profiles import ProfileSet, load_profiles
 from rules.accounts import AccountRegistry, load_accounts
 from rules.attachments import AttachmentPolicy, load_attachment_policy
 from rules.limits import RECOVERING, LimitRuleSpec, LimitTable, TierPlacement, load_limits

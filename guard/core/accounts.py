@@ -20,13 +20,13 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from guard.pubsub import follow_channel
+from guard.core.pubsub import follow_channel
 from rules.accounts import AccountInfo as RegistryEntry
 from rules.limits import ACTIONS as ACTION_NAMES
 from rules.limits import LimitRuleSpec
 
 if TYPE_CHECKING:
-    from guard.bundle import Bundle
+    from guard.core.bundle import Bundle
 
 log = logging.getLogger("guard.accounts")
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import structlog
 
-from guard.types import DecisionRecord
+from guard.core.types import DecisionRecord
 
 _DIGITS = re.compile(r"\d[\d\s\-]{5,}\d")
 _WXID = re.compile(r"(wxid_|wm|wo)[A-Za-z0-9_\-]{4,}", re.IGNORECASE)

@@ -23,9 +23,9 @@ from typing import Any
 
 import aiohttp
 
-from guard.alerts.config import WebhookSettings
-from guard.alerts.model import Alert
-from guard.alerts.store import AlertStore
+from guard.config.risk import WebhookSettings
+from guard.risk.model import Alert
+from guard.risk.store import AlertStore
 
 log = logging.getLogger("guard.alerts.webhook")
 

@@ -286,7 +286,7 @@ def _coerce(key: str, value: object, source: str) -> object:
     if key == "risk":
         # Validated here so a bad [risk] table fails at load time naming its key; kept as the raw
         # mapping because the risk side parses it again when it is installed into the app.
-        from guard.alerts.config import parse_risk_settings
+        from guard.config.risk import parse_risk_settings
 
         if not isinstance(value, Mapping):
             raise SettingsError(key, "must be a table ([risk])", source)
