@@ -163,7 +163,7 @@ async def call(
             return resp.status, raw.decode(errors="replace")
 
 
-async def eventually(check: Any, deadline: float = 30.0) -> Any:
+async def eventually(check: Any, deadline: float = 30.0, what: str = "the condition") -> Any:
     """Poll `check()` (async, returns a value or None) until it returns something."""
     end = time.monotonic() + deadline
     while True:
@@ -171,7 +171,7 @@ async def eventually(check: Any, deadline: float = 30.0) -> Any:
         if value is not None:
             return value
         if time.monotonic() > end:
-            raise AssertionError("not reached before the deadline")
+            raise AssertionError(f"{what}: not reached within {deadline} s")
         await asyncio.sleep(0.1)
 
 
@@ -186,7 +186,9 @@ async def test_two_processes_share_alerts_freeze_and_report(
     client = aioredis.Redis.from_url(redis_url)
     try:
         # The webhook sender (one of the two processes) has taken its start position in the feed.
-        await eventually(lambda: client.get("{guard:alerts}:cursor:webhook:robot"))
+        await eventually(
+            lambda: client.get("{guard:alerts}:cursor:webhook:robot"), what="the webhook sender's cursor"
+        )
     finally:
         await client.aclose()
     async with aiohttp.ClientSession() as session:
@@ -202,10 +204,17 @@ async def test_two_processes_share_alerts_freeze_and_report(
             _, report = await call(session, "GET", b + "/v1/reports/daily", ADMIN)
             return report if report["totals"]["allowed"] + report["totals"]["refused"] == 40 else None
 
-        report = await eventually(report_complete)
+        report = await eventually(report_complete, what="the report counting all 40 decisions")
+
+        # A batch's report counts are written before its alerts: wait for the alerts too.
+        async def thresholds_raised() -> dict[str, Any] | None:
+            _, feed = await call(session, "GET", a + "/v1/alerts", ADMIN, params={"account": "wx_hammer"})
+            return feed if len(feed["alerts"]) >= 3 else None
+
+        feed = await eventually(thresholds_raised, what="the three threshold alerts of wx_hammer in the feed")
         # Thresholds across both processes: warning at 4, redline at the limit, redline past 10 attempts —
-        # each exactly once, whichever process saw the hit.
-        _, feed = await call(session, "GET", a + "/v1/alerts", ADMIN, params={"account": "wx_hammer"})
+        # each exactly once, whichever process saw the hit (a late duplicate would show in the full feed
+        # below, which must hold exactly 3 + 2 + 1 alerts).
         got = sorted((x["level"], x["rule"]) for x in feed["alerts"])
         assert got == [
             ("redline", "add_friend.active/day"),
@@ -259,7 +268,7 @@ async def test_two_processes_share_alerts_freeze_and_report(
             _, rep = await call(session, "GET", a + "/v1/reports/daily", ADMIN)
             return rep if rep["totals"]["allowed"] + rep["totals"]["refused"] == 42 else None
 
-        final = await eventually(report_has_all)
+        final = await eventually(report_has_all, what="the report counting all 42 decisions")
         rows = {r["id"]: r for r in final["accounts"]}
         assert rows["shop-1"]["refused"] == {"broadcast": 1} and rows["shop-1"]["allowed"] == {"broadcast": 1}
 
@@ -277,5 +286,5 @@ async def test_two_processes_share_alerts_freeze_and_report(
         async def delivered() -> list[str] | None:
             return robot.ids if len(robot.ids) >= len(expected) else None
 
-        await eventually(delivered)
+        await eventually(delivered, what=f"the robot receiving {len(expected)} alerts")
         assert robot.ids == expected
