@@ -87,7 +87,6 @@ async def _from_redis(args: argparse.Namespace) -> dict[str, Any]:
     import redis.asyncio as aioredis
 
     from guard.config.settings import load_settings
-    from guard.risk.install import risk_settings_of
     from guard.risk.reports import RedisReportStore, Reports
 
     flags: dict[str, object] = {"redis_url": args.redis}
@@ -98,7 +97,7 @@ async def _from_redis(args: argparse.Namespace) -> dict[str, Any]:
             "with --url http://127.0.0.1:8080 --key KEY (a guard without Redis keeps its figures in memory)"
         )
     tz = ZoneInfo(settings.timezone)
-    risk = risk_settings_of(settings)
+    risk = settings.risk
     client: Any
     if settings.redis_cluster:
         from redis.asyncio.cluster import RedisCluster

@@ -23,12 +23,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 from urllib.parse import urlsplit
 
-from guard.config.settings import SettingsError
-from guard.risk.model import ALERT_LEVELS
+from guard.config.errors import SettingsError
 
+AlertLevel = Literal["warning", "redline", "block", "system"]
+ALERT_LEVELS: tuple[str, ...] = get_args(AlertLevel)
 WebhookKind = Literal["wecom", "json"]
 AlertWindow = Literal["minute", "hour", "day"]
 

@@ -7,28 +7,22 @@ from __future__ import annotations
 import ipaddress
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from guard.config.errors import SettingsError
+from guard.config.risk import RiskSettings, parse_risk_settings
+
 Role = Literal["staff", "risk", "admin"]
 ROLES: tuple[str, ...] = ("staff", "risk", "admin")
 FailurePolicy = Literal["refuse", "allow"]
 DEFAULT_UPSTREAM = "https://qyapi.weixin.qq.com"
 
-
-class SettingsError(ValueError):
-    """A setting is wrong: `key` names it, `source` says where the value came from."""
-
-    def __init__(self, key: str, reason: str, source: str = "") -> None:
-        self.key = key
-        self.reason = reason
-        self.source = source
-        where = f" (from {source})" if source else ""
-        super().__init__(f"setting '{key}'{where}: {reason}")
+__all__ = ["DEFAULT_UPSTREAM", "ClientKey", "Settings", "SettingsError", "enforce_loopback", "load_settings"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,9 +73,8 @@ class Settings:
     observer_timeout: float = 0.25
     # Set on the child processes of `--workers N`.
     reuse_port: bool = False
-    # The risk side's settings (alerts, webhooks, complaints, reports): the `[risk]` table, validated by
-    # guard.alerts.config when the app is built.
-    risk: Mapping[str, object] = field(default_factory=dict)
+    # The risk side's settings (alerts, webhooks, complaints, reports): the `[risk]` table.
+    risk: RiskSettings = field(default_factory=RiskSettings)
 
     def upstream_for(self, profile: str) -> str:
         return self.upstreams.get(profile, self.upstream)
@@ -222,81 +215,115 @@ def _as_keys(value: object, source: str) -> tuple[ClientKey, ...]:
     return tuple(out)
 
 
+def _as_host(key: str, value: object, source: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise SettingsError(key, "must be a host name or address", source)
+    return value
+
+
+def _as_dir(key: str, value: object, source: str) -> Path | None:
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str | Path):
+        raise SettingsError(key, "must be a directory path", source)
+    path = Path(value).expanduser()
+    if not path.is_dir():
+        raise SettingsError(key, f"is not a directory: {path}", source)
+    return path
+
+
+def _as_upstreams(key: str, value: object, source: str) -> dict[str, str]:
+    table = _as_mapping(key, value, source)
+    return {k: _as_url(f"{key}.{k}", v, source, ("http", "https")) for k, v in table.items()}
+
+
+def _as_redis_url(key: str, value: object, source: str) -> str | None:
+    if value in (None, ""):
+        return None
+    return _as_url(key, value, source, ("redis", "rediss", "unix", "redis+cluster"))
+
+
+def _as_cluster(key: str, value: object, source: str) -> bool | None:
+    return None if value in (None, "", "auto") else _as_bool(key, value, source)
+
+
+def _as_policies(key: str, value: object, source: str) -> dict[str, FailurePolicy]:
+    table = _as_mapping(key, value, source)
+    return {k: _as_policy(f"{key}.{k}", v, source) for k, v in table.items()}
+
+
+def _as_timezone(key: str, value: object, source: str) -> str:
+    if not isinstance(value, str):
+        raise SettingsError(key, "must be an IANA time zone name", source)
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise SettingsError(key, f"unknown IANA time zone {value!r}", source) from None
+    return value
+
+
+def _as_name(key: str, value: object, source: str) -> str:
+    if not isinstance(value, str) or not value or any(c in value for c in " \t\r\n:=&"):
+        raise SettingsError(key, f"must be a plain name, got {value!r}", source)
+    return value
+
+
+def _as_risk(key: str, value: object, source: str) -> RiskSettings:
+    if not isinstance(value, Mapping):
+        raise SettingsError(key, "must be a table ([risk])", source)
+    return parse_risk_settings(value, source)
+
+
+def _as_log_level(key: str, value: object, source: str) -> str:
+    if value not in {"debug", "info", "warning", "error"}:
+        raise SettingsError(key, f"must be debug, info, warning or error, got {value!r}", source)
+    return str(value)
+
+
+def _int_in(low: int, high: int) -> Callable[[str, object, str], int]:
+    return lambda key, value, source: _as_int(key, value, source, low, high)
+
+
+def _float_in(low: float, high: float) -> Callable[[str, object, str], float]:
+    return lambda key, value, source: _as_float(key, value, source, low, high)
+
+
+# How each setting's raw value (TOML, an environment string or a flag) becomes its typed value.
+_COERCE: dict[str, Callable[[str, object, str], object]] = {
+    "host": _as_host,
+    "port": _int_in(0, 65535),
+    "workers": _int_in(1, 256),
+    "rules_dir": _as_dir,
+    "upstream": lambda key, value, source: _as_url(key, value, source, ("http", "https")),
+    "upstreams": _as_upstreams,
+    "redis_url": _as_redis_url,
+    "redis_cluster": _as_cluster,
+    "strict": _as_bool,
+    "reuse_port": _as_bool,
+    "open_without_keys": _as_bool,
+    "redis_timeout": _float_in(0.001, 60.0),
+    "connect_timeout": _float_in(0.001, 3600.0),
+    "read_timeout": _float_in(0.001, 3600.0),
+    "observer_timeout": _float_in(0.001, 60.0),
+    "reload_interval": _float_in(0.0, 86400.0),
+    "body_limit": _int_in(1024, 256 * 1024 * 1024),
+    "redis_down": _as_policy,
+    "redis_down_actions": _as_policies,
+    "timezone": _as_timezone,
+    "keys": lambda key, value, source: _as_keys(value, source),
+    "key_header": _as_name,
+    "key_param": _as_name,
+    "risk": _as_risk,
+    "log_level": _as_log_level,
+}
+
+
 def _coerce(key: str, value: object, source: str) -> object:
     """Turn one raw value (TOML, env string or flag) into the typed value of `key`."""
-    if key == "host":
-        if not isinstance(value, str) or not value:
-            raise SettingsError(key, "must be a host name or address", source)
-        return value
-    if key == "port":
-        return _as_int(key, value, source, 0, 65535)
-    if key == "workers":
-        return _as_int(key, value, source, 1, 256)
-    if key == "rules_dir":
-        if value in (None, ""):
-            return None
-        if not isinstance(value, str | Path):
-            raise SettingsError(key, "must be a directory path", source)
-        path = Path(value).expanduser()
-        if not path.is_dir():
-            raise SettingsError(key, f"is not a directory: {path}", source)
-        return path
-    if key == "upstream":
-        return _as_url(key, value, source, ("http", "https"))
-    if key == "upstreams":
-        table = _as_mapping(key, value, source)
-        return {k: _as_url(f"{key}.{k}", v, source, ("http", "https")) for k, v in table.items()}
-    if key == "redis_url":
-        if value in (None, ""):
-            return None
-        return _as_url(key, value, source, ("redis", "rediss", "unix", "redis+cluster"))
-    if key == "redis_cluster" and value in (None, "", "auto"):
-        return None
-    if key in {"redis_cluster", "strict", "reuse_port", "open_without_keys"}:
-        return _as_bool(key, value, source)
-    if key == "redis_timeout":
-        return _as_float(key, value, source, 0.001, 60.0)
-    if key in {"connect_timeout", "read_timeout"}:
-        return _as_float(key, value, source, 0.001, 3600.0)
-    if key == "observer_timeout":
-        return _as_float(key, value, source, 0.001, 60.0)
-    if key == "reload_interval":
-        return _as_float(key, value, source, 0.0, 86400.0)
-    if key == "body_limit":
-        return _as_int(key, value, source, 1024, 256 * 1024 * 1024)
-    if key == "redis_down":
-        return _as_policy(key, value, source)
-    if key == "redis_down_actions":
-        table = _as_mapping(key, value, source)
-        return {k: _as_policy(f"{key}.{k}", v, source) for k, v in table.items()}
-    if key == "timezone":
-        if not isinstance(value, str):
-            raise SettingsError(key, "must be an IANA time zone name", source)
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise SettingsError(key, f"unknown IANA time zone {value!r}", source) from None
-        return value
-    if key == "keys":
-        return _as_keys(value, source)
-    if key in {"key_header", "key_param"}:
-        if not isinstance(value, str) or not value or any(c in value for c in " \t\r\n:=&"):
-            raise SettingsError(key, f"must be a plain name, got {value!r}", source)
-        return value
-    if key == "risk":
-        # Validated here so a bad [risk] table fails at load time naming its key; kept as the raw
-        # mapping because the risk side parses it again when it is installed into the app.
-        from guard.config.risk import parse_risk_settings
-
-        if not isinstance(value, Mapping):
-            raise SettingsError(key, "must be a table ([risk])", source)
-        parse_risk_settings(value, source)
-        return dict(value)
-    if key == "log_level":
-        if value not in {"debug", "info", "warning", "error"}:
-            raise SettingsError(key, f"must be debug, info, warning or error, got {value!r}", source)
-        return value
-    raise SettingsError(key, "unknown setting", source)
+    coerce = _COERCE.get(key)
+    if coerce is None:
+        raise SettingsError(key, "unknown setting", source)
+    return coerce(key, value, source)
 
 
 def read_toml(path: Path) -> dict[str, Any]:

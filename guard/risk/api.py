@@ -24,8 +24,8 @@ from typing import Any
 
 from aiohttp import web
 
-from guard.config.risk import RiskSettings
-from guard.risk.model import ALERT_LEVELS, Alert, mask_pii, valid_stream_id
+from guard.config.risk import ALERT_LEVELS, RiskSettings
+from guard.risk.model import Alert, mask_pii, valid_stream_id
 from guard.risk.observer import RiskObserver
 from guard.risk.reports import Reports, render_csv
 from guard.risk.sinks import WebhookSink

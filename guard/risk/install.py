@@ -15,12 +15,11 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import aiohttp
 from aiohttp import web
 
-from guard.config.risk import RiskSettings, parse_risk_settings
+from guard.config.risk import RiskSettings
 from guard.core.types import DecisionObserver
 from guard.risk.api import RISK, RiskState, add_routes
 from guard.risk.observer import RiskObserver
@@ -32,14 +31,6 @@ log = logging.getLogger("guard.risk")
 
 # Blocking reads (SSE, webhook senders) wait at most this long per Redis call.
 BLOCK_SECONDS = 5.0
-
-
-def risk_settings_of(settings: Any) -> RiskSettings:
-    """The `[risk]` table of the guard's settings, validated (defaults when the settings have none)."""
-    raw = getattr(settings, "risk", None)
-    if isinstance(raw, RiskSettings):
-        return raw
-    return parse_risk_settings(raw)
 
 
 def _redis_client(settings: Any, shared: Any) -> Any:
@@ -63,9 +54,9 @@ def install(app: web.Application, risk_settings: RiskSettings | None = None) -> 
     """Add the risk endpoints, alert sinks and decision observers to `app`."""
     from guard.http.keys import OBSERVERS, SETTINGS
 
-    settings = app.get(SETTINGS)
-    config = risk_settings or risk_settings_of(settings)
-    tz = ZoneInfo(getattr(settings, "timezone", "Asia/Shanghai"))
+    settings = app[SETTINGS]
+    config = risk_settings or settings.risk
+    tz = settings.tz
     observer = RiskObserver(config, tz)
     state = RiskState(settings=config, observer=observer)
     app[RISK] = state
@@ -97,10 +88,10 @@ async def _risk_ctx(app: web.Application) -> AsyncIterator[None]:
     from guard.http.keys import ACCOUNTS, REDIS, SETTINGS
 
     state = app[RISK]
-    settings = app.get(SETTINGS)
+    settings = app[SETTINGS]
     config = state.settings
-    tz_name = getattr(settings, "timezone", "Asia/Shanghai")
-    tz = ZoneInfo(tz_name)
+    tz_name = settings.timezone
+    tz = settings.tz
     client = _redis_client(settings, app.get(REDIS))
     alerts: AlertStore
     report_store: ReportStore

@@ -11,10 +11,9 @@ import re
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Literal, get_args
+from typing import Any
 
-AlertLevel = Literal["warning", "redline", "block", "system"]
-ALERT_LEVELS: tuple[str, ...] = get_args(AlertLevel)
+from guard.config.risk import ALERT_LEVELS, AlertLevel
 
 # Runs of digits long enough to be a phone, QQ or id number, however they are spaced or punctuated
 # (138 1234 5678, 138-1234-5678, 138.1234.5678, fullwidth digits — `\d` is Unicode); shorter runs
