@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
+from support import Clock, blocked_clients, eventually
 
-from guard.risk.model import Alert, mask_pii, masked_excerpt, stream_id_key
+from guard.observe.masking import mask_pii, masked_excerpt
+from guard.risk.model import Alert, stream_id_key
 from guard.risk.store import AlertStore, MemoryAlertStore, RedisAlertStore
 
 
@@ -28,10 +31,16 @@ def make_alert(n: int = 0, **kw: object) -> Alert:
     return Alert(**fields)  # type: ignore[arg-type]
 
 
+@pytest.fixture
+def clock() -> Clock:
+    """The memory store's clock (Redis keeps its own time: tests wait for it instead)."""
+    return Clock()
+
+
 @pytest.fixture(params=["memory", "redis"])
-async def store(request: pytest.FixtureRequest) -> AsyncIterator[AlertStore]:
+async def store(request: pytest.FixtureRequest, clock: Clock) -> AsyncIterator[AlertStore]:
     if request.param == "memory":
-        mem = MemoryAlertStore(maxlen=1000)
+        mem = MemoryAlertStore(maxlen=1000, clock=clock)
         yield mem
         await mem.close()
         return
@@ -139,34 +148,64 @@ async def test_one_alert_per_account_rule_level_window(store: AlertStore) -> Non
     assert len(await store.history()) == 4
 
 
-async def test_dedup_expires_with_its_window(store: AlertStore) -> None:
-    assert await store.publish(make_alert(1), dedup_ttl=0.2) is not None
-    assert await store.publish(make_alert(1), dedup_ttl=0.2) is None
-    await asyncio.sleep(0.3)
-    assert await store.publish(make_alert(1), dedup_ttl=0.2) is not None
+async def test_dedup_expires_with_its_window(store: AlertStore, clock: Clock) -> None:
+    ttl = 1.0
+    started = time.monotonic()
+    assert await store.publish(make_alert(1), dedup_ttl=ttl) is not None
+    assert await store.publish(make_alert(1), dedup_ttl=ttl) is None
+    if isinstance(store, MemoryAlertStore):
+        clock.advance(ttl / 2)
+        assert await store.publish(make_alert(1), dedup_ttl=ttl) is None
+        clock.advance(ttl / 2)
+        assert await store.publish(make_alert(1), dedup_ttl=ttl) is not None
+    else:
+        # Redis expires the claim by its own clock: wait for that, and it must not come early.
+        await eventually(
+            lambda: store.publish(make_alert(1), dedup_ttl=ttl), what="the same alert again after its window"
+        )
+        assert time.monotonic() - started >= ttl * 0.99
 
 
-async def test_read_waits_for_the_next_alert(store: AlertStore) -> None:
+async def test_read_waits_for_the_next_alert(store: AlertStore, request: pytest.FixtureRequest) -> None:
     start = await store.last_id()
     assert await store.read(start, wait=0.05) == []
-    reader = asyncio.create_task(store.read(start, wait=5))
-    await asyncio.sleep(0.05)
+    reader = asyncio.create_task(store.read(start, wait=30))
+    # Publish only once the reader waits inside the store.
+    if isinstance(store, RedisAlertStore):
+        client = aioredis.Redis.from_url(request.getfixturevalue("redis_server").url)
+        try:
+            await eventually(lambda: blocked_clients(client), what="the reader blocked in XREAD")
+        finally:
+            await client.aclose()
+    else:
+        for _ in range(10):  # a few turns of the loop: the reader reaches its wait (no I/O involved)
+            await asyncio.sleep(0)
+    assert not reader.done()
     stored = await store.publish(make_alert(3))
     got = await reader
     assert stored is not None and [a.id for a in got] == [stored.id]
 
 
-async def test_cursors_and_leases(store: AlertStore) -> None:
+async def test_cursors_and_leases(store: AlertStore, clock: Clock) -> None:
     assert await store.get_cursor("hook") is None
     await store.set_cursor("hook", "5-1")
     assert await store.get_cursor("hook") == "5-1"
-    assert await store.acquire_lease("hook", "a", ttl=0.3)
-    assert await store.acquire_lease("hook", "a", ttl=0.3)
-    assert not await store.acquire_lease("hook", "b", ttl=0.3)
+    assert await store.acquire_lease("hook", "a", ttl=30)
+    assert await store.acquire_lease("hook", "a", ttl=30)
+    assert not await store.acquire_lease("hook", "b", ttl=30)
     await store.release_lease("hook", "a")
-    assert await store.acquire_lease("hook", "b", ttl=0.2)
-    await asyncio.sleep(0.3)
-    assert await store.acquire_lease("hook", "a", ttl=0.3)
+    ttl = 1.0
+    started = time.monotonic()
+    assert await store.acquire_lease("hook", "b", ttl=ttl)
+    if isinstance(store, MemoryAlertStore):
+        clock.advance(ttl / 2)
+        assert not await store.acquire_lease("hook", "a", ttl=30)
+        clock.advance(ttl / 2)
+        assert await store.acquire_lease("hook", "a", ttl=30)
+    else:
+        # Redis expires the lease by its own clock: wait for that, and it must not come early.
+        await eventually(lambda: store.acquire_lease("hook", "a", ttl=30), what="the lease after b's expired")
+        assert time.monotonic() - started >= ttl * 0.99
 
 
 async def test_memory_ring_buffer_keeps_the_newest() -> None:
@@ -188,7 +227,7 @@ async def test_redis_stream_is_capped(redis_url: str) -> None:
 
 
 def test_excerpt_of_a_huge_message_masks_a_phone_number_the_window_cuts() -> None:
-    from guard.risk.model import masked_excerpt
+    from guard.observe.masking import masked_excerpt
 
     text = "好" * 500_000 + "13812345678投资" + "好" * 500_000
     start = text.index("投资")

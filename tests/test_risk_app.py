@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import eventually
 from test_proxy_support import RunningGuard, StubUpstream, rules_copy, running_guard
 
 from guard.config.risk import RiskSettings
 from guard.config.settings import ClientKey, Settings
 from guard.http.auth import hash_key
-from guard.risk.api import RISK
+from guard.http.keys import RISK
 
 BROADCAST = "/cgi-bin/externalcontact/add_msg_template"
 ADD = "/gewe/v2/api/contacts/addContacts"
@@ -285,7 +286,10 @@ async def test_app_webhook_sink_delivers_alerts_from_real_decisions(
 
     try:
         async with aiohttp.ClientSession() as session:
-            await asyncio.sleep(0.3)  # the sender takes the current end of the feed as its start
+            # The sender takes the current end of the feed as its start: send once it has.
+            await eventually(
+                lambda: app[RISK].alerts.get_cursor("webhook:robot"), what="the sender's start position"
+            )
             body = json.dumps(broadcast("acct-a", "稳赚不赔的理财")).encode()
             async with session.post(
                 f"http://127.0.0.1:{port}{BROADCAST}", data=body, headers=JSON_STAFF
@@ -296,10 +300,7 @@ async def test_app_webhook_sink_delivers_alerts_from_real_decisions(
                 body = json.dumps(broadcast("acct-b")).encode()
                 async with session.post(f"http://127.0.0.1:{port}{BROADCAST}", data=body, headers=JSON_STAFF):
                     pass
-            deadline = asyncio.get_running_loop().time() + 20
-            while not received:
-                assert asyncio.get_running_loop().time() < deadline
-                await asyncio.sleep(0.05)
+            await eventually(lambda: received, what="the block alert at the robot")
         (message,) = received
         assert message["msgtype"] == "markdown"
         content = message["markdown"]["content"]

@@ -14,6 +14,7 @@ import pytest
 import redis.asyncio as aioredis
 from aiohttp import web
 from servers import RedisServer
+from support import Clock, eventually
 
 from guard.config.risk import RiskSettings, WebhookSettings, parse_risk_settings
 from guard.risk.model import Alert
@@ -97,12 +98,12 @@ async def store(request: pytest.FixtureRequest) -> AsyncIterator[AlertStore]:
         await client.aclose()
 
 
-async def wait_until(predicate: Callable[[], bool], deadline: float = 30.0) -> None:
-    end = time.monotonic() + deadline
-    while not predicate():
-        if time.monotonic() > end:
-            raise AssertionError("condition not reached before the deadline")
-        await asyncio.sleep(0.02)
+async def started(sink: WebhookSink) -> None:
+    """Until `sink` holds the lease and has taken the current end of the feed as its start position."""
+    await eventually(lambda: sink._leader, what=f"{sink.owner} holding the lease")
+    await eventually(
+        lambda: sink.store.get_cursor(sink.cursor_name), what=f"{sink.cursor_name} start position"
+    )
 
 
 def assert_cap(arrivals: list[float], cap: int, window: float) -> None:
@@ -133,16 +134,16 @@ def test_bad_risk_settings_name_the_key(raw: dict[str, Any], key: str) -> None:
 
 
 def test_rate_gate_waits_for_the_oldest_send_of_the_window() -> None:
-    now = [100.0]
-    gate = RateGate(cap=2, window=60.0, clock=lambda: now[0])
+    clock = Clock(100.0)
+    gate = RateGate(cap=2, window=60.0, clock=clock)
     assert gate.delay() == 0
     gate.finished()
-    now[0] = 110.0
+    clock.set(110.0)
     gate.finished()
     assert gate.delay() == pytest.approx(50.0)
-    now[0] = 161.0
+    clock.set(161.0)
     assert gate.delay() == 0
-    restored = RateGate(cap=2, window=60.0, clock=lambda: now[0])
+    restored = RateGate(cap=2, window=60.0, clock=clock)
     restored.load(gate.dump())
     assert restored.delay() == gate.delay()
 
@@ -184,16 +185,20 @@ async def test_failing_then_recovering_webhook_gets_every_alert_once_under_the_c
     sink = WebhookSink(hook, store, session, lease_seconds=1.5)
     task = asyncio.create_task(sink.run())
     try:
-        await wait_until(lambda: sink.cursor_name is not None and stub.arrivals == [] and sink._leader)
-        await asyncio.sleep(0.1)  # the sink has taken the current end of the stream as its cursor
+        await started(sink)
+        assert stub.arrivals == []
         published = []
         for n in range(12):
             stored = await store.publish(alert(n))
             assert stored is not None
             published.append(stored.id)
-            await asyncio.sleep(0.03)
-        await wait_until(lambda: len(stub.delivered_ids(kind)) >= len(published))
-        await asyncio.sleep(0.2)
+            await asyncio.sleep(0.03)  # pacing, not a wait: alerts keep arriving while the sink retries
+
+        async def all_delivered() -> bool:
+            return await store.get_cursor("webhook:t") == published[-1]
+
+        # The cursor passes an alert only once it was delivered, and nothing is sent past the last one.
+        await eventually(all_delivered, what="the sink's cursor at the last alert")
         assert stub.delivered_ids(kind) == published  # every alert, in order, once
         assert sink.failures >= 3
         assert_cap(stub.arrivals, cap, window)
@@ -213,16 +218,15 @@ async def test_a_hanging_webhook_does_not_hold_up_alerts(store: AlertStore) -> N
     sink = WebhookSink(hook, store, session, lease_seconds=1.5)
     task = asyncio.create_task(sink.run())
     try:
-        await wait_until(lambda: sink._leader)
-        await asyncio.sleep(0.1)
+        await started(sink)
         first = await store.publish(alert(0))
-        await wait_until(lambda: len(stub.arrivals) == 1)
+        await eventually(lambda: len(stub.arrivals) == 1, what="the first request reaching the webhook")
         # The webhook hangs; the feed still takes and serves alerts.
         more = [await store.publish(alert(n)) for n in range(1, 30)]
         assert all(m is not None for m in more)
         assert len(await store.history(limit=100)) == 30
         stub.gate.set()
-        await wait_until(lambda: len(stub.delivered_ids("json")) == 30)
+        await eventually(lambda: len(stub.delivered_ids("json")) == 30, what="30 alerts delivered")
         assert stub.delivered_ids("json") == [first.id] + [m.id for m in more if m]  # type: ignore[union-attr]
     finally:
         task.cancel()
@@ -240,15 +244,15 @@ async def test_two_processes_on_one_redis_send_each_alert_once(redis_url: str) -
     sinks = [WebhookSink(hook, s, session, owner=f"p{i}", lease_seconds=1.5) for i, s in enumerate(stores)]
     tasks = [asyncio.create_task(s.run()) for s in sinks]
     try:
-        await wait_until(lambda: any(s._leader for s in sinks))
-        await asyncio.sleep(0.2)
+        await eventually(lambda: any(s._leader for s in sinks), what="a sender holding the lease")
+        await started(next(s for s in sinks if s._leader))
         published = []
         for n in range(20):
             stored = await stores[n % 2].publish(alert(n))
             assert stored is not None
             published.append(stored.id)
-        await wait_until(lambda: len(stub.delivered_ids("json")) >= 20)
-        await asyncio.sleep(0.3)
+        # Counted once the cursor has passed them: after that, nothing is left to send.
+        await eventually(lambda: sum(s.sent_alerts for s in sinks) >= 20, what="20 alerts sent")
         assert stub.delivered_ids("json") == published
         assert sum(1 for s in sinks if s.sent_messages) == 1
         assert_cap(stub.arrivals, 3, 0.5)
@@ -275,13 +279,14 @@ async def test_the_default_cap_holds_the_21st_message_of_a_minute() -> None:
     sink = WebhookSink(hook, store, session, lease_seconds=1.5)
     task = asyncio.create_task(sink.run())
     try:
-        await wait_until(lambda: sink._leader)
-        await asyncio.sleep(0.1)
+        await started(sink)
         for n in range(20):  # one alert at a time: each goes out as its own message
             await store.publish(alert(n))
-            await wait_until(lambda n=n: len(stub.bodies) == n + 1)
+            await eventually(lambda n=n: len(stub.bodies) == n + 1, what=f"message {n + 1} delivered")
         for n in range(20, 25):
             await store.publish(alert(n))
+        # Proving that nothing is sent needs a window of real time: the sink waits out the gate's delay
+        # with real sleeps (a clock passed to it would not wake it up).
         await asyncio.sleep(1.5)
         # The robot's cap: the 21st message of the minute waits, carrying the 5 new alerts together.
         assert len(stub.arrivals) == 20
