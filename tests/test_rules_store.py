@@ -7,8 +7,10 @@ import threading
 from pathlib import Path
 
 import pytest
+from support import eventually
 
 from rules import RuleSet, RulesInvalid, RuleStore, content_hash, directory_hash, load_rules
+from rules.store import directory_signature
 
 
 def write_words(root: Path, body: str | bytes) -> None:
@@ -43,17 +45,20 @@ async def test_reload_keeps_old_rules_on_error(tmp_path: Path) -> None:
     result = await store.reload()
     assert not result.ok
     assert result.version == good_version
-    assert result.error is not None and "x.txt:1: not valid UTF-8" in result.error
+    assert result.error is not None and result.error.startswith("RulesInvalid: ")
+    assert "x.txt:1: not valid UTF-8" in result.error
     assert result.errors and result.errors[0].endswith("not valid UTF-8 (byte 0xff at column 1)")
     assert store.current is good
     assert store.version == good_version
     assert store.loaded_at == loaded_at
-    assert store.last_error == result.error
+    assert store.last_error == result.error and store.last_error_at is not None
+    assert store.reloads == 0 and store.failures == 1
     assert store.current.scan("投资").action == "block"
     # fixed again: the next reload succeeds and clears the error
     write_words(tmp_path, "投资\n黄片\n")
     again = await store.reload()
-    assert again.ok and store.last_error is None
+    assert again.ok and store.last_error is None and store.last_error_at is None
+    assert store.reloads == 1
     assert store.current.scan("黄片").action == "block"
 
 
@@ -107,18 +112,48 @@ async def test_watch_picks_up_changes_and_stops(tmp_path: Path) -> None:
     stop = asyncio.Event()
     task = asyncio.create_task(store.watch(0.01, stop))
     write_words(tmp_path, "投资\n赌博\n")
-    for _ in range(500):
-        if store.current.scan("赌博").action == "block":
-            break
-        await asyncio.sleep(0.01)
-    stop.set()
-    await task
-    assert store.current.scan("赌博").action == "block"
+    try:
+        await eventually(
+            lambda: store.current.scan("赌博").action == "block", what="the changed words in force"
+        )
+    finally:
+        stop.set()
+        await task
 
 
 def test_initial_build_failure_raises(tmp_path: Path) -> None:
     with pytest.raises(RulesInvalid):
         RuleStore(load_rules, tmp_path)
+
+
+def test_a_store_can_be_loaded_later(tmp_path: Path) -> None:
+    store: RuleStore[RuleSet] = RuleStore(load_rules, tmp_path, load=False, clock=lambda: 42.0)
+    assert not store.loaded and store.version == "" and store.loaded_at == 0.0
+    with pytest.raises(RuntimeError, match="not loaded"):
+        store.current  # noqa: B018
+    with pytest.raises(RulesInvalid):
+        store.load_now()
+    assert not store.loaded
+    write_words(tmp_path, "投资\n")
+    rules = store.load_now()
+    assert store.loaded and store.current is rules and rules.scan("投资").action == "block"
+    assert store.version == directory_hash(tmp_path) and store.loaded_at == 42.0
+    assert store.reloads == 0  # the first load is not a reload
+
+
+async def test_changed_follows_the_files_since_the_last_attempt(tmp_path: Path) -> None:
+    write_words(tmp_path, "投资\n")
+    store: RuleStore[RuleSet] = RuleStore(load_rules, tmp_path)
+    assert not await store.changed()
+    (tmp_path / "words" / ".x.txt.swp").write_text("editor state")  # hidden: not a rules file
+    assert not await store.changed()
+    write_words(tmp_path, b"\xff\n")
+    assert await store.changed()
+    assert not (await store.reload()).ok
+    assert not await store.changed()  # a failed attempt is not retried until the files change again
+    write_words(tmp_path, "投资\n赌博\n")
+    assert await store.changed()
+    assert (await store.reload()).ok and not await store.changed()
 
 
 def test_hashes(tmp_path: Path) -> None:
@@ -132,6 +167,20 @@ def test_hashes(tmp_path: Path) -> None:
     (tmp_path / "sub" / "b.txt").write_text("3")
     assert directory_hash(tmp_path) != h
     assert content_hash([tmp_path / "missing"]) != content_hash([])
+
+
+def test_signature_sees_size_time_and_names_but_not_hidden_files(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text("1")
+    first = directory_signature(tmp_path)
+    assert directory_signature(tmp_path) == first
+    (tmp_path / ".hidden").write_text("x")
+    (tmp_path / "a.txt~").write_text("x")
+    assert directory_signature(tmp_path) == first
+    (tmp_path / "a.txt").write_text("12")
+    assert directory_signature(tmp_path) != first
+    second = directory_signature(tmp_path)
+    (tmp_path / "b.txt").write_text("")
+    assert directory_signature(tmp_path) != second
 
 
 def test_store_version_can_follow_the_ruleset(tmp_path: Path) -> None:

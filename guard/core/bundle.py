@@ -8,11 +8,7 @@ bundle they started with.
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
 import logging
-import os
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
@@ -24,6 +20,7 @@ from guard.core.profiles import ProfileSet, load_profiles
 from rules.accounts import AccountRegistry, load_accounts
 from rules.attachments import AttachmentPolicy, load_attachment_policy
 from rules.limits import RECOVERING, LimitRuleSpec, LimitTable, TierPlacement, load_limits
+from rules.store import RuleStore, directory_hash
 
 log = logging.getLogger("guard.bundle")
 
@@ -77,38 +74,6 @@ def _load_content(directory: Path) -> Any:
     return importlib.import_module("rules").load_rules(directory)
 
 
-def tree_signature(directory: Path) -> str:
-    """A cheap fingerprint of every file under `directory` (path, size, mtime): what the watcher polls."""
-    h = hashlib.sha256()
-    for root, dirs, files in os.walk(directory):
-        dirs.sort()
-        for name in sorted(files):
-            path = os.path.join(root, name)
-            try:
-                st = os.stat(path)
-            except OSError:
-                continue
-            h.update(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    return h.hexdigest()
-
-
-def tree_hash(directories: list[Path]) -> str:
-    """The content hash of every file under `directories`: the bundle's version."""
-    h = hashlib.sha256()
-    for directory in directories:
-        for root, dirs, files in os.walk(directory):
-            dirs.sort()
-            for name in sorted(files):
-                path = Path(root, name)
-                try:
-                    data = path.read_bytes()
-                except OSError:
-                    continue
-                h.update(str(path.relative_to(directory)).encode() + b"\0")
-                h.update(hashlib.sha256(data).digest())
-    return h.hexdigest()[:16]
-
-
 def build_bundle(directory: Path | None) -> Bundle:
     """Everything from `directory`; files it lacks fall back to the shipped defaults."""
     source = directory if directory is not None else DEFAULT_RULES_DIR
@@ -120,72 +85,64 @@ def build_bundle(directory: Path | None) -> Bundle:
         registry=load_accounts(source, tiers=limits.tier_names),
         profiles=load_profiles(dirs),
         attachments=load_attachment_policy(source),
-        version=tree_hash([source]),
+        version=directory_hash(source),
         directory=source,
     )
 
 
 class BundleStore:
-    """Holds the current bundle; `reload()` builds a new one off the loop and swaps it, or keeps the old."""
+    """The guard's rules store: a `rules.RuleStore[Bundle]` over the rules directory (None = the shipped
+    one), with what the app asks of it: a start-up `load_now()`, `reload()` answering True / False (and
+    logging a failure), `changed()` for the file watch. Every reload rebuilds, even from unchanged files."""
 
     def __init__(
         self, directory: Path | None, builder: Callable[[Path | None], Bundle] = build_bundle
     ) -> None:
         self.directory = directory
-        self._builder = builder
-        self._current: Bundle | None = None
-        self._lock = asyncio.Lock()
-        self.loaded_at: float = 0.0
-        self.last_error: str | None = None
-        self.last_error_at: float | None = None
-        self.reloads = 0
-        self._signature = ""
+        self.store: RuleStore[Bundle] = RuleStore(lambda _: builder(directory), self.watched(), load=False)
 
     @property
     def current(self) -> Bundle:
-        if self._current is None:
-            raise RuntimeError("rules not loaded")
-        return self._current
+        return self.store.current
 
     @property
     def loaded(self) -> bool:
-        return self._current is not None
+        return self.store.loaded
 
     @property
     def version(self) -> str:
-        return self._current.version if self._current is not None else ""
+        return self.store.version
+
+    @property
+    def loaded_at(self) -> float:
+        return self.store.loaded_at
+
+    @property
+    def reloads(self) -> int:
+        return self.store.reloads
+
+    @property
+    def last_error(self) -> str | None:
+        return self.store.last_error
+
+    @property
+    def last_error_at(self) -> float | None:
+        return self.store.last_error_at
 
     def watched(self) -> Path:
         return self.directory if self.directory is not None else DEFAULT_RULES_DIR
 
     def load_now(self) -> Bundle:
         """Synchronous first load at start-up: a broken rules directory stops the start with its error."""
-        self._signature = tree_signature(self.watched())
-        bundle = self._builder(self.directory)
-        self._current = bundle
-        self.loaded_at = time.time()
-        return bundle
+        return self.store.load_now()
 
     async def reload(self) -> bool:
         """Build and swap: True once the new bundle is in place; False (old kept, see `last_error`)."""
-        async with self._lock:
-            signature = await asyncio.to_thread(tree_signature, self.watched())
-            try:
-                bundle = await asyncio.to_thread(self._builder, self.directory)
-            except Exception as exc:
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                self.last_error_at = time.time()
-                self._signature = signature
-                log.error("rules reload failed, keeping version %s: %s", self.version, self.last_error)
-                return False
-            self._current = bundle
-            self._signature = signature
-            self.loaded_at = time.time()
-            self.last_error = None
-            self.last_error_at = None
-            self.reloads += 1
-            return True
+        result = await self.store.reload(force=True)
+        if not result.ok:
+            log.error("rules reload failed, keeping version %s: %s", self.version, self.last_error)
+        return result.ok
 
     async def changed(self) -> bool:
         """Has any file under the rules directory changed since the last (attempted) load?"""
-        return await asyncio.to_thread(tree_signature, self.watched()) != self._signature
+        return await self.store.changed()
