@@ -39,24 +39,22 @@ RELOAD_NOW: web.AppKey[asyncio.Event] = web.AppKey("reload_now")
 PROCESS_TOKEN: web.AppKey[str] = web.AppKey("process_token")
 
 
-async def connect_redis(settings: Settings) -> Any:
-    """A redis.asyncio client for the shared state the risk side and the account overrides keep."""
+async def connect_redis(settings: Settings) -> aioredis.Redis | RedisCluster:
+    """A redis.asyncio client for the shared state the risk side and the account overrides keep.
+
+    This is the one place the guard asks Redis whether it is a Cluster (unless configured): the kind of
+    the client it returns is that answer for the counters and the risk side's own clients."""
+    from ratelimit import RedisTarget, connect, probe
+
     assert settings.redis_url is not None
-    cluster = settings.redis_cluster
-    if cluster is None:
-        probe = aioredis.Redis.from_url(settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0)
+    target = RedisTarget.from_url(settings.redis_url, cluster=settings.redis_cluster)
+    if target.cluster is None:
         try:
-            info = await probe.info("cluster")
-            cluster = bool(int(info.get("cluster_enabled", 0)))
+            target = target.known(await probe(target, socket_timeout=2.0, socket_connect_timeout=2.0))
         except Exception as exc:
             log.warning("could not ask Redis whether it is a cluster (%s); assuming a single node", exc)
-            cluster = False
-        finally:
-            await probe.aclose()
-    options: dict[str, Any] = {"socket_timeout": 2.0, "socket_connect_timeout": 2.0}
-    if cluster:
-        return RedisCluster.from_url(settings.redis_url, **options)
-    return aioredis.Redis.from_url(settings.redis_url, **options)
+            target = target.known(False)
+    return connect(target, socket_timeout=2.0, socket_connect_timeout=2.0)
 
 
 async def reload_rules(app: web.Application, why: str, *, publish: bool = False) -> bool:
@@ -133,8 +131,11 @@ async def _core(app: web.Application) -> AsyncIterator[None]:
     if app.get(LIMITER) is None:
         storage: Any
         if settings.redis_url:
+            # Single node or Cluster: what connect_redis found out (the kind of the shared client).
             storage = RedisStorage.from_url(
-                settings.redis_url, cluster=settings.redis_cluster, timeout=settings.redis_timeout
+                settings.redis_url,
+                cluster=isinstance(app[REDIS], RedisCluster),
+                timeout=settings.redis_timeout,
             )
         else:
             storage = MemoryStorage()

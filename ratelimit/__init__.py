@@ -5,9 +5,10 @@ Knows nothing of files, tiers or what an action means: callers pass rules (anyth
 """
 
 from ratelimit.breaker import CircuitBreaker
+from ratelimit.clients import RedisTarget, connect, probe, resolve
 from ratelimit.limiter import Limiter
 from ratelimit.memory import MemoryStorage
-from ratelimit.redis import RedisStorage
+from ratelimit.redis import RedisStorage, Script
 from ratelimit.storage import Storage
 from ratelimit.types import (
     MODES,
@@ -36,10 +37,15 @@ __all__ = [
     "MemoryStorage",
     "Mode",
     "RedisStorage",
+    "RedisTarget",
     "Rule",
     "RuleOutcome",
+    "Script",
     "Storage",
     "StorageUnavailable",
     "Threshold",
     "Window",
+    "connect",
+    "probe",
+    "resolve",
 ]

@@ -7,15 +7,20 @@ as `StorageUnavailable` within `timeout` seconds.
 
 A single node given by a plain `redis://` URL is spoken to over one auto-pipelined connection
 (ratelimit.connection: the hits of one event-loop tick share a socket write; each is still its own
-EVALSHA); a Cluster, and URLs that connection does not speak (TLS, Unix sockets), go through redis-py.
+EVALSHA); a Cluster, and URLs that connection does not speak (TLS, Unix sockets), go through redis-py
+clients made by `ratelimit.clients.connect`.
+
+`Script` is the one way Lua runs against Redis here, for the counters and for whoever imports it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 from collections.abc import Awaitable, Callable, Sequence
 from importlib import resources
+from pathlib import Path
 from typing import Any, TypeVar
 
 from redis.asyncio import Redis
@@ -25,6 +30,7 @@ from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 from redis.retry import Retry
 
 from ratelimit.breaker import CircuitBreaker
+from ratelimit.clients import RedisTarget, connect, resolve
 from ratelimit.connection import ConnectionSpec, PipelinedConnection
 from ratelimit.storage import (
     STATUS_DUPLICATE,
@@ -46,19 +52,34 @@ _FAILURES = (RedisError, RedisClusterException, OSError, TimeoutError)
 
 
 class Script:
-    """A Lua file of this package, called by its SHA1."""
+    """A Lua script called by its SHA1 (EVALSHA); SCRIPT LOAD only when the server answers NOSCRIPT (first
+    use on that server, or after SCRIPT FLUSH / a restart). Works on a redis-py client (single node or
+    Cluster: the keys route it) and on a `PipelinedConnection`."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, source: str) -> None:
         self.name = name
-        self.source = resources.files("ratelimit").joinpath("lua", f"{name}.lua").read_text(encoding="utf-8")
-        self.sha = hashlib.sha1(self.source.encode("utf-8")).hexdigest()
+        self.source = source
+        self.sha = hashlib.sha1(source.encode("utf-8"), usedforsecurity=False).hexdigest()
+
+    @classmethod
+    def packaged(cls, package: str, name: str) -> Script:
+        """`<package>/lua/<name>.lua`, read once (package data)."""
+        source = resources.files(package).joinpath("lua", f"{name}.lua").read_text(encoding="utf-8")
+        return cls(name, source)
+
+    @classmethod
+    def from_path(cls, path: str | os.PathLike[str]) -> Script:
+        file = Path(path)
+        return cls(file.stem, file.read_text(encoding="utf-8"))
+
+    def __repr__(self) -> str:
+        return f"Script({self.name!r}, sha={self.sha[:12]})"
 
     async def __call__(self, client: Client, keys: Sequence[str], args: Sequence[str | int]) -> Any:
         if isinstance(client, PipelinedConnection):
             try:
                 return await client.execute("EVALSHA", self.sha, len(keys), *keys, *args)
             except NoScriptError:
-                # First use on this server (or after SCRIPT FLUSH / a restart): load once, then by SHA.
                 await client.execute("SCRIPT", "LOAD", self.source)
                 return await client.execute("EVALSHA", self.sha, len(keys), *keys, *args)
         try:
@@ -68,9 +89,9 @@ class Script:
             return await client.evalsha(self.sha, len(keys), *keys, *args)
 
 
-HIT = Script("hit")
-REFUND = Script("refund")
-READ = Script("read")
+HIT = Script.packaged("ratelimit", "hit")
+REFUND = Script.packaged("ratelimit", "refund")
+READ = Script.packaged("ratelimit", "read")
 
 
 class RedisStorage:
@@ -78,24 +99,25 @@ class RedisStorage:
 
     def __init__(
         self,
-        connect: Callable[[bool], Redis | RedisCluster],
+        target: RedisTarget,
         *,
-        cluster: bool | None = None,
         timeout: float = 0.1,
         breaker: CircuitBreaker | None = None,
         max_connections: int = 64,
-        spec: ConnectionSpec | None = None,
     ) -> None:
-        """`connect(as_cluster)` makes a redis-py client; with a `spec` a single node is spoken to over
-        one pipelined connection instead (a Cluster still goes through `connect`)."""
+        """Counters at `target`; a target not known to be single node or Cluster is asked (`probe`) on
+        first use. A single node reached by plain TCP is spoken to over one pipelined connection.
+
+        `max_connections` bounds the connections (per node on a Cluster) and the operations in flight.
+        """
         if timeout <= 0 or max_connections < 1:
             raise ValueError("timeout must be > 0 and max_connections >= 1")
-        self._connect = connect
-        self._spec = spec
-        self._cluster = cluster
+        self._target = target
+        self._spec = ConnectionSpec.from_url(target.url)
         self._client: Client | None = None
         self._detect_lock = asyncio.Lock()
         self.timeout = timeout
+        self.max_connections = max_connections
         self.breaker = breaker or CircuitBreaker()
         # Operations beyond the connection pool wait here (within the timeout) instead of failing
         # with "too many connections" the moment a burst exceeds the pool.
@@ -111,35 +133,25 @@ class RedisStorage:
         breaker: CircuitBreaker | None = None,
         max_connections: int = 64,
     ) -> RedisStorage:
-        """A storage for `url`; `cluster=None` asks the server (INFO cluster) on first use.
-
-        `max_connections` bounds the connections (per node on a Cluster) and the operations in flight.
-        """
-
-        def connect(as_cluster: bool) -> Redis | RedisCluster:
-            options: dict[str, Any] = {
-                "socket_timeout": timeout,
-                "socket_connect_timeout": timeout,
-                # No hidden retries: the breaker and the caller's policy decide what happens next.
-                "retry": Retry(NoBackoff(), 0),
-                "max_connections": max_connections,
-            }
-            if as_cluster:
-                return RedisCluster.from_url(url, **options)
-            return Redis.from_url(url, **options)
-
+        """A storage for `url`; `cluster=None` asks the server (INFO cluster) on first use."""
         return cls(
-            connect,
-            cluster=cluster,
+            RedisTarget.from_url(url, cluster=cluster),
             timeout=timeout,
             breaker=breaker,
             max_connections=max_connections,
-            spec=ConnectionSpec.from_url(url),
         )
 
     @property
     def cluster(self) -> bool | None:
-        return self._cluster
+        return self._target.cluster
+
+    def _options(self) -> dict[str, Any]:
+        return {
+            "socket_timeout": self.timeout,
+            "socket_connect_timeout": self.timeout,
+            # No hidden retries: the breaker and the caller's policy decide what happens next.
+            "retry": Retry(NoBackoff(), 0),
+        }
 
     async def _get_client(self) -> Client:
         client = self._client
@@ -150,35 +162,19 @@ class RedisStorage:
                 await self._client.aclose()
                 self._client = None
             if self._client is None:
-                if self._spec is not None and not self._cluster:
-                    conn = await PipelinedConnection.open(self._spec)
-                    if self._cluster is None:
-                        try:
-                            section = _text(await conn.execute("INFO", "cluster"))
-                        except BaseException:
-                            await asyncio.shield(conn.aclose())
-                            raise
-                        self._cluster = "cluster_enabled:1" in section
-                    if not self._cluster:
-                        self._client = conn
-                        return conn
-                    await conn.aclose()
-                if self._cluster is None:
-                    probe = self._connect(False)
-                    try:
-                        info = await probe.info("cluster")
-                    finally:
-                        await probe.aclose()
-                    self._cluster = bool(info.get("cluster_enabled"))
-                client = self._connect(self._cluster)
-                if isinstance(client, RedisCluster):
+                self._target = await resolve(self._target, **self._options())
+                if self._spec is not None and not self._target.cluster:
+                    self._client = await PipelinedConnection.open(self._spec)
+                    return self._client
+                made = connect(self._target, max_connections=self.max_connections, **self._options())
+                if isinstance(made, RedisCluster):
                     try:
                         # Learn the slot map once, before concurrent first commands race to do it.
-                        await client.initialize()
+                        await made.initialize()
                     except BaseException:
-                        await asyncio.shield(client.aclose())
+                        await asyncio.shield(made.aclose())
                         raise
-                self._client = client
+                self._client = made
             return self._client
 
     async def _run(self, what: str, operation: Callable[[Client], Awaitable[T]]) -> T:

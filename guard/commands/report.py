@@ -12,6 +12,7 @@ import asyncio
 import json
 import os
 import sys
+import time
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -84,10 +85,9 @@ async def _from_guard(args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def _from_redis(args: argparse.Namespace) -> dict[str, Any]:
-    import redis.asyncio as aioredis
-
     from guard.config.settings import load_settings
-    from guard.risk.reports import RedisReportStore, Reports
+    from guard.risk.reports import RedisReportStore, Reports, day_of
+    from ratelimit import RedisTarget, connect, resolve
 
     flags: dict[str, object] = {"redis_url": args.redis}
     settings = load_settings(config=args.config, env=os.environ, flags=flags)
@@ -98,16 +98,17 @@ async def _from_redis(args: argparse.Namespace) -> dict[str, Any]:
         )
     tz = ZoneInfo(settings.timezone)
     risk = settings.risk
-    client: Any
-    if settings.redis_cluster:
-        from redis.asyncio.cluster import RedisCluster
-
-        client = RedisCluster.from_url(settings.redis_url, socket_timeout=5.0)
-    else:
-        client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=5.0, socket_connect_timeout=5.0)
+    # The dates are checked before Redis is asked anything.
+    start, end = _period(args, day_of(time.time(), tz))
+    target = await resolve(
+        RedisTarget.from_url(settings.redis_url, cluster=settings.redis_cluster),
+        socket_timeout=5.0,
+        socket_connect_timeout=5.0,
+    )
+    # As before: the Cluster client gets no connect timeout of its own (redis-py's default).
+    client = connect(target, socket_timeout=5.0, socket_connect_timeout=None if target.cluster else 5.0)
     try:
         reports = Reports(RedisReportStore(client, tz, risk.retention_days), tz, settings.timezone)
-        start, end = _period(args, reports.today())
         return await reports.period(start, end)
     finally:
         await client.aclose()

@@ -34,20 +34,17 @@ BLOCK_SECONDS = 5.0
 
 
 def _redis_client(settings: Any, shared: Any) -> Any:
-    """A connection of our own: blocking XREADs need a socket timeout longer than the proxy's."""
+    """A connection of our own: blocking XREADs need a socket timeout longer than the proxy's. Single node
+    or Cluster like `shared`, the app's client (the app asked Redis once, at start)."""
     url = getattr(settings, "redis_url", None)
     if not url or shared is None:
         return None
-    options: dict[str, Any] = {"socket_timeout": BLOCK_SECONDS + 5.0, "socket_connect_timeout": 2.0}
-    from redis.asyncio.cluster import RedisCluster as _Cluster
+    from redis.asyncio.cluster import RedisCluster
 
-    if isinstance(shared, _Cluster):
-        from redis.asyncio.cluster import RedisCluster
+    from ratelimit import RedisTarget, connect
 
-        return RedisCluster.from_url(url, **options)
-    import redis.asyncio as aioredis
-
-    return aioredis.Redis.from_url(url, **options)
+    target = RedisTarget.from_url(url, cluster=isinstance(shared, RedisCluster))
+    return connect(target, socket_timeout=BLOCK_SECONDS + 5.0, socket_connect_timeout=2.0)
 
 
 def install(app: web.Application, risk_settings: RiskSettings | None = None) -> None:

@@ -12,19 +12,16 @@ one decision into counter increments; `build_report` (pure) turns a period's cou
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime, timedelta
-from importlib import resources
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from redis.exceptions import NoScriptError
-
 from guard.core.types import DecisionRecord
+from ratelimit import Script
 
 DEFAULT_RETENTION_DAYS = 90
 SEP = "\t"  # between the parts of a counter name; account and staff ids never contain a tab
@@ -140,8 +137,7 @@ class ReportStore(ABC):
     async def read(self, day: date) -> dict[str, int]: ...
 
 
-ADD_SCRIPT = resources.files("guard.risk").joinpath("lua", "report_add.lua").read_text(encoding="utf-8")
-ADD_SHA = hashlib.sha1(ADD_SCRIPT.encode("utf-8"), usedforsecurity=False).hexdigest()
+ADD = Script.packaged("guard.risk", "report_add")
 
 
 class RedisReportStore(ReportStore):
@@ -171,12 +167,7 @@ class RedisReportStore(ReportStore):
         args: list[str | int] = [self._expire_at(day)]
         for name, n in counts.items():
             args += (name, n)
-        try:
-            results = await self._redis.evalsha(ADD_SHA, 1, key, *args)
-        except NoScriptError:
-            # First use on this server (or after SCRIPT FLUSH / a restart): load it once, then by SHA.
-            await self._redis.script_load(ADD_SCRIPT)
-            results = await self._redis.evalsha(ADD_SHA, 1, key, *args)
+        results = await ADD(self._redis, [key], args)
         return [int(v) for v in results]
 
     async def read(self, day: date) -> dict[str, int]:

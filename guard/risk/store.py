@@ -21,37 +21,16 @@ from collections.abc import Iterable
 from typing import Any
 
 from guard.risk.model import Alert, stream_id_key
+from ratelimit import Script
 
 DEFAULT_MAXLEN = 100_000
 
-# Dedup, add, cursors and leases in one Lua script each: the dedup claim and the XADD must be atomic
-# (a claim without its alert would suppress the alert for the whole window). Each entry also records
-# the id of the entry before it (`p`), so a reader resuming from an id the cap has trimmed away can be
-# told exactly that it missed alerts. All keys share the
-# `{guard:alerts}` hash tag, so the scripts also run on a Redis Cluster.
-_PUBLISH_LUA = """
-if ARGV[2] ~= '0' then
-  if not redis.call('SET', KEYS[2], ARGV[4], 'NX', 'PX', ARGV[2]) then return false end
-end
-local prev = redis.call('GET', KEYS[3]) or '0-0'
-local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'a', ARGV[1], 'p', prev)
-redis.call('SET', KEYS[3], id)
-return id
-"""
-
-_LEASE_LUA = """
-local holder = redis.call('GET', KEYS[1])
-if holder == false or holder == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return 1
-end
-return 0
-"""
-
-_RELEASE_LUA = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
+# Dedup-and-add and the leases are one Lua script each (guard/risk/lua/alerts_*.lua, called by SHA): the
+# dedup claim and the XADD must be atomic. All keys share the `{guard:alerts}` hash tag, so the scripts
+# also run on a Redis Cluster.
+PUBLISH = Script.packaged("guard.risk", "alerts_publish")
+LEASE = Script.packaged("guard.risk", "alerts_lease")
+RELEASE = Script.packaged("guard.risk", "alerts_release")
 
 
 def _text(value: Any) -> str:
@@ -155,9 +134,6 @@ class RedisAlertStore(AlertStore):
         self.maxlen = maxlen
         # A blocking XREAD holds a connection: bounded so a reader notices a closed store soon.
         self.block_cap = block_cap
-        self._publish = client.register_script(_PUBLISH_LUA)
-        self._lease = client.register_script(_LEASE_LUA)
-        self._release = client.register_script(_RELEASE_LUA)
         self._closed = False
 
     def _dedup_key(self, alert: Alert) -> str:
@@ -166,9 +142,10 @@ class RedisAlertStore(AlertStore):
 
     async def publish(self, alert: Alert, dedup_ttl: float = 0.0) -> Alert | None:
         ttl_ms = max(1, int(dedup_ttl * 1000)) if dedup_ttl > 0 else 0
-        stream_id = await self._publish(
-            keys=[self.stream_key, self._dedup_key(alert), f"{self._tag}:last"],
-            args=[alert.to_json(), str(ttl_ms), str(self.maxlen), alert.dedup_key()],
+        stream_id = await PUBLISH(
+            self._redis,
+            [self.stream_key, self._dedup_key(alert), f"{self._tag}:last"],
+            [alert.to_json(), str(ttl_ms), str(self.maxlen), alert.dedup_key()],
         )
         if stream_id is None:
             return None
@@ -226,11 +203,11 @@ class RedisAlertStore(AlertStore):
         await self._redis.set(f"{self._tag}:cursor:{name}", stream_id)
 
     async def acquire_lease(self, name: str, owner: str, ttl: float) -> bool:
-        got = await self._lease(keys=[f"{self._tag}:lease:{name}"], args=[owner, str(int(ttl * 1000))])
+        got = await LEASE(self._redis, [f"{self._tag}:lease:{name}"], [owner, str(int(ttl * 1000))])
         return bool(got)
 
     async def release_lease(self, name: str, owner: str) -> None:
-        await self._release(keys=[f"{self._tag}:lease:{name}"], args=[owner])
+        await RELEASE(self._redis, [f"{self._tag}:lease:{name}"], [owner])
 
     async def close(self) -> None:
         self._closed = True
