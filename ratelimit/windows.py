@@ -41,7 +41,3 @@ def span(window: Window, now: float, tz: ZoneInfo) -> Span:
     shift = int(offset.total_seconds()) if offset is not None else 0
     start = math.floor(now) - (math.floor(now) + shift) % size
     return Span(start, start + size)
-
-
-def day_span(now: float, tz: ZoneInfo) -> Span:
-    return span("day", now, tz)

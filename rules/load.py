@@ -9,7 +9,6 @@ Other files (limits, accounts, profiles) belong to other parts of the guard.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import product
@@ -280,9 +279,3 @@ def load_rules(path: str | Path | None = None) -> RuleSet:
         allow_count=len(allow),
         files=tuple(rule_files(root)),
     )
-
-
-def load_timed(path: str | Path | None = None) -> tuple[RuleSet, float]:
-    started = time.perf_counter()
-    rules = load_rules(path)
-    return rules, time.perf_counter() - started

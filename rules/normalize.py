@@ -35,7 +35,6 @@ from operator import add
 # because U+0000 / U+0001 are themselves control characters and therefore deleted).
 INVISIBLE = "\x00"
 VISIBLE = "\x01"
-MARKERS = INVISIBLE + VISIBLE
 
 
 def strip_markers(marked: str) -> str:
@@ -331,12 +330,6 @@ def tables() -> FoldTables:
 @lru_cache(maxsize=8192)  # bounded: the input decides which high code points show up
 def _fold_high(cp: int, detect: bool) -> str:
     return fold_code_point(cp, tables().t2s, detect=detect)
-
-
-def fold_char(ch: str) -> str:
-    """MATCH folding of one character (INVISIBLE / VISIBLE for a deleted one)."""
-    cp = ord(ch)
-    return tables().match[cp] if cp < TABLE_SIZE else _fold_high(cp, False)
 
 
 def fold(text: str) -> str:
