@@ -5,7 +5,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 import redis.asyncio as aioredis
 from servers import RedisCluster, RedisServer
-from test_proxy_support import RunningGuard, StubUpstream, running_guard, stub_upstream
+from support import RunningGuard, StubUpstream, running_guard, stub_upstream
 
 from guard.config.settings import Settings
 

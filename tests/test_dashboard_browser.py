@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from test_proxy_support import RunningGuard, StubUpstream, rules_copy, running_guard, stub_upstream
+from support import RunningGuard, StubUpstream, rules_copy, running_guard, stub_upstream
 
 from guard.config.settings import ClientKey, Settings
 from guard.http.auth import hash_key

@@ -6,7 +6,7 @@ import json
 from collections.abc import AsyncIterator
 
 import structlog
-from test_proxy_support import RunningGuard, StubUpstream, running_guard
+from support import RunningGuard, StubUpstream, running_guard
 
 from guard.config.settings import Settings
 from guard.observe.audit import mask

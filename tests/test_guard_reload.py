@@ -9,13 +9,16 @@ import signal
 from collections.abc import Mapping
 from pathlib import Path
 
-from test_proxy_support import RunningGuard, rules_copy, running_guard
+import redis.asyncio as aioredis
+from support import RunningGuard, eventually, rules_copy, running_guard
 
 from guard.config.settings import Settings
 from guard.core.types import DecisionRecord
 from guard.http.keys import OBSERVERS
 
 NEW_TERM = "量子速赢计划"
+# The rules-reload pub/sub channel every guard process on one Redis follows (RELOAD_CHANNEL in guard).
+RELOAD_CHANNEL = "siyu-guard:rules:reload"
 
 
 async def decision(guard: RunningGuard, text: str) -> str:
@@ -26,12 +29,25 @@ async def decision(guard: RunningGuard, text: str) -> str:
     return str(data["decision"])
 
 
-async def eventually(guard: RunningGuard, text: str, expected: str, seconds: float = 15.0) -> None:
-    for _ in range(int(seconds / 0.05)):
-        if await decision(guard, text) == expected:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{text!r} never became {expected}")
+async def becomes(guard: RunningGuard, text: str, expected: str) -> None:
+    async def decided() -> bool:
+        return await decision(guard, text) == expected
+
+    await eventually(decided, what=f"{text!r} becoming {expected}")
+
+
+async def subscribed(redis_url: str, channel: str, count: int) -> None:
+    """Until `count` connections listen on the pub/sub `channel`."""
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+
+        async def listening() -> bool:
+            (_, n), *_ = await client.pubsub_numsub(channel)
+            return int(n) >= count
+
+        await eventually(listening, what=f"{count} processes subscribed to {channel}")
+    finally:
+        await client.aclose()
 
 
 def add_term(rules: Path, term: str) -> None:
@@ -55,7 +71,7 @@ async def test_file_change_is_picked_up(tmp_path: Path) -> None:
     async with running_guard(Settings(rules_dir=rules, reload_interval=0.05)) as guard:
         assert await decision(guard, f"试试{NEW_TERM}") == "allow"
         add_term(rules, NEW_TERM)
-        await eventually(guard, f"试试{NEW_TERM}", "refuse")
+        await becomes(guard, f"试试{NEW_TERM}", "refuse")
 
 
 async def test_broken_file_keeps_old_rules_and_says_why(tmp_path: Path) -> None:
@@ -85,19 +101,20 @@ async def test_sighup_reloads(tmp_path: Path) -> None:
     rules = rules_copy(tmp_path)
     async with running_guard(Settings(rules_dir=rules, reload_interval=0)) as guard:
         add_term(rules, NEW_TERM)
+        # No file watch configured: nothing re-reads the file (a short real window, no clock to move).
         await asyncio.sleep(0.1)
-        assert await decision(guard, NEW_TERM) == "allow"  # no file watch configured
+        assert await decision(guard, NEW_TERM) == "allow"
         os.kill(os.getpid(), signal.SIGHUP)
-        await eventually(guard, NEW_TERM, "refuse")
+        await becomes(guard, NEW_TERM, "refuse")
 
 
 async def test_one_reload_reaches_every_process(tmp_path: Path, redis_url: str) -> None:
     rules = rules_copy(tmp_path)
     settings = Settings(rules_dir=rules, reload_interval=0, redis_url=redis_url)
     async with running_guard(settings) as first, running_guard(settings) as second:
-        await asyncio.sleep(0.3)  # both subscribed
+        await subscribed(redis_url, RELOAD_CHANNEL, 2)
         add_term(rules, NEW_TERM)
         status, _, _ = await first.post("/v1/rules/reload", b"")
         assert status == 200
         assert await decision(first, NEW_TERM) == "refuse"
-        await eventually(second, NEW_TERM, "refuse")
+        await becomes(second, NEW_TERM, "refuse")

@@ -8,7 +8,7 @@ import zlib
 from collections.abc import AsyncIterator
 
 import pytest
-from test_proxy_support import RunningGuard, StubUpstream, running_guard, stub_upstream
+from support import RunningGuard, StubUpstream, running_guard, stub_upstream
 
 from guard.config.settings import Settings
 from guard.http.keys import ACCOUNTS, LIMITER, PIPELINE

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import pytest
-from test_proxy_support import RunningGuard, StubUpstream
+from support import RunningGuard, StubUpstream
 
 from guard.http.keys import ACCOUNTS, LIMITER, PIPELINE
 

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from test_proxy_support import rules_copy, running_guard, stub_upstream
+from support import rules_copy, running_guard, stub_upstream
 
 from guard.config.settings import Settings
 from guard.core.bundle import build_bundle

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from test_proxy_support import RunningGuard, StubUpstream, running_guard, stub_upstream
+from support import RunningGuard, StubUpstream, running_guard, stub_upstream
 
 from guard.config.settings import Settings
 from guard.core.bundle import build_bundle

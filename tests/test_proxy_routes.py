@@ -9,7 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from test_proxy_support import StubUpstream, rules_copy, running_guard
+from support import StubUpstream, rules_copy, running_guard
 
 from guard.config.settings import ClientKey, Settings
 from guard.core.types import DecisionRecord

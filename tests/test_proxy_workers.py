@@ -3,37 +3,39 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
 import aiohttp
 import pytest
 from servers import free_port
-from test_proxy_support import stub_upstream
+from support import stub_upstream, wait_ready, wait_until
 
 GEWE_ADD = "/gewe/v2/api/contacts/addContacts"
 
 
-def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 30.0) -> None:
-    import urllib.request
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            tail = log.read_text(errors="replace")[-2000:]
-            raise RuntimeError(f"guard exited with {proc.returncode}:\n{tail}")
-        try:
-            with urllib.request.urlopen(url + "/readyz", timeout=1) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError("guard did not become ready")
+def _listens(pid: int, port: int) -> bool:
+    """Whether process `pid` holds a socket listening on TCP `port` (its fds matched to /proc/net/tcp)."""
+    inodes: set[str] = set()
+    try:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                target = os.readlink(fd)
+                if target.startswith("socket:["):
+                    inodes.add(target[len("socket:[") : -1])
+    except OSError:
+        return False
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, state, inode = fields[1], fields[3], fields[9]
+        if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port and inode in inodes:
+            return True
+    return False
 
 
 def _children(pid: int) -> list[int]:
@@ -65,9 +67,13 @@ async def test_two_workers_admit_exactly_five_of_1000_concurrent_adds(redis_url:
         )  # fmt: skip
         try:
             url = f"http://127.0.0.1:{port}"
-            await asyncio.to_thread(_wait_ready, url, proc, log)
+            await asyncio.to_thread(wait_ready, url, proc, [log])
             workers = _children(proc.pid)
             assert len(workers) == 2
+            # /readyz answered from one of them: the other may still be starting.
+            await asyncio.to_thread(
+                wait_until, lambda: all(_listens(w, port) for w in workers), what="both workers listening"
+            )
 
             body = b'{"appId":"wx-new-account","scene":3,"option":2,"v3":"v3","v4":"v4","content":"hello"}'
             connector = aiohttp.TCPConnector(limit=0, force_close=True)

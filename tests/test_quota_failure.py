@@ -12,18 +12,11 @@ from collections.abc import Iterator
 
 import pytest
 from servers import RedisServer
+from support import Clock
 
 from ratelimit import Charge, CircuitBreaker, Limiter, MemoryStorage, RedisStorage, Rule, StorageUnavailable
 
 RULE = Rule("add_friend.active", "day", 100)
-
-
-class FakeMonotonic:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -38,7 +31,7 @@ def own_redis() -> Iterator[RedisServer]:
 
 
 async def test_stopped_redis_fails_typed_then_breaker_then_recovers(own_redis: RedisServer) -> None:
-    monotonic = FakeMonotonic()
+    monotonic = Clock(1000.0)
     breaker = CircuitBreaker(failures=2, cooldown=5.0, clock=monotonic)
     storage = RedisStorage.from_url(own_redis.url, timeout=0.1, breaker=breaker)
     limiter = Limiter(storage)
@@ -81,7 +74,7 @@ async def test_stopped_redis_fails_typed_then_breaker_then_recovers(own_redis: R
 
 
 async def test_failed_probe_opens_the_breaker_again(own_redis: RedisServer) -> None:
-    monotonic = FakeMonotonic()
+    monotonic = Clock(1000.0)
     breaker = CircuitBreaker(failures=1, cooldown=2.0, clock=monotonic)
     limiter = Limiter(RedisStorage.from_url(own_redis.url, breaker=breaker))
     try:
@@ -135,7 +128,7 @@ async def test_redis_down_from_the_start(own_redis: RedisServer) -> None:
 
 
 def test_breaker_state_machine() -> None:
-    monotonic = FakeMonotonic()
+    monotonic = Clock(1000.0)
     breaker = CircuitBreaker(failures=3, cooldown=1.0, clock=monotonic)
     for _ in range(2):
         assert breaker.allow()

@@ -11,6 +11,7 @@ import pytest
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster as ClusterClient
 from servers import RedisServer
+from support import Clock
 
 from ratelimit import (
     Charge,
@@ -24,20 +25,6 @@ from ratelimit import (
 )
 from ratelimit.storage import account_tag
 from ratelimit.windows import EXPIRY_GRACE_SECONDS
-
-
-class Clock:
-    def __init__(self, when: datetime) -> None:
-        self.now = when.timestamp()
-
-    def __call__(self) -> float:
-        return self.now
-
-    def set(self, when: datetime) -> None:
-        self.now = when.timestamp()
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def utc(*args: int) -> datetime:

@@ -48,7 +48,8 @@ async def store(request: pytest.FixtureRequest, clock: Clock) -> AsyncIterator[A
     client = aioredis.Redis.from_url(server.url)
     try:
         await client.flushall()
-        yield RedisAlertStore(client, maxlen=1000, block_cap=0.5)
+        # A reader may wait as long as it asks to (the product caps one XREAD at a few seconds).
+        yield RedisAlertStore(client, maxlen=1000, block_cap=30)
     finally:
         await client.aclose()
 

@@ -11,8 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import eventually
-from test_proxy_support import RunningGuard, StubUpstream, rules_copy, running_guard
+from support import RunningGuard, StubUpstream, eventually, rules_copy, running_guard
 
 from guard.config.risk import RiskSettings
 from guard.config.settings import ClientKey, Settings

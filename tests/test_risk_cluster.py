@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from redis.asyncio.cluster import RedisCluster
+from support import blocked_clients, eventually
 
 from guard.risk.model import Alert
 from guard.risk.reports import RedisReportStore, Reports
@@ -27,13 +28,13 @@ def alert(n: int) -> Alert:
 async def test_feed_and_reports_on_a_cluster(redis_cluster: str) -> None:
     client = RedisCluster.from_url(redis_cluster, socket_timeout=10)
     try:
-        store = RedisAlertStore(client, block_cap=0.5)
+        store = RedisAlertStore(client, block_cap=30)  # the reader below waits for its alert
         stored = [await store.publish(alert(n), dedup_ttl=60) for n in range(6)]
         ids = [s.id for s in stored if s is not None]
         assert len(ids) == 3  # acct-0/1/2 once each within the window
         assert [a.id for a in await store.history()] == ids
-        reader = asyncio.create_task(store.read(ids[-1], wait=5))
-        await asyncio.sleep(0.05)
+        reader = asyncio.create_task(store.read(ids[-1], wait=30))
+        await eventually(lambda: blocked_clients(client), what="the reader blocked in XREAD")  # then publish
         extra = await store.publish(alert(100))
         assert extra is not None and [a.id for a in await reader] == [extra.id]
         await store.set_cursor("hook", ids[0])

@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ import pytest
 import redis.asyncio as aioredis
 from aiohttp import web
 from servers import free_port
-from test_proxy_support import StubUpstream, rules_copy
+from support import StubUpstream, eventually, rules_copy, wait_ready
 
 from guard.http.auth import hash_key
 
@@ -112,8 +111,9 @@ url = "{robot.url}"
             with (tmp_path / f"guard-{port}.log").open("wb") as log:
                 procs.append(subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env))
             urls.append(f"http://127.0.0.1:{port}")
+        logs = sorted(tmp_path.glob("guard-*.log"))
         for url, proc in zip(urls, procs, strict=True):
-            _wait_ready(url, proc, tmp_path)
+            wait_ready(url, proc, logs)
         yield urls
     finally:
         for proc in procs:
@@ -124,25 +124,6 @@ url = "{robot.url}"
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-
-
-def _wait_ready(url: str, proc: subprocess.Popen[bytes], logs: Path) -> None:
-    import urllib.error
-    import urllib.request
-
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            text = "\n".join(p.read_text(errors="replace") for p in logs.glob("guard-*.log"))
-            raise RuntimeError(f"guard exited with {proc.returncode}:\n{text[-3000:]}")
-        try:
-            with urllib.request.urlopen(url + "/readyz", timeout=1) as resp:
-                if resp.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} not ready")
 
 
 async def call(
@@ -161,18 +142,6 @@ async def call(
             return resp.status, json.loads(raw)
         except ValueError:
             return resp.status, raw.decode(errors="replace")
-
-
-async def eventually(check: Any, deadline: float = 30.0, what: str = "the condition") -> Any:
-    """Poll `check()` (async, returns a value or None) until it returns something."""
-    end = time.monotonic() + deadline
-    while True:
-        value = await check()
-        if value is not None:
-            return value
-        if time.monotonic() > end:
-            raise AssertionError(f"{what}: not reached within {deadline} s")
-        await asyncio.sleep(0.1)
 
 
 def add(app_id: str) -> dict[str, Any]:

@@ -4,13 +4,12 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from servers import RedisServer
-from test_proxy_support import running_guard, stub_upstream
+from support import eventually, running_guard, stub_upstream
 
 from guard.config.settings import Settings
 from guard.risk.api import RISK
@@ -49,10 +48,9 @@ async def test_alerts_and_counts_of_an_outage_arrive_when_redis_is_back(own_redi
             assert observer.waiting >= 2  # the report counters and the system alert wait for Redis
 
             await asyncio.to_thread(own_redis.start)
-            deadline = time.monotonic() + 30
-            while observer.waiting:
-                assert time.monotonic() < deadline, "the waiting steps were not written after Redis came back"
-                await asyncio.sleep(0.1)
+            await eventually(
+                lambda: observer.waiting == 0, what="the waiting steps written after Redis came back"
+            )
             async with guard.session.get(guard.url + "/v1/alerts", params={"level": "system"}) as resp:
                 feed = await resp.json()
             assert [a["rule"] for a in feed["alerts"]] == ["redis_down"]
