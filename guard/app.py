@@ -1,4 +1,4 @@
-"""Assembly of the guard's aiohttp application: shared state (guard.appkeys), start-up and clean-up in one
+"""Assembly of the guard's aiohttp application: shared state (guard.http.keys), start-up and clean-up in one
 `cleanup_ctx`, the /v1 API, the risk side (`guard.risk.install`) and the catch-all proxy route.
 """
 
@@ -22,21 +22,30 @@ from guard.config.settings import Settings
 from guard.core.accounts import AccountDirectory
 from guard.core.bundle import BundleStore
 from guard.core.pipeline import Pipeline
-from guard.core.pubsub import follow_channel
 from guard.http import api, proxy
 from guard.http.auth import Authenticator
-from guard.http.keys import ACCOUNTS, BUNDLE, CLIENT, LIMITER, METRICS, OBSERVERS, PIPELINE, REDIS, SETTINGS
+from guard.http.keys import (
+    ACCOUNTS,
+    AUDIT,
+    AUTH,
+    BUNDLE,
+    CLIENT,
+    LIMITER,
+    METRICS,
+    OBSERVERS,
+    PIPELINE,
+    PROCESS_TOKEN,
+    REDIS,
+    RELOAD_NOW,
+    SETTINGS,
+)
+from guard.http.reload import listen_reloads, watch_rules
 from guard.observe.audit import AuditLog
 from guard.observe.metrics import GuardMetrics
 from guard.risk import install as risk
 from ratelimit import Limiter, MemoryStorage, RedisStorage
 
 log = logging.getLogger("guard.app")
-
-RELOAD_CHANNEL = "siyu-guard:rules:reload"
-# Set by SIGHUP, POST /v1/rules/reload on another process (pub/sub), or a test: reload at once.
-RELOAD_NOW: web.AppKey[asyncio.Event] = web.AppKey("reload_now")
-PROCESS_TOKEN: web.AppKey[str] = web.AppKey("process_token")
 
 
 async def connect_redis(settings: Settings) -> aioredis.Redis | RedisCluster:
@@ -57,66 +66,9 @@ async def connect_redis(settings: Settings) -> aioredis.Redis | RedisCluster:
     return connect(target, socket_timeout=2.0, socket_connect_timeout=2.0)
 
 
-async def reload_rules(app: web.Application, why: str, *, publish: bool = False) -> bool:
-    """Reload the rules bundle of this process; tell the observers when it fails, the other processes
-    when asked to (`publish`)."""
-    store = app[BUNDLE]
-    metrics = app[METRICS]
-    ok = await store.reload()
-    metrics.rules_reloads.inc("ok" if ok else "error")
-    if ok:
-        metrics.rules_version.values.clear()
-        metrics.rules_version.set(1, store.version)
-        log.info("rules reloaded (%s): version %s", why, store.version)
-    else:
-        await proxy.notify_system(
-            app,
-            "rules_reload_failed",
-            f"rules reload failed; still serving version {store.version}",
-            {"error": store.last_error or "", "trigger": why},
-        )
-    client = app[REDIS]
-    if publish and client is not None:
-        try:
-            await client.publish(RELOAD_CHANNEL, app[PROCESS_TOKEN])
-        except Exception as exc:
-            log.warning("could not announce the reload to the other guard processes: %s", exc)
-    return ok
-
-
-async def _watch_rules(app: web.Application) -> None:
-    """Reload when a file under the rules directory changes (polling), or when asked (RELOAD_NOW)."""
-    settings = app[SETTINGS]
-    event = app[RELOAD_NOW]
-    interval = settings.reload_interval if settings.reload_interval > 0 else None
-    while True:
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(interval):
-                await event.wait()
-        if event.is_set():
-            event.clear()
-            await reload_rules(app, "signal")
-        elif await app[BUNDLE].changed():
-            await reload_rules(app, "file change")
-
-
-async def _listen_reloads(app: web.Application) -> None:
-    """Reload when another guard process announces a reload on Redis pub/sub."""
-
-    async def announced(msg: dict[str, Any] | None) -> None:
-        if msg is None:
-            return
-        data = msg.get("data")
-        sender = data.decode() if isinstance(data, bytes) else str(data)
-        if sender != app[PROCESS_TOKEN]:
-            await reload_rules(app, "announced by another process")
-
-    await follow_channel(app[REDIS], RELOAD_CHANNEL, announced, idle=5.0, what="rules reload channel")
-
-
 async def stop_tasks(tasks: list[asyncio.Task[None]]) -> None:
     """Cancel background tasks and wait for them to end. (The ones that talk to Redis pub/sub check for
-    a cancellation redis-py swallowed: `guard.pubsub.raise_if_cancelled`.)"""
+    a cancellation redis-py swallowed: `guard.core.pubsub.raise_if_cancelled`.)"""
     for task in tasks:
         task.cancel()
     for task in tasks:
@@ -153,9 +105,9 @@ async def _core(app: web.Application) -> AsyncIterator[None]:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signal.SIGHUP, app[RELOAD_NOW].set)
             on_sighup = True
-    tasks = [asyncio.create_task(_watch_rules(app), name="guard-rules-watch")]
+    tasks = [asyncio.create_task(watch_rules(app), name="guard-rules-watch")]
     if app[REDIS] is not None:
-        tasks.append(asyncio.create_task(_listen_reloads(app), name="guard-rules-channel"))
+        tasks.append(asyncio.create_task(listen_reloads(app), name="guard-rules-channel"))
         tasks.append(asyncio.create_task(directory.run_sync(), name="guard-accounts-sync"))
     try:
         yield
@@ -165,8 +117,9 @@ async def _core(app: web.Application) -> AsyncIterator[None]:
             loop.remove_signal_handler(signal.SIGHUP)
         await app[CLIENT].close()
         await limiter.aclose()
-        if app[REDIS] is not None:
-            await app[REDIS].aclose()
+        shared = app[REDIS]
+        if shared is not None:
+            await shared.aclose()
 
 
 def create_app(
@@ -188,8 +141,8 @@ def create_app(
     store.load_now()
     app[BUNDLE] = store
     app[METRICS].rules_version.set(1, store.version)
-    app[proxy.AUTH] = Authenticator(settings.keys)
-    app[proxy.AUDIT] = AuditLog()
+    app[AUTH] = Authenticator(settings.keys)
+    app[AUDIT] = AuditLog()
     app[RELOAD_NOW] = asyncio.Event()
     app[PROCESS_TOKEN] = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
     if limiter is None and clock is not None:

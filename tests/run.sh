@@ -2,7 +2,8 @@
 # The project's one test command, for a newcomer and for CI alike:
 #   bash tests/run.sh [pytest args]
 # It installs what the tests need (Debian's redis-server, chromium and a CJK font, the package with its test extras),
-# then runs the whole suite. pytest's exit 5 (no tests collected) counts as a failure.
+# then checks lint, formatting and types (ruff check, ruff format --check, mypy) and runs the whole suite.
+# pytest's exit 5 (no tests collected) counts as a failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,6 +22,11 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 python3 -m pip install --quiet --disable-pip-version-check -e '.[test]'
+
+echo "ruff check, ruff format --check, mypy"
+python3 -m ruff check .
+python3 -m ruff format --check .
+python3 -m mypy
 
 set +e
 python3 -m pytest "$@"

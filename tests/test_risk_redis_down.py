@@ -12,7 +12,7 @@ from servers import RedisServer
 from support import eventually, running_guard, stub_upstream
 
 from guard.config.settings import Settings
-from guard.risk.api import RISK
+from guard.http.keys import RISK
 
 BROADCAST = "/cgi-bin/externalcontact/add_msg_template"
 

@@ -18,7 +18,7 @@ import redis.asyncio as aioredis
 from servers import RedisServer
 
 from guard.config.risk import RiskSettings
-from guard.core.types import Action, Decision, DecisionRecord, TextField, Verdict
+from guard.core.types import Action, ContentMatch, Decision, DecisionRecord, TextField, Verdict
 from guard.risk.observer import RiskObserver
 from guard.risk.reports import (
     MemoryReportStore,
@@ -71,17 +71,7 @@ def record(
                 outcome="refuse",
                 code=490001,
                 rule="content:finance",
-                details={
-                    "matches": [
-                        {
-                            "category": "finance",
-                            "term": "投资",
-                            "start": start,
-                            "end": start + 2,
-                            "where": "text",
-                        }
-                    ]
-                },
+                matches=(ContentMatch("text", "finance", "投资", start, start + 2, "投资", "block"),),
             )
         )
     elif refused_by == "quota":

@@ -17,7 +17,7 @@ from guard.core import codes
 from guard.core.accounts import AccountDirectory
 from guard.core.bundle import Bundle
 from guard.core.codes import GuardCode
-from guard.core.types import ALLOW, Action, Verdict
+from guard.core.types import ALLOW, Action, CheckName, ContentMatch, Detail, Verdict
 from ratelimit import Charge, HitResult, Limiter, StorageUnavailable
 
 log = logging.getLogger("guard.checks")
@@ -30,7 +30,16 @@ class CheckContext:
     dry_run: bool = False
 
 
-def refuse(check: str, code: GuardCode, rule: str, zh: str, en: str, **details: object) -> Verdict:
+def refuse(
+    check: CheckName,
+    code: GuardCode,
+    rule: str,
+    zh: str,
+    en: str,
+    *,
+    matches: tuple[ContentMatch, ...] = (),
+    **details: Detail,
+) -> Verdict:
     return Verdict(
         check=check,
         outcome="refuse",
@@ -38,6 +47,7 @@ def refuse(check: str, code: GuardCode, rule: str, zh: str, en: str, **details: 
         rule=rule,
         reason_zh=f"{code.zh}{zh}",
         reason_en=f"{code.en} {en}".strip(),
+        matches=matches,
         details=details,
     )
 
@@ -68,42 +78,32 @@ class ContentCheck:
     name = "content"
 
     async def __call__(self, action: Action, ctx: CheckContext) -> Verdict:
-        blocked: list[dict[str, object]] = []
-        warned: list[dict[str, object]] = []
+        blocked: list[ContentMatch] = []
+        warned: list[ContentMatch] = []
         scan = ctx.bundle.ruleset.scan
         for field in action.texts:
-            result = scan(field.text)
-            for m in result.matches:
-                item = {
-                    "where": field.where,
-                    "category": m.category,
-                    "term": m.term,
-                    "start": m.start,
-                    "end": m.end,
-                    "text": m.text,
-                    "action": getattr(m, "action", result.action),
-                }
-                (blocked if item["action"] == "block" else warned).append(item)
+            for m in scan(field.text).matches:
+                item = ContentMatch(field.where, m.category, m.term, m.start, m.end, m.text, m.action)
+                (blocked if m.action == "block" else warned).append(item)
         if blocked:
             first = blocked[0]
-            category = str(first["category"])
             return refuse(
                 "content",
                 codes.CONTENT_BLOCKED,
-                f"content:{category}",
-                f"命中「{first['text']}」（类别 {category}，位置 {first['where']}）。",
-                f"Matched {first['text']!r} (category {category}, in {first['where']}).",
-                matches=blocked + warned,
+                f"content:{first.category}",
+                f"命中「{first.text}」（类别 {first.category}，位置 {first.where}）。",
+                f"Matched {first.text!r} (category {first.category}, in {first.where}).",
+                matches=(*blocked, *warned),
             )
         if warned:
             first = warned[0]
             return Verdict(
                 check="content",
                 outcome="warn",
-                rule=f"content:{first['category']}",
-                reason_zh=f"内容命中提醒词（类别 {first['category']}）",
-                reason_en=f"the text matched a warn-level term (category {first['category']})",
-                details={"matches": warned},
+                rule=f"content:{first.category}",
+                reason_zh=f"内容命中提醒词（类别 {first.category}）",
+                reason_en=f"the text matched a warn-level term (category {first.category})",
+                matches=tuple(warned),
             )
         return ALLOW
 
@@ -197,7 +197,7 @@ class QuotaCheck:
             return frozen_verdict(action.account), result
         if not result.allowed:
             return await self._refusal(action, ctx, result), result
-        crossed = [f"{o.rule}/{o.window}:{t}" for o, t in result.crossed]
+        crossed = tuple(f"{o.rule}/{o.window}:{t}" for o, t in result.crossed)
         if crossed:
             return (
                 Verdict(

@@ -103,6 +103,11 @@ RECIPIENTS_UNKNOWN = GuardCode(
     "The broadcast lists no recipients (all customers, a tag filter or all groups), so the daily recipient "
     "limit cannot be checked; it was not sent. List them in external_userid (or chat_id_list) and resend.",
 )  # fmt: skip
+NOT_FOUND = GuardCode(
+    490017, "not_found", 404,
+    "所请求的对象不存在。",
+    "The requested item does not exist.",
+)  # fmt: skip
 
 ALL_CODES: tuple[GuardCode, ...] = (
     CONTENT_BLOCKED,
@@ -121,5 +126,6 @@ ALL_CODES: tuple[GuardCode, ...] = (
     MISSING_ACCOUNT,
     FORBIDDEN_ROLE,
     RECIPIENTS_UNKNOWN,
+    NOT_FOUND,
 )
 BY_CODE: dict[int, GuardCode] = {c.code: c for c in ALL_CODES}

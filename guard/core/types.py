@@ -11,10 +11,24 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, get_args
 
+from ratelimit import HitResult
+from rules.limits import ACTIONS as LIMIT_NAMES
+from rules.ruleset import ScanAction
+
 ActionKind = Literal["add_friend", "broadcast", "moment", "message", "welcome"]
 ACTION_KINDS: tuple[str, ...] = get_args(ActionKind)
 Direction = Literal["active", "passive"]
+# The names an Action is counted under (`Action.limit_name`): the limits file's action names
+# (`rules.limits.ACTIONS`, the one list) but for a broadcast's recipient count, which is charged beside it.
+RECIPIENTS_LIMIT = "broadcast.recipients"
+ACTION_NAMES: tuple[str, ...] = tuple(name for name in LIMIT_NAMES if name != RECIPIENTS_LIMIT)
 Outcome = Literal["allow", "warn", "refuse"]
+# The checks of the pipeline, in order, and `request`: the verdict an account of a many-account request
+# gets when another account of it was refused (and the check of `ALLOW`, which decides nothing).
+CheckName = Literal["frozen", "content", "attachments", "quota", "request"]
+CHECK_NAMES: tuple[str, ...] = get_args(CheckName)
+# A detail of a verdict (the limit, the count, the reset time, the refusing rule …): JSON-ready scalars.
+Detail = str | int | float | bool | None | tuple[str, ...]
 # What happened to the request after the decision.
 Disposition = Literal[
     "refused", "forwarded", "upstream_refused", "upstream_timeout", "upstream_error", "checked"
@@ -62,19 +76,39 @@ class Action:
 
 
 @dataclass(frozen=True, slots=True)
+class ContentMatch:
+    """One hit of the content rules in one text field: `start` / `end` index that field's original text."""
+
+    where: str
+    category: str
+    term: str
+    start: int
+    end: int
+    text: str
+    action: ScanAction
+
+
+@dataclass(frozen=True, slots=True)
 class Verdict:
     """The answer of one check. `rule` names what decided, e.g. `content:finance`, `quota:broadcast/day`."""
 
-    check: str
+    check: CheckName
     outcome: Outcome
     code: int = 0
     rule: str = ""
     reason_zh: str = ""
     reason_en: str = ""
-    details: Mapping[str, object] = field(default_factory=dict)
+    # The content check's hits (blocking ones first); empty for every other check.
+    matches: tuple[ContentMatch, ...] = ()
+    details: Mapping[str, Detail] = field(default_factory=dict)
+
+    @property
+    def categories(self) -> list[str]:
+        """The content categories this verdict's hits belong to, one per hit."""
+        return [m.category for m in self.matches]
 
 
-ALLOW = Verdict(check="", outcome="allow")
+ALLOW = Verdict(check="request", outcome="allow")
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,9 +117,9 @@ class Decision:
 
     action: Action
     verdicts: tuple[Verdict, ...]
-    # The ratelimit result of the quota check (None when the pipeline stopped before it);
-    # kept so the proxy can refund it and the alerts can read the thresholds crossed without a round trip.
-    quota: object | None = None
+    # The ratelimit result of the quota check (None when the pipeline stopped before it or the counters were
+    # unavailable); kept so the proxy can refund it and the alerts read the thresholds crossed.
+    quota: HitResult | None = None
 
     @property
     def refusal(self) -> Verdict | None:
@@ -98,6 +132,11 @@ class Decision:
     @property
     def warnings(self) -> tuple[Verdict, ...]:
         return tuple(v for v in self.verdicts if v.outcome == "warn")
+
+    @property
+    def result(self) -> Literal["refuse", "warn", "allow"]:
+        """What the decision says as one word (metrics, audit lines, /v1/check)."""
+        return "refuse" if self.refusal is not None else ("warn" if self.warnings else "allow")
 
 
 @dataclass(frozen=True, slots=True)

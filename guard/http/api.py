@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -13,47 +12,52 @@ from aiohttp import web
 
 from guard.core import codes
 from guard.core import fields as a
-from guard.core.body import BodyError, check_content_type, decode_content, parse_json
-from guard.core.codes import GuardCode
-from guard.core.types import ACTION_KINDS, Action, Attachment, Decision, TextField
-from guard.http.auth import Client
+from guard.core.body import BodyError
+from guard.core.types import ACTION_KINDS, Action, Attachment, Decision, TextField, Verdict
+from guard.http.auth import authenticate
+from guard.http.body import read_json
 from guard.http.keys import BUNDLE, LIMITER, METRICS, PIPELINE, REDIS, SETTINGS
-from ratelimit import HitResult
-
-
-def json_response(data: object, status: int = 200) -> web.Response:
-    return web.Response(
-        status=status,
-        body=json.dumps(data, ensure_ascii=False, default=str).encode("utf-8", "replace"),
-        content_type="application/json",
-        charset="utf-8",
-    )
-
-
-def api_error(code: GuardCode, detail: str = "") -> web.Response:
-    return json_response(
-        {
-            "error": code.name,
-            "code": code.code,
-            "message": f"{code.zh} / {code.en}" + (f" ({detail})" if detail else ""),
-        },
-        status=code.status if code.status != 200 else 400,
-    )
-
-
-def authenticate(request: web.Request, role: str = "staff") -> Client | web.Response:
-    """The calling client, or the refusal to send (wrong key → 401, too weak a role → 403)."""
-    from guard.http.proxy import AUTH, presented_key
-
-    client = request.app[AUTH].identify(presented_key(request, request.app[SETTINGS]))
-    if client is None:
-        return api_error(codes.UNAUTHORIZED)
-    if not client.has_role(role):
-        return api_error(codes.FORBIDDEN_ROLE, f"needs role {role}")
-    return client
-
+from guard.http.notify import record_decisions
+from guard.http.reload import reload_rules
+from guard.http.responses import api_error, json_response, match_json
 
 # ---- POST /v1/check ----
+
+
+def check_texts(body: Mapping[str, Any]) -> tuple[TextField, ...]:
+    """`text` and `texts` (strings, or objects {where, text}) of a /v1/check body."""
+    texts: list[TextField] = a.text(body, "text")
+    for i, item in enumerate(a.opt_list(body, "texts") or []):
+        if isinstance(item, str):
+            texts.append(TextField(f"texts[{i}]", item))
+        elif isinstance(item, dict):
+            value = a.opt_str(item, "text", f"texts[{i}]")
+            where = a.opt_str(item, "where", f"texts[{i}]") or f"texts[{i}]"
+            if value:
+                texts.append(TextField(where, value))
+        else:
+            raise a.wrong_type(f"texts[{i}]", "a string or an object {where, text}", item)
+    return tuple(texts)
+
+
+def check_attachments(body: Mapping[str, Any]) -> tuple[Attachment, ...]:
+    """`attachments` of a /v1/check body: objects {kind, where, url, appid, page}."""
+    attachments: list[Attachment] = []
+    for i, item in enumerate(a.obj_list(body, "attachments")):
+        where = f"attachments[{i}]"
+        att_kind = a.opt_str(item, "kind", where)
+        if not att_kind:
+            raise BodyError(codes.BAD_REQUEST, f"{where}.kind is missing")
+        attachments.append(
+            Attachment(
+                kind=att_kind,
+                where=a.opt_str(item, "where", where) or where,
+                url=a.opt_str(item, "url", where),
+                appid=a.opt_str(item, "appid", where),
+                page=a.opt_str(item, "page", where),
+            )
+        )
+    return tuple(attachments)
 
 
 def parse_check_body(body: Mapping[str, Any]) -> tuple[Action, bool]:
@@ -75,32 +79,6 @@ def parse_check_body(body: Mapping[str, Any]) -> tuple[Action, bool]:
             raise BodyError(codes.BAD_REQUEST, "direction must be 'active' or 'passive' for add_friend")
     elif direction is not None:
         raise BodyError(codes.BAD_REQUEST, "direction applies to add_friend only")
-    texts: list[TextField] = a.text(body, "text")
-    for i, item in enumerate(a.opt_list(body, "texts") or []):
-        if isinstance(item, str):
-            texts.append(TextField(f"texts[{i}]", item))
-        elif isinstance(item, dict):
-            value = a.opt_str(item, "text", f"texts[{i}]")
-            where = a.opt_str(item, "where", f"texts[{i}]") or f"texts[{i}]"
-            if value:
-                texts.append(TextField(where, value))
-        else:
-            raise a.wrong_type(f"texts[{i}]", "a string or an object {where, text}", item)
-    attachments: list[Attachment] = []
-    for i, item in enumerate(a.obj_list(body, "attachments")):
-        where = f"attachments[{i}]"
-        att_kind = a.opt_str(item, "kind", where)
-        if not att_kind:
-            raise BodyError(codes.BAD_REQUEST, f"{where}.kind is missing")
-        attachments.append(
-            Attachment(
-                kind=att_kind,
-                where=a.opt_str(item, "where", where) or where,
-                url=a.opt_str(item, "url", where),
-                appid=a.opt_str(item, "appid", where),
-                page=a.opt_str(item, "page", where),
-            )
-        )
     recipients = a.opt_int(body, "recipients")
     if recipients is not None and recipients < 0:
         raise BodyError(codes.BAD_REQUEST, "recipients must be >= 0")
@@ -111,13 +89,20 @@ def parse_check_body(body: Mapping[str, Any]) -> tuple[Action, bool]:
         kind=kind,  # type: ignore[arg-type]
         account=account,
         direction=direction,  # type: ignore[arg-type]
-        texts=tuple(texts),
-        attachments=tuple(attachments),
+        texts=check_texts(body),
+        attachments=check_attachments(body),
         recipients=recipients if recipients is not None else (1 if kind != "moment" else 0),
         request_id=a.opt_str(body, "request_id"),
         profile="api",
     )
     return action, dry_run
+
+
+def verdict_details(verdict: Verdict) -> dict[str, object]:
+    details: dict[str, object] = dict(verdict.details)
+    if verdict.matches:
+        details["matches"] = [{**match_json(m), "action": m.action} for m in verdict.matches]
+    return details
 
 
 def decision_json(decision: Decision) -> dict[str, Any]:
@@ -130,12 +115,12 @@ def decision_json(decision: Decision) -> dict[str, Any]:
             "rule": v.rule,
             "reason_zh": v.reason_zh,
             "reason_en": v.reason_en,
-            "details": dict(v.details),
+            "details": verdict_details(v),
         }
         for v in decision.verdicts
     ]
     out: dict[str, Any] = {
-        "decision": "refuse" if refusal else ("warn" if decision.warnings else "allow"),
+        "decision": decision.result,
         "allowed": refusal is None,
         "account": decision.action.account,
         "action": decision.action.limit_name,
@@ -149,31 +134,24 @@ def decision_json(decision: Decision) -> dict[str, Any]:
             rule=refusal.rule,
             message=f"{refusal.reason_zh} / {refusal.reason_en}",
         )
-    if isinstance(decision.quota, HitResult):
+    if decision.quota is not None:
         out["quota"] = [o._asdict() for o in decision.quota.outcomes]
     return out
 
 
 async def check(request: web.Request) -> web.StreamResponse:
-    from guard.http.proxy import encodings_of, read_body, record_decisions
-
     client = authenticate(request)
-    if isinstance(client, web.Response):
-        return client
     started = time.perf_counter()
-    limit = request.app[SETTINGS].body_limit
     try:
-        raw = await read_body(request, limit)
-        check_content_type(request.headers.get("Content-Type"))
-        body = a.root_object(parse_json(decode_content(raw, encodings_of(request.headers), limit)))
-        action, dry_run = parse_check_body(body)
+        _, parsed = await read_json(request, request.app[SETTINGS].body_limit)
+        action, dry_run = parse_check_body(a.root_object(parsed))
     except BodyError as exc:
-        return api_error(exc.code, exc.detail)
+        raise api_error(exc.code, exc.detail) from None
     if not client.may_act_for(action.account):
-        return api_error(codes.ACCOUNT_NOT_PERMITTED, f"account {action.account}")
+        raise api_error(codes.ACCOUNT_NOT_PERMITTED, f"account {action.account}")
     decisions = await request.app[PIPELINE].decide([action], dry_run=dry_run)
     request.app[METRICS].latency.observe(time.perf_counter() - started)
-    await record_decisions(request.app, decisions, "checked", client=client, started=started, dry_run=dry_run)
+    await record_decisions(request.app, decisions, "checked", client=client, dry_run=dry_run)
     out = decision_json(decisions[0])
     out["dry_run"] = dry_run
     return json_response(out)
@@ -201,18 +179,12 @@ def rules_status(app: web.Application) -> dict[str, Any]:
 
 
 async def rules_get(request: web.Request) -> web.StreamResponse:
-    client = authenticate(request)
-    if isinstance(client, web.Response):
-        return client
+    authenticate(request)
     return json_response(rules_status(request.app))
 
 
 async def rules_reload(request: web.Request) -> web.StreamResponse:
-    from guard.app import reload_rules
-
     client = authenticate(request, "admin")
-    if isinstance(client, web.Response):
-        return client
     ok = await reload_rules(request.app, f"POST /v1/rules/reload by {client.name}", publish=True)
     status = rules_status(request.app)
     status["reloaded"] = ok

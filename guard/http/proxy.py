@@ -3,19 +3,17 @@ refuse in the platform's format; upstream refusal → refund; observers, audit l
 
 Allowed requests reach the upstream byte for byte: the body is the bytes received (never re-serialized,
 still compressed if it came compressed), the path and query string are the raw ones minus the guard's
-key parameter, headers are the end-to-end ones minus the guard's key header.
+key parameter, headers are the end-to-end ones minus the guard's key (header or bearer).
 """
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 import time
-import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
-from urllib.parse import quote, unquote_plus
+from urllib.parse import unquote_plus
 
 import aiohttp
 from aiohttp import web
@@ -23,18 +21,17 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from guard.config.settings import Settings
 from guard.core import codes
-from guard.core.body import BodyError, check_content_type, decode_content, parse_json
-from guard.core.codes import GuardCode
+from guard.core.body import BodyError
 from guard.core.profiles import READ_METHODS, Profile, RequestInfo, Route
-from guard.core.types import Decision, DecisionRecord, Disposition, Verdict
-from guard.http.auth import Authenticator, Client
-from guard.http.keys import ACCOUNTS, BUNDLE, CLIENT, METRICS, OBSERVERS, PIPELINE, SETTINGS
-from guard.observe.audit import AuditLog, mask
+from guard.core.types import Action, Decision, Disposition
+from guard.http.auth import Client, PresentedKey, presented_key
+from guard.http.body import inspect_answer, read_json
+from guard.http.keys import AUDIT, AUTH, BUNDLE, CLIENT, METRICS, PIPELINE, SETTINGS
+from guard.http.notify import notify_system, record_decisions
+from guard.http.responses import error_response, header_value, verdict_response
+from guard.observe.masking import mask
 
 log = logging.getLogger("guard.proxy")
-
-AUTH: web.AppKey[Authenticator] = web.AppKey("auth")
-AUDIT: web.AppKey[AuditLog] = web.AppKey("audit")
 
 HOP_BY_HOP = frozenset(
     h.lower()
@@ -47,85 +44,6 @@ ACCOUNT_HEADER = "X-Guard-Account"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 
-# ---- refusals: the one place a refusal body is written ----
-
-
-def header_value(value: str) -> str:
-    """HTTP header values are latin-1: percent-encode anything else (a Chinese category name)."""
-    return quote(value, safe=":/._-+@=,;*")
-
-
-def refusal_message(verdict: Verdict) -> str:
-    return f"{verdict.reason_zh} / {verdict.reason_en}"
-
-
-def refusal_response(
-    profile: Profile,
-    code: GuardCode,
-    message: str,
-    *,
-    rule: str,
-    details: Mapping[str, object] | None = None,
-    decision: str = "refuse",
-) -> web.Response:
-    guard: dict[str, object] = {"decision": decision, "code": code.name, "rule": rule}
-    if details:
-        guard["details"] = dict(details)
-    status, body = profile.answer.refusal(code, message, guard)
-    return web.Response(
-        status=status,
-        body=body,
-        content_type="application/json",
-        charset="utf-8",
-        headers={"X-Guard-Decision": decision, "X-Guard-Rule": header_value(rule)},
-    )
-
-
-def verdict_response(profile: Profile, verdict: Verdict) -> web.Response:
-    code = codes.BY_CODE.get(verdict.code, codes.CONTENT_BLOCKED)
-    details = {k: v for k, v in verdict.details.items() if k != "matches"}
-    if verdict.check == "content":
-        details["matches"] = [
-            {k: m.get(k) for k in ("where", "category", "term", "start", "end", "text")}
-            for m in verdict.details.get("matches", [])  # type: ignore[attr-defined]
-            if isinstance(m, Mapping)
-        ]
-    return refusal_response(profile, code, refusal_message(verdict), rule=verdict.rule, details=details)
-
-
-def error_response(profile: Profile, code: GuardCode, detail: str, rule: str | None = None) -> web.Response:
-    message = f"{code.zh} / {code.en}" + (f" ({detail})" if detail else "")
-    return refusal_response(profile, code, message, rule=rule or f"guard:{code.name}", details=None)
-
-
-# ---- request reading ----
-
-
-async def read_body(request: web.Request, limit: int) -> bytes:
-    """The raw body (chunked or not), refused as soon as it passes `limit`."""
-    length = request.content_length
-    if length is not None and length > limit:
-        raise BodyError(codes.BODY_TOO_LARGE, f"Content-Length {length} is over the limit of {limit} bytes")
-    data = bytearray()
-    async for chunk in request.content.iter_chunked(64 * 1024):
-        data += chunk
-        if len(data) > limit:
-            raise BodyError(codes.BODY_TOO_LARGE, f"body is over the limit of {limit} bytes")
-    return bytes(data)
-
-
-def encodings_of(headers: Mapping[str, str] | CIMultiDictProxy[str]) -> list[str]:
-    values = headers.getall("Content-Encoding", []) if isinstance(headers, CIMultiDictProxy) else []
-    return [part for value in values for part in value.split(",")]
-
-
-def presented_key(request: web.Request, settings: Settings) -> str | None:
-    key = request.headers.get(settings.key_header)
-    if key:
-        return key
-    return request.rel_url.query.get(settings.key_param)
-
-
 def forward_query(raw_query: str, key_param: str) -> str:
     """The raw query string minus the guard's key parameter; everything else kept as sent."""
     if not raw_query:
@@ -135,120 +53,29 @@ def forward_query(raw_query: str, key_param: str) -> str:
     return "&".join(kept)
 
 
-def forward_headers(headers: CIMultiDictProxy[str], key_header: str) -> CIMultiDict[str]:
-    out: CIMultiDict[str] = CIMultiDict()
+def end_to_end_headers(
+    headers: CIMultiDictProxy[str], drop: frozenset[str] = frozenset()
+) -> CIMultiDict[str]:
+    """`headers` minus the hop-by-hop ones (and those the Connection header lists) and `drop` (lower case)."""
     connection_listed = {
         token.strip().lower() for value in headers.getall("Connection", []) for token in value.split(",")
     }
-    skip = HOP_BY_HOP | connection_listed | {key_header.lower()}
+    skip = HOP_BY_HOP | connection_listed | drop
+    out: CIMultiDict[str] = CIMultiDict()
     for name, value in headers.items():
         if name.lower() not in skip:
             out.add(name, value)
     return out
 
 
-def relay_headers(headers: CIMultiDictProxy[str]) -> CIMultiDict[str]:
-    out: CIMultiDict[str] = CIMultiDict()
-    connection_listed = {
-        token.strip().lower() for value in headers.getall("Connection", []) for token in value.split(",")
-    }
-    for name, value in headers.items():
-        lower = name.lower()
-        if lower not in HOP_BY_HOP and lower not in connection_listed:
-            out.add(name, value)
-    return out
-
-
-def decoded_for_inspection(body: bytes, headers: CIMultiDictProxy[str]) -> bytes:
-    encoding = headers.get("Content-Encoding", "").strip().lower()
-    if encoding in ("gzip", "x-gzip", "deflate"):
-        try:
-            wbits = 16 + zlib.MAX_WBITS if "gzip" in encoding else zlib.MAX_WBITS
-            return zlib.decompressobj(wbits).decompress(body, 4 * 1024 * 1024)
-        except zlib.error:
-            return b""
-    return body
-
-
-# ---- observers ----
-
-
-async def notify_decision(app: web.Application, record: DecisionRecord) -> None:
-    """Tell every observer; one that raises or is slow is logged and skipped, never felt by the client.
-
-    An observer with a synchronous `offer_decision` (a queue put: it cannot block) is called directly,
-    without arming a timeout per decision."""
-    timeout = app[SETTINGS].observer_timeout
-    for observer in app[OBSERVERS]:
-        offer = getattr(observer, "offer_decision", None)
-        if offer is not None:
-            try:
-                offer(record)
-            except Exception as exc:
-                app[METRICS].observer_errors.inc()
-                log.warning("observer %s failed on a decision: %r", type(observer).__name__, exc)
-            continue
-        try:
-            async with asyncio.timeout(timeout):
-                await observer.on_decision(record)
-        except Exception as exc:
-            app[METRICS].observer_errors.inc()
-            log.warning("observer %s failed on a decision: %r", type(observer).__name__, exc)
-
-
-async def notify_system(
-    app: web.Application, event: str, message: str, details: Mapping[str, object]
-) -> None:
-    timeout = app[SETTINGS].observer_timeout
-    for observer in app[OBSERVERS]:
-        try:
-            async with asyncio.timeout(timeout):
-                await observer.on_system(event, message, details)
-        except Exception as exc:
-            app[METRICS].observer_errors.inc()
-            log.warning("observer %s failed on system event %s: %r", type(observer).__name__, event, exc)
-
-
-async def record_decisions(
-    app: web.Application,
-    decisions: Sequence[Decision],
-    disposition: Disposition,
-    *,
-    client: Client | None,
-    started: float,
-    upstream_status: int | None = None,
-    dry_run: bool = False,
-) -> None:
-    metrics = app[METRICS]
-    directory = app[ACCOUNTS]
-    now = time.time()
-    for decision in decisions:
-        refusal = decision.refusal
-        result = "refuse" if refusal else ("warn" if decision.warnings else "allow")
-        rule = refusal.rule if refusal else (decision.warnings[0].rule if decision.warnings else "")
-        metrics.decisions.inc(decision.action.limit_name, result, rule)
-        record = DecisionRecord(
-            decision=decision,
-            disposition=disposition,
-            at=now,
-            client=client.name if client else None,
-            staff=directory.staff_of(decision.action.account),
-            upstream_status=upstream_status,
-            dry_run=dry_run,
-        )
-        app[AUDIT].decision(record)
-        await notify_decision(app, record)
-        if refusal is not None and refusal.rule == "quota:unavailable":
-            metrics.redis_errors.inc("hit")
-            await notify_system(
-                app,
-                "redis_down",
-                "counters unavailable; guarded actions refused",
-                {"error": refusal.details.get("error", "")},
-            )
-
-
-# ---- the handler ----
+def forward_headers(
+    headers: CIMultiDictProxy[str], settings: Settings, key: PresentedKey
+) -> CIMultiDict[str]:
+    """What goes upstream: the end-to-end headers minus the guard's key, wherever the client put it."""
+    drop = {settings.key_header.lower()}
+    if key.source == "bearer":
+        drop.add("authorization")
+    return end_to_end_headers(headers, frozenset(drop))
 
 
 def upstream_url(settings: Settings, profile: Profile, request: web.Request) -> str:
@@ -269,7 +96,8 @@ async def handle(request: web.Request) -> web.StreamResponse:
     matched = bundle.profiles.match(method, path)
     profile = matched[0] if matched else bundle.profiles.owner(path)
 
-    client = app[AUTH].identify(presented_key(request, settings))
+    key = presented_key(request, settings)
+    client = app[AUTH].identify(key.value)
     if client is None:
         metrics.requests.inc("any", "unauthorized")
         app[AUDIT].event("refused", reason="unauthorized", path=path, method=method)
@@ -287,45 +115,46 @@ async def handle(request: web.Request) -> web.StreamResponse:
                     profile, codes.BAD_REQUEST, f"{method} with a body on a guarded endpoint"
                 )
             metrics.requests.inc("read", "forwarded")
-            return await pass_through(request, profile)
+            return await pass_through(request, profile, key)
         if settings.strict:
             metrics.requests.inc("unknown", "refused")
             app[AUDIT].event("refused", reason="unknown_route", path=path, method=method, client=client.name)
             return error_response(profile, codes.UNKNOWN_ROUTE, f"{method} {path}")
         metrics.requests.inc("unknown", "forwarded")
         app[AUDIT].event("unknown_route_forwarded", path=path, method=method, client=client.name)
-        return await pass_through(request, profile)
+        return await pass_through(request, profile, key)
 
     route = matched[1]
     if not route.guarded:
         metrics.requests.inc("pass_through", "forwarded")
-        return await pass_through(request, profile)
-    return await guarded(request, profile, route, client, started)
+        return await pass_through(request, profile, key)
+    return await guarded(request, profile, route, client, key, started)
+
+
+async def read_actions(request: web.Request, route: Route) -> tuple[bytes, list[Action]]:
+    """The raw body (what is forwarded) and the Actions the route's parser reads from it; a BodyError
+    when the body cannot be read, decoded or understood."""
+    assert route.parse is not None
+    raw, parsed = await read_json(request, request.app[SETTINGS].body_limit)
+    if not isinstance(parsed, dict):
+        raise BodyError(codes.BAD_REQUEST, "the body must be a JSON object")
+    info = RequestInfo(
+        method=request.method,
+        path=request.path,
+        query=request.rel_url.query,
+        account_header=(request.headers.get(ACCOUNT_HEADER) or "").strip() or None,
+        request_id=request.headers.get(IDEMPOTENCY_HEADER) or None,
+    )
+    return raw, list(route.parse(parsed, info))
 
 
 async def guarded(
-    request: web.Request, profile: Profile, route: Route, client: Client, started: float
+    request: web.Request, profile: Profile, route: Route, client: Client, key: PresentedKey, started: float
 ) -> web.StreamResponse:
     app = request.app
-    settings = app[SETTINGS]
     metrics = app[METRICS]
-    bundle = app[BUNDLE].current
-    assert route.parse is not None
     try:
-        raw = await read_body(request, settings.body_limit)
-        check_content_type(request.headers.get("Content-Type"))
-        body = decode_content(raw, encodings_of(request.headers), settings.body_limit)
-        parsed = parse_json(body)
-        if not isinstance(parsed, dict):
-            raise BodyError(codes.BAD_REQUEST, "the body must be a JSON object")
-        info = RequestInfo(
-            method=request.method,
-            path=request.path,
-            query=request.rel_url.query,
-            account_header=(request.headers.get(ACCOUNT_HEADER) or "").strip() or None,
-            request_id=request.headers.get(IDEMPOTENCY_HEADER) or None,
-        )
-        actions = route.parse(parsed, info)
+        raw, actions = await read_actions(request, route)
     except BodyError as exc:
         metrics.requests.inc(route.name, "bad_request")
         app[AUDIT].event(
@@ -341,22 +170,36 @@ async def guarded(
             )
             return error_response(profile, codes.ACCOUNT_NOT_PERMITTED, f"account {action.account}")
 
-    decisions = await app[PIPELINE].decide(actions, bundle=bundle)
+    decisions = await app[PIPELINE].decide(actions, bundle=app[BUNDLE].current)
     metrics.latency.observe(time.perf_counter() - started)
     refusal = next((d.refusal for d in decisions if d.refusal is not None), None)
     if refusal is not None:
         metrics.requests.inc(route.name, "refused")
-        await record_decisions(app, decisions, "refused", client=client, started=started)
+        await record_decisions(app, decisions, "refused", client=client)
         return verdict_response(profile, refusal)
+    return await forward_allowed(request, profile, route, client, key, raw, decisions)
 
-    warnings = [w for d in decisions for w in d.warnings]
+
+async def forward_allowed(
+    request: web.Request,
+    profile: Profile,
+    route: Route,
+    client: Client,
+    key: PresentedKey,
+    raw: bytes,
+    decisions: Sequence[Decision],
+) -> web.StreamResponse:
+    """Forward an allowed request and relay the answer; give the quota back when nothing was done."""
+    app = request.app
+    settings = app[SETTINGS]
+    metrics = app[METRICS]
     try:
-        status, headers, payload = await forward(request, profile, raw)
+        status, headers, payload = await forward(request, profile, key, raw)
     except TimeoutError:
         # The action may have happened: the charge is kept.
         metrics.upstream_errors.inc("timeout")
         metrics.requests.inc(route.name, "upstream_timeout")
-        await record_decisions(app, decisions, "upstream_timeout", client=client, started=started)
+        await record_decisions(app, decisions, "upstream_timeout", client=client)
         await notify_system(
             app, "upstream_failing", "upstream timed out", {"profile": profile.name, "route": route.name}
         )
@@ -367,7 +210,7 @@ async def guarded(
         metrics.requests.inc(route.name, "upstream_error")
         for decision in decisions:
             await app[PIPELINE].refund(decision)
-        await record_decisions(app, decisions, "upstream_error", client=client, started=started)
+        await record_decisions(app, decisions, "upstream_error", client=client)
         await notify_system(
             app,
             "upstream_failing",
@@ -377,16 +220,15 @@ async def guarded(
         return error_response(profile, codes.UPSTREAM_UNREACHABLE, type(exc).__name__)
 
     disposition: Disposition = "forwarded"
-    if profile.answer.upstream_refused(status, decoded_for_inspection(payload, headers)):
+    if profile.answer.upstream_refused(status, inspect_answer(payload, headers)):
         disposition = "upstream_refused"
         metrics.upstream_refusals.inc()
         for decision in decisions:
             await app[PIPELINE].refund(decision)
     metrics.requests.inc(route.name, disposition)
-    await record_decisions(
-        app, decisions, disposition, client=client, started=started, upstream_status=status
-    )
-    out = relay_headers(headers)
+    await record_decisions(app, decisions, disposition, client=client, upstream_status=status)
+    warnings = [w for d in decisions for w in d.warnings]
+    out = end_to_end_headers(headers)
     out["X-Guard-Decision"] = "warn" if warnings else "allow"
     if warnings:
         out["X-Guard-Rule"] = header_value(warnings[0].rule)
@@ -412,7 +254,7 @@ def forward_timeout(connect: float, read: float) -> aiohttp.ClientTimeout:
 
 
 async def forward(
-    request: web.Request, profile: Profile, body: bytes
+    request: web.Request, profile: Profile, key: PresentedKey, body: bytes
 ) -> tuple[int, CIMultiDictProxy[str], bytes]:
     settings = request.app[SETTINGS]
     session = request.app[CLIENT]
@@ -420,7 +262,7 @@ async def forward(
         request.method,
         upstream_url(settings, profile, request),
         data=body,
-        headers=forward_headers(request.headers, settings.key_header),
+        headers=forward_headers(request.headers, settings, key),
         allow_redirects=False,
         timeout=forward_timeout(settings.connect_timeout, settings.read_timeout),
     ) as resp:
@@ -428,7 +270,7 @@ async def forward(
         return resp.status, resp.headers, payload
 
 
-async def pass_through(request: web.Request, profile: Profile) -> web.StreamResponse:
+async def pass_through(request: web.Request, profile: Profile, key: PresentedKey) -> web.StreamResponse:
     """Read-only and media endpoints: streamed both ways, no checks."""
     app = request.app
     settings = app[SETTINGS]
@@ -440,11 +282,11 @@ async def pass_through(request: web.Request, profile: Profile) -> web.StreamResp
             request.method,
             upstream_url(settings, profile, request),
             data=data,
-            headers=forward_headers(request.headers, settings.key_header),
+            headers=forward_headers(request.headers, settings, key),
             allow_redirects=False,
         ) as resp:
             out = web.StreamResponse(
-                status=resp.status, reason=resp.reason, headers=relay_headers(resp.headers)
+                status=resp.status, reason=resp.reason, headers=end_to_end_headers(resp.headers)
             )
             if resp.content_length is not None:
                 out.content_length = resp.content_length

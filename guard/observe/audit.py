@@ -9,28 +9,13 @@ WeChat ids and all but the edges of the text.
 from __future__ import annotations
 
 import logging
-import re
 import sys
-from collections.abc import Mapping
 from typing import Any
 
 import structlog
 
 from guard.core.types import DecisionRecord
-
-_DIGITS = re.compile(r"\d[\d\s\-]{5,}\d")
-_WXID = re.compile(r"(wxid_|wm|wo)[A-Za-z0-9_\-]{4,}", re.IGNORECASE)
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
-
-
-def mask(text: str, keep: int = 1) -> str:
-    """`13812345678` → `1*********8`; other text keeps `keep` characters at each edge."""
-    text = _DIGITS.sub(lambda m: m.group()[0] + "*" * (len(m.group()) - 2) + m.group()[-1], text)
-    text = _WXID.sub(lambda m: m.group()[:3] + "***", text)
-    text = _EMAIL.sub("***@***", text)
-    if len(text) <= 2 * keep:
-        return "*" * len(text)
-    return text[:keep] + "*" * min(len(text) - 2 * keep, 8) + text[-keep:]
+from guard.observe.masking import mask
 
 
 def configure_logging(level: str = "info") -> None:
@@ -78,7 +63,7 @@ def audit_fields(record: DecisionRecord) -> dict[str, Any]:
         "texts": len(action.texts),
         "text_chars": sum(len(t.text) for t in action.texts),
         "attachments": [att.kind for att in action.attachments],
-        "decision": "refuse" if refusal else ("warn" if decision.warnings else "allow"),
+        "decision": decision.result,
         "disposition": record.disposition,
         "client": record.client,
         "staff": record.staff,
@@ -91,14 +76,11 @@ def audit_fields(record: DecisionRecord) -> dict[str, Any]:
         fields["rule"] = refusal.rule
     if decision.warnings:
         fields["warnings"] = [v.rule for v in decision.warnings]
-    matches = []
-    for verdict in decision.verdicts:
-        found = verdict.details.get("matches", ())
-        for m in found if isinstance(found, list | tuple) else ():
-            if isinstance(m, Mapping):
-                matches.append(
-                    {"where": m.get("where"), "category": m.get("category"), "term": m.get("term")}
-                )
+    matches = [
+        {"where": m.where, "category": m.category, "term": m.term}
+        for verdict in decision.verdicts
+        for m in verdict.matches
+    ]
     if matches:
         fields["matches"] = matches
     if record.upstream_status is not None:

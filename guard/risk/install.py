@@ -21,10 +21,12 @@ from aiohttp import web
 
 from guard.config.risk import RiskSettings
 from guard.core.types import DecisionObserver
-from guard.risk.api import RISK, RiskState, add_routes
+from guard.http.keys import ACCOUNTS, OBSERVERS, REDIS, RISK, SETTINGS
+from guard.risk.api import add_routes
 from guard.risk.observer import RiskObserver
 from guard.risk.reports import MemoryReportStore, RedisReportStore, Reports, ReportStore
 from guard.risk.sinks import WebhookSink
+from guard.risk.state import RiskState
 from guard.risk.store import AlertStore, MemoryAlertStore, RedisAlertStore
 
 log = logging.getLogger("guard.risk")
@@ -49,8 +51,6 @@ def _redis_client(settings: Any, shared: Any) -> Any:
 
 def install(app: web.Application, risk_settings: RiskSettings | None = None) -> None:
     """Add the risk endpoints, alert sinks and decision observers to `app`."""
-    from guard.http.keys import OBSERVERS, SETTINGS
-
     settings = app[SETTINGS]
     config = risk_settings or settings.risk
     tz = settings.tz
@@ -82,8 +82,6 @@ async def _stop_streams(app: web.Application) -> None:
 
 
 async def _risk_ctx(app: web.Application) -> AsyncIterator[None]:
-    from guard.http.keys import ACCOUNTS, REDIS, SETTINGS
-
     state = app[RISK]
     settings = app[SETTINGS]
     config = state.settings

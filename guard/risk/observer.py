@@ -20,9 +20,11 @@ from zoneinfo import ZoneInfo
 
 from guard.config.risk import RiskSettings
 from guard.core.types import DecisionRecord, Verdict
-from guard.risk.model import Alert, mask_pii, masked_excerpt
-from guard.risk.reports import Reports, content_categories, day_of, staff_of_record, tally
+from guard.observe.masking import mask_pii, masked_excerpt
+from guard.risk.model import Alert
+from guard.risk.reports import Reports, day_of, staff_of_record, tally
 from guard.risk.store import AlertStore
+from ratelimit import RuleOutcome
 
 log = logging.getLogger("guard.alerts")
 
@@ -52,37 +54,15 @@ def window_label(at: float, window: str, tz: ZoneInfo) -> str:
     return datetime.fromtimestamp(at, tz).strftime(_WINDOW_FORMATS.get(window, "%Y-%m-%d"))
 
 
-def _matches(verdict: Verdict) -> list[Any]:
-    matches = verdict.details.get("matches")
-    return list(matches) if isinstance(matches, list | tuple) else []
-
-
-def _get(obj: Any, name: str) -> Any:
-    return obj.get(name) if isinstance(obj, Mapping) else getattr(obj, name, None)
-
-
 def block_excerpt(record: DecisionRecord, verdict: Verdict) -> tuple[str, str]:
-    """(category, masked excerpt) of the first match of a content refusal."""
-    texts = record.decision.action.texts
-    for match in _matches(verdict):
-        category = str(_get(match, "category") or "")
-        start, end, where = _get(match, "start"), _get(match, "end"), _get(match, "where")
-        term = _get(match, "text") or _get(match, "term")
-        candidates = [t for t in texts if where is None or t.where == where] or list(texts)
-        for field_ in candidates:
-            text = field_.text
-            if isinstance(start, int) and isinstance(end, int) and isinstance(term, str):
-                if text[start:end] == term:
-                    return category, masked_excerpt(text, start, end)
-            elif isinstance(start, int) and isinstance(end, int) and 0 <= start < end <= len(text):
-                return category, masked_excerpt(text, start, end)
-            if isinstance(term, str) and term and term in text:
-                pos = text.index(term)
-                return category, masked_excerpt(text, pos, pos + len(term))
-        if isinstance(term, str):
-            return category, mask_pii(term)[:20]
-    categories = content_categories(record)
-    return (categories[0] if categories else verdict.rule.partition(":")[2]), ""
+    """(category, masked excerpt) of the first hit of a content refusal."""
+    if not verdict.matches:
+        return verdict.rule.partition(":")[2], ""
+    match = verdict.matches[0]
+    for field in record.decision.action.texts:
+        if field.where == match.where and field.text[match.start : match.end] == match.text:
+            return match.category, masked_excerpt(field.text, match.start, match.end)
+    return match.category, mask_pii(match.text)[:20]
 
 
 class RiskObserver:
@@ -297,83 +277,82 @@ class RiskObserver:
 
     def alerts_for(self, record: DecisionRecord) -> list[tuple[Alert, float]]:
         """The alerts one decision raises, each with its dedup lifetime (pure but for the clock)."""
+        out = self._quota_alerts(record)
+        refusal = record.decision.refusal
+        if refusal is not None and refusal.check == "content":
+            out.append(self._content_alert(record, refusal))
+        elif refusal is not None and refusal.check == "attachments":
+            out.append(self._attachment_alert(record, refusal))
+        if record.disposition in ("upstream_timeout", "upstream_error"):
+            out.append(self._upstream_alert(record))
+        return out
+
+    def _quota_alerts(self, record: DecisionRecord) -> list[tuple[Alert, float]]:
         out: list[tuple[Alert, float]] = []
-        action = record.decision.action
-        account, staff, now = action.account, record.staff, record.at
         quota = record.decision.quota
-        refused_rules: set[str] = set()
-        for outcome in getattr(quota, "outcomes", ()) or ():
-            crossed = set(getattr(outcome, "crossed", ()))
+        for outcome in quota.outcomes if quota is not None else ():
+            crossed = set(outcome.crossed)
             if not outcome.allowed and outcome.mode == "enforce":
                 crossed.add("limit")  # a refusal at the limit is the redline, whichever hit crossed it
-                refused_rules.add(outcome.rule)
             for threshold in ("warn", "limit", "alert_over"):
                 if threshold in crossed:
                     out.append(self._quota_alert(record, outcome, threshold))
-        refusal = record.decision.refusal
-        if refusal is not None and (refusal.check == "content" or refusal.rule.startswith("content:")):
-            category, excerpt = block_excerpt(record, refusal)
-            window = self.settings.block_alert_window
-            out.append(
-                (
-                    Alert(
-                        level="block",
-                        kind="content",
-                        rule=f"content:{category}" if category else refusal.rule or "content",
-                        message_zh=f"已拦截违规内容（{category or '敏感词'}），账号 {account}",
-                        message_en=f"Blocked a message with a prohibited term ({category or 'sensitive'}) "
-                        f"from account {account}",
-                        account=account,
-                        staff=staff,
-                        window=window_label(now, window, self.tz),
-                        attempts=None,
-                        excerpt=excerpt,
-                        at=now,
-                        details={"action": action.kind, "code": refusal.code},
-                    ),
-                    _WINDOW_SECONDS[window],
-                )
-            )
-        elif refusal is not None and (refusal.check == "attachment" or refusal.rule.startswith("attachment")):
-            out.append(
-                (
-                    Alert(
-                        level="block",
-                        kind="attachment",
-                        rule=refusal.rule or "attachment",
-                        message_zh=f"已拦截不合规附件，账号 {account}",
-                        message_en=f"Blocked an attachment that is not allowed, account {account}",
-                        account=account,
-                        staff=staff,
-                        window=window_label(now, "hour", self.tz),
-                        at=now,
-                        details={"action": action.kind, "code": refusal.code},
-                    ),
-                    3600.0,
-                )
-            )
-        if record.disposition in ("upstream_timeout", "upstream_error"):
-            seconds = self.settings.system_alert_seconds or 300.0
-            out.append(
-                (
-                    Alert(
-                        level="system",
-                        kind="system",
-                        rule=f"upstream:{record.disposition}",
-                        message_zh=f"平台接口异常（{record.disposition}，状态 {record.upstream_status}）",
-                        message_en=(
-                            f"Upstream failing ({record.disposition}, status {record.upstream_status})"
-                        ),
-                        window=str(int(now // seconds)),
-                        at=now,
-                        details={"profile": action.profile},
-                    ),
-                    seconds,
-                )
-            )
         return out
 
-    def _quota_alert(self, record: DecisionRecord, outcome: Any, threshold: str) -> tuple[Alert, float]:
+    def _content_alert(self, record: DecisionRecord, refusal: Verdict) -> tuple[Alert, float]:
+        action = record.decision.action
+        category, excerpt = block_excerpt(record, refusal)
+        window = self.settings.block_alert_window
+        alert = Alert(
+            level="block",
+            kind="content",
+            rule=f"content:{category}" if category else refusal.rule or "content",
+            message_zh=f"已拦截违规内容（{category or '敏感词'}），账号 {action.account}",
+            message_en=f"Blocked a message with a prohibited term ({category or 'sensitive'}) "
+            f"from account {action.account}",
+            account=action.account,
+            staff=record.staff,
+            window=window_label(record.at, window, self.tz),
+            excerpt=excerpt,
+            at=record.at,
+            details={"action": action.kind, "code": refusal.code},
+        )
+        return alert, _WINDOW_SECONDS[window]
+
+    def _attachment_alert(self, record: DecisionRecord, refusal: Verdict) -> tuple[Alert, float]:
+        action = record.decision.action
+        alert = Alert(
+            level="block",
+            kind="attachment",
+            rule=refusal.rule or "attachment",
+            message_zh=f"已拦截不合规附件，账号 {action.account}",
+            message_en=f"Blocked an attachment that is not allowed, account {action.account}",
+            account=action.account,
+            staff=record.staff,
+            window=window_label(record.at, "hour", self.tz),
+            at=record.at,
+            details={"action": action.kind, "code": refusal.code},
+        )
+        return alert, 3600.0
+
+    def _upstream_alert(self, record: DecisionRecord) -> tuple[Alert, float]:
+        seconds = self.settings.system_alert_seconds or 300.0
+        disposition, status = record.disposition, record.upstream_status
+        alert = Alert(
+            level="system",
+            kind="system",
+            rule=f"upstream:{disposition}",
+            message_zh=f"平台接口异常（{disposition}，状态 {status}）",
+            message_en=f"Upstream failing ({disposition}, status {status})",
+            window=str(int(record.at // seconds)),
+            at=record.at,
+            details={"profile": record.decision.action.profile},
+        )
+        return alert, seconds
+
+    def _quota_alert(
+        self, record: DecisionRecord, outcome: RuleOutcome, threshold: str
+    ) -> tuple[Alert, float]:
         action = record.decision.action
         rule = f"{outcome.rule}/{outcome.window}"
         name_zh = _RULE_ZH.get(outcome.rule, outcome.rule)

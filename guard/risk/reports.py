@@ -47,35 +47,19 @@ def content_categories(record: DecisionRecord) -> list[str]:
     """The sensitive-word categories that fired in this decision (warned or refused), one per match."""
     found: list[str] = []
     for verdict in record.decision.verdicts:
-        if verdict.outcome == "allow" or not (
-            verdict.check == "content" or verdict.rule.startswith("content:")
-        ):
-            continue
-        matches = verdict.details.get("matches")
-        cats: list[str] = []
-        if isinstance(matches, list | tuple):
-            for m in matches:
-                cat = m.get("category") if isinstance(m, Mapping) else getattr(m, "category", None)
-                if isinstance(cat, str) and cat:
-                    cats.append(cat)
-        if not cats:
-            listed = verdict.details.get("categories")
-            if isinstance(listed, list | tuple):
-                cats = [str(c) for c in listed]
-        if not cats and ":" in verdict.rule:
-            cats = [verdict.rule.split(":", 1)[1]]
-        found.extend(cats)
+        if verdict.check == "content" and verdict.outcome != "allow":
+            found.extend(verdict.categories)
     return found
 
 
 def limits_reached(record: DecisionRecord) -> list[str]:
     """The quota rules this decision reached or was refused by: `broadcast/day`, …"""
-    names: list[str] = []
     quota = record.decision.quota
-    for outcome in getattr(quota, "outcomes", ()) or ():
-        reached = "limit" in getattr(outcome, "crossed", ()) or not getattr(outcome, "allowed", True)
-        if reached and getattr(outcome, "mode", "enforce") == "enforce":
-            names.append(f"{outcome.rule}/{outcome.window}")
+    names = [
+        f"{outcome.rule}/{outcome.window}"
+        for outcome in (quota.outcomes if quota is not None else ())
+        if ("limit" in outcome.crossed or not outcome.allowed) and outcome.mode == "enforce"
+    ]
     refusal = record.decision.refusal
     if not names and refusal is not None and refusal.rule.startswith("quota:"):
         names.append(refusal.rule.split(":", 1)[1])

@@ -1,0 +1,48 @@
+"""Reading a guarded request's body off the wire: the size limit while it arrives, then the strict decoding
+of `guard.core.body` (content type, gzip/deflate, UTF-8, JSON without duplicate keys). Every problem is a
+`BodyError` naming why; nothing half-read is ever forwarded.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from multidict import CIMultiDictProxy
+
+from guard.core import codes
+from guard.core.body import BodyError, check_content_type, decode_content, parse_json
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The raw body (chunked or not), refused as soon as it passes `limit`."""
+    length = request.content_length
+    if length is not None and length > limit:
+        raise BodyError(codes.BODY_TOO_LARGE, f"Content-Length {length} is over the limit of {limit} bytes")
+    data = bytearray()
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        data += chunk
+        if len(data) > limit:
+            raise BodyError(codes.BODY_TOO_LARGE, f"body is over the limit of {limit} bytes")
+    return bytes(data)
+
+
+def encodings_of(headers: CIMultiDictProxy[str]) -> list[str]:
+    """Every `Content-Encoding` layer, in the order applied (several headers or a comma list)."""
+    return [part for value in headers.getall("Content-Encoding", []) for part in value.split(",")]
+
+
+async def read_json(request: web.Request, limit: int) -> tuple[bytes, Any]:
+    """The raw bytes as received (what is forwarded) and the JSON value they carry."""
+    raw = await read_body(request, limit)
+    check_content_type(request.headers.get("Content-Type"))
+    return raw, parse_json(decode_content(raw, encodings_of(request.headers), limit))
+
+
+def inspect_answer(payload: bytes, headers: CIMultiDictProxy[str], limit: int = 4 * 1024 * 1024) -> bytes:
+    """An upstream answer's body decoded for a look at its error code; b"" when it cannot be (an answer the
+    guard only relays is never refused for its encoding)."""
+    try:
+        return decode_content(payload, encodings_of(headers), limit)
+    except BodyError:
+        return b""

@@ -1,0 +1,87 @@
+"""Telling the rest of the guard what happened to a request: metrics, the audit line and the observers
+(alerts, reports), for the proxy and the /v1 API alike. An observer that raises or is slow is logged and
+skipped, never felt by the client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping, Sequence
+
+from aiohttp import web
+
+from guard.core.types import Decision, DecisionRecord, Disposition
+from guard.http.auth import Client
+from guard.http.keys import ACCOUNTS, AUDIT, METRICS, OBSERVERS, SETTINGS
+
+log = logging.getLogger("guard.notify")
+
+
+async def notify_decision(app: web.Application, record: DecisionRecord) -> None:
+    """Tell every observer. An observer with a synchronous `offer_decision` (a queue put: it cannot block)
+    is called directly, without arming a timeout per decision."""
+    timeout = app[SETTINGS].observer_timeout
+    for observer in app[OBSERVERS]:
+        offer = getattr(observer, "offer_decision", None)
+        try:
+            if offer is not None:
+                offer(record)
+            else:
+                async with asyncio.timeout(timeout):
+                    await observer.on_decision(record)
+        except Exception as exc:
+            app[METRICS].observer_errors.inc()
+            log.warning("observer %s failed on a decision: %r", type(observer).__name__, exc)
+
+
+async def notify_system(
+    app: web.Application, event: str, message: str, details: Mapping[str, object]
+) -> None:
+    timeout = app[SETTINGS].observer_timeout
+    for observer in app[OBSERVERS]:
+        try:
+            async with asyncio.timeout(timeout):
+                await observer.on_system(event, message, details)
+        except Exception as exc:
+            app[METRICS].observer_errors.inc()
+            log.warning("observer %s failed on system event %s: %r", type(observer).__name__, event, exc)
+
+
+async def record_decisions(
+    app: web.Application,
+    decisions: Sequence[Decision],
+    disposition: Disposition,
+    *,
+    client: Client | None,
+    upstream_status: int | None = None,
+    dry_run: bool = False,
+) -> None:
+    """Metrics, one audit line and the observers for each decision of a request."""
+    metrics = app[METRICS]
+    directory = app[ACCOUNTS]
+    now = time.time()
+    for decision in decisions:
+        refusal = decision.refusal
+        rule = refusal.rule if refusal else (decision.warnings[0].rule if decision.warnings else "")
+        metrics.decisions.inc(decision.action.limit_name, decision.result, rule)
+        record = DecisionRecord(
+            decision=decision,
+            disposition=disposition,
+            at=now,
+            client=client.name if client else None,
+            staff=directory.staff_of(decision.action.account),
+            upstream_status=upstream_status,
+            dry_run=dry_run,
+        )
+        app[AUDIT].decision(record)
+        await notify_decision(app, record)
+        if refusal is not None and refusal.rule == "quota:unavailable":
+            metrics.redis_errors.inc("hit")
+            await notify_system(
+                app,
+                "redis_down",
+                "counters unavailable; guarded actions refused",
+                {"error": refusal.details.get("error", "")},
+            )
