@@ -50,7 +50,10 @@ class LimitRule(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Rule:
-    """The engine's own concrete `LimitRule`."""
+    """The engine's own concrete `LimitRule`, checked on construction: for callers that build rules in
+    code (the tests, bench/quota.py). The guard passes the policy's `rules.limits.LimitRuleSpec` instead,
+    which has the same fields; the engine knows it only through the protocol (the comment on `LimitRuleSpec`
+    says why there are two)."""
 
     name: str
     window: Window

@@ -42,6 +42,9 @@ from typing import Any, Literal, NamedTuple, Protocol
 from rules.errors import RuleError, RulesInvalid
 from rules.tomlfile import KeyLines, read_toml
 
+# The same values as `ratelimit.Window` / `ratelimit.Mode` (and WINDOWS, MODES, MAX_COUNT below as the
+# engine's): rules may not import ratelimit, and what this file accepts the limiter must count.
+# tests/test_quota_limits.py holds the two sides equal.
 Window = Literal["minute", "hour", "day"]
 Mode = Literal["enforce", "shadow"]
 
@@ -72,6 +75,14 @@ class LimitRuleSpec:
     `name` is the action (e.g. "add_friend.active"): an account's counter for an action is shared
     by all tiers, so a tier change during the day keeps what was already used.
     """
+
+    # Why a class of its own and not `ratelimit.Rule`, whose fields it repeats: the layers. The engine
+    # owns the protocol it counts by (`ratelimit.LimitRule`, six read-only attributes) and never sees
+    # this class; the policy owns the rules it hands out, and may not import the engine. The guard, which
+    # imports both, passes these specs to the limiter as they are (mypy checks the fit where the guard
+    # builds a `Charge`; the limiter validates each rule once). `ratelimit.Rule` stays the engine's own
+    # concrete rule for callers without a limits file (its tests, bench/quota.py); it validates itself on
+    # construction, while a spec is valid because the limits parser rejected anything else with file:line.
 
     name: str
     window: Window
@@ -190,7 +201,7 @@ class LimitTable:
         return self.rules_for(action, placement.tier, days_in_tier=placement.days)
 
 
-# Counts are exact in the counting scripts up to 2**53 (Lua numbers are doubles).
+# Counts are exact in the counting scripts up to 2**53 (Lua numbers are doubles): `ratelimit.types.MAX_COUNT`.
 MAX_COUNT = 2**53 - 1
 
 

@@ -3,11 +3,14 @@ and broken files reported as file:line."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import date
 from pathlib import Path
 
 import pytest
 
+import ratelimit.types as engine
+from rules import limits
 from rules.errors import RulesInvalid
 from rules.limits import (
     ACTIONS,
@@ -320,3 +323,29 @@ def test_numbers_must_be_whole_and_exactly_countable(tmp_path: Path) -> None:
     for bad in ("5.0", "true", '"5"', str(2**53), "-1"):
         found = errors_of(tmp_path, f"[tiers]\nnew = 0\n[limits.new]\nmoment = {{ day = {bad} }}\n")
         assert any(":4: day: limit must be a whole number" in e for e in found), (bad, found)
+
+
+# --- the policy's rules fit the engine ------------------------------------------------------------------
+
+
+def test_specs_are_what_the_limiter_counts(shipped: LimitTable) -> None:
+    """`LimitRuleSpec` repeats `ratelimit.Rule` on purpose (rules may not import ratelimit): the two stay
+    equal field for field, and every rule the limits file yields passes the limiter's own check."""
+
+    def shape(cls: type) -> list[tuple[str, object]]:
+        return [(f.name, f.default) for f in dataclasses.fields(cls)]
+
+    assert shape(LimitRuleSpec) == shape(engine.Rule)
+    assert (limits.WINDOWS, limits.MODES) == (engine.WINDOWS, engine.MODES)
+    assert limits.MAX_COUNT == engine.MAX_COUNT
+    specs = [
+        spec
+        for tier in shipped.tier_names
+        for action in ACTIONS
+        for days in (None, 0, 10, 20)
+        for spec in shipped.rules_for(action, tier, days_in_tier=days)
+    ]
+    assert specs
+    for spec in specs:
+        assert isinstance(spec, engine.LimitRule)
+        assert engine.rule_problem(spec) is None, spec
