@@ -253,19 +253,28 @@ def forward_timeout(connect: float, read: float) -> aiohttp.ClientTimeout:
     return aiohttp.ClientTimeout(total=connect + read, sock_connect=connect, sock_read=read)
 
 
+def upstream_request(
+    request: web.Request, profile: Profile, key: PresentedKey, data: Any, **options: Any
+) -> Any:
+    """The request to the upstream, as an `async with` context: same method, path and query, the body
+    `data`, the headers minus the guard's key; redirects are the client's business."""
+    settings = request.app[SETTINGS]
+    return request.app[CLIENT].request(
+        request.method,
+        upstream_url(settings, profile, request),
+        data=data,
+        headers=forward_headers(request.headers, settings, key),
+        allow_redirects=False,
+        **options,
+    )
+
+
 async def forward(
     request: web.Request, profile: Profile, key: PresentedKey, body: bytes
 ) -> tuple[int, CIMultiDictProxy[str], bytes]:
     settings = request.app[SETTINGS]
-    session = request.app[CLIENT]
-    async with session.request(
-        request.method,
-        upstream_url(settings, profile, request),
-        data=body,
-        headers=forward_headers(request.headers, settings, key),
-        allow_redirects=False,
-        timeout=forward_timeout(settings.connect_timeout, settings.read_timeout),
-    ) as resp:
+    timeout = forward_timeout(settings.connect_timeout, settings.read_timeout)
+    async with upstream_request(request, profile, key, body, timeout=timeout) as resp:
         payload = await resp.read()
         return resp.status, resp.headers, payload
 
@@ -274,17 +283,10 @@ async def pass_through(request: web.Request, profile: Profile, key: PresentedKey
     """Read-only and media endpoints: streamed both ways, no checks."""
     app = request.app
     settings = app[SETTINGS]
-    session = app[CLIENT]
     data: Any = request.content if request.body_exists else None
     out: web.StreamResponse | None = None
     try:
-        async with session.request(
-            request.method,
-            upstream_url(settings, profile, request),
-            data=data,
-            headers=forward_headers(request.headers, settings, key),
-            allow_redirects=False,
-        ) as resp:
+        async with upstream_request(request, profile, key, data) as resp:
             out = web.StreamResponse(
                 status=resp.status, reason=resp.reason, headers=end_to_end_headers(resp.headers)
             )

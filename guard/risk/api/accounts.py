@@ -8,6 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
+from guard.config.risk import AlertLevel
 from guard.core import codes
 from guard.core.types import ACTION_NAMES
 from guard.http.auth import authenticate
@@ -26,6 +27,22 @@ from guard.risk.api.common import (
 from guard.risk.model import Alert
 
 
+async def announce(
+    request: web.Request, account: str, level: AlertLevel, rule: str, zh: str, en: str
+) -> None:
+    """Tell the risk feed what a risk manager did to an account (each action its own alert: no dedup)."""
+    alert = Alert(
+        level=level,
+        kind="account",
+        rule=rule,
+        message_zh=zh,
+        message_en=en,
+        account=account,
+        window=str(time.time()),
+    )
+    await risk_state(request).observer.publish(alert, 0)
+
+
 async def get_account(request: web.Request) -> web.Response:
     authenticate(request, "risk")
     return json_response(await account_view(request, account_id(request)))
@@ -38,17 +55,13 @@ async def freeze_account(request: web.Request) -> web.Response:
     # Free text typed by an admin may name a customer or a phone number: masked like every alert text.
     reason = mask_pii(str(body.get("reason", ""))[:200])
     await directory_of(request).freeze(account, by=who.name, reason=reason)
-    await risk_state(request).observer.publish(
-        Alert(
-            level="redline",
-            kind="account",
-            rule="account:frozen",
-            message_zh=f"账号 {account} 已被 {who.name} 冻结{('：' + reason) if reason else ''}",
-            message_en=f"Account {account} frozen by {who.name}{(': ' + reason) if reason else ''}",
-            account=account,
-            window=str(time.time()),
-        ),
-        0,
+    await announce(
+        request,
+        account,
+        "redline",
+        "account:frozen",
+        f"账号 {account} 已被 {who.name} 冻结{('：' + reason) if reason else ''}",
+        f"Account {account} frozen by {who.name}{(': ' + reason) if reason else ''}",
     )
     return json_response(await account_view(request, account))
 
@@ -57,17 +70,13 @@ async def unfreeze_account(request: web.Request) -> web.Response:
     who = authenticate(request, "admin")
     account = account_id(request)
     await directory_of(request).unfreeze(account, by=who.name)
-    await risk_state(request).observer.publish(
-        Alert(
-            level="warning",
-            kind="account",
-            rule="account:unfrozen",
-            message_zh=f"账号 {account} 已被 {who.name} 解冻",
-            message_en=f"Account {account} unfrozen by {who.name}",
-            account=account,
-            window=str(time.time()),
-        ),
-        0,
+    await announce(
+        request,
+        account,
+        "warning",
+        "account:unfrozen",
+        f"账号 {account} 已被 {who.name} 解冻",
+        f"Account {account} unfrozen by {who.name}",
     )
     return json_response(await account_view(request, account))
 
