@@ -1,4 +1,4 @@
-"""Push alerts to a WeCom group robot (markdown) or a generic JSON webhook.
+"""Delivering the alert stream to a webhook, in any `AlertFormat`.
 
 One background task per webhook, owned by the app's cleanup_ctx. It reads the alert stream after the
 webhook's delivered cursor, so the proxy path never waits for a webhook and an alert that could not be
@@ -19,23 +19,16 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import aiohttp
 
 from guard.config.risk import WebhookSettings
 from guard.risk.model import Alert
+from guard.risk.sinks.format import AlertFormat, JsonWebhook
+from guard.risk.sinks.wecom import WeComRobot
 from guard.risk.store import AlertStore
 
 log = logging.getLogger("guard.alerts.webhook")
-
-WECOM_MARKDOWN_MAX_BYTES = 4096
-_LEVEL_LABEL = {
-    "redline": ("warning", "红线 redline"),
-    "block": ("warning", "拦截 block"),
-    "warning": ("comment", "预警 warning"),
-    "system": ("info", "系统 system"),
-}
 
 
 class RateGate:
@@ -73,44 +66,6 @@ class RateGate:
             self._done.append(t)
 
 
-def wecom_markdown(alerts: Sequence[Alert]) -> tuple[dict[str, Any], int]:
-    """The robot message for as many of `alerts` as fit in 4096 bytes; returns (message, alerts used)."""
-    head = f"**风控告警 Risk alerts** ({len(alerts)})"
-    lines: list[str] = []
-    used = 0
-    size = len(head.encode())
-    for alert in alerts:
-        colour, label = _LEVEL_LABEL.get(alert.level, ("info", alert.level))
-        who = " · ".join(
-            x for x in (alert.account and f"账号 {alert.account}", alert.staff and f"员工 {alert.staff}") if x
-        )
-        figures = ""
-        if alert.limit is not None:
-            figures = f" · {alert.used}/{alert.limit}"
-        if alert.attempts is not None:
-            figures += f" · attempts {alert.attempts}"
-        line = (
-            f'> <font color="{colour}">{label}</font> {alert.message_zh}\n'
-            f"> {alert.message_en}\n"
-            f"> `{alert.rule}`{figures}{(' · ' + who) if who else ''}"
-            f"{(' · ' + alert.excerpt) if alert.excerpt else ''} · id `{alert.id}`"
-        )
-        extra = len(line.encode()) + 2
-        if used and size + extra > WECOM_MARKDOWN_MAX_BYTES:
-            break
-        lines.append(line)
-        size += extra
-        used += 1
-    if used < len(alerts):
-        head = f"**风控告警 Risk alerts** ({used}/{len(alerts)})"
-    content = "\n\n".join([head, *lines])
-    return {"msgtype": "markdown", "markdown": {"content": content[:WECOM_MARKDOWN_MAX_BYTES]}}, used
-
-
-def json_payload(alerts: Sequence[Alert]) -> tuple[dict[str, Any], int]:
-    return {"source": "siyu-guard", "alerts": [a.to_dict() for a in alerts]}, len(alerts)
-
-
 class WebhookSink:
     """Delivers the alert stream to one webhook, in order, each alert once (barring a crash mid-send)."""
 
@@ -128,6 +83,7 @@ class WebhookSink:
         self.owner = owner or f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.lease_seconds = lease_seconds
         self.gate = RateGate(settings.per_window, settings.window_seconds)
+        self.format: AlertFormat = WeComRobot() if settings.kind == "wecom" else JsonWebhook()
         self.cursor_name = f"webhook:{settings.name}"
         self.sent_messages = 0
         self.sent_alerts = 0
@@ -156,40 +112,10 @@ class WebhookSink:
         backoff = self.settings.backoff_initial
         while True:
             try:
-                if not await self._hold_lease():
-                    await asyncio.sleep(self.lease_seconds / 3)
-                    continue
-                cursor = await self.store.get_cursor(self.cursor_name)
-                if cursor is None:
-                    # First start: deliver from now on, not the whole history.
-                    cursor = await self.store.last_id()
-                    await self.store.set_cursor(self.cursor_name, cursor)
-                pending = await self.store.read(cursor, wait=min(2.0, self.lease_seconds / 3))
-                if not pending:
-                    continue
-                wanted = [a for a in pending if a.level in self.settings.levels]
-                if not wanted:
-                    await self.store.set_cursor(self.cursor_name, pending[-1].id)
-                    continue
-                delay = self.gate.delay()
-                if delay > 0 and not await self._sleep(delay):
-                    continue
-                # Take everything that arrived while we waited: one message carries the batch.
-                pending = await self.store.read(cursor, wait=0, count=max(100, self.settings.batch_max * 5))
-                wanted = [a for a in pending if a.level in self.settings.levels][: self.settings.batch_max]
-                if not wanted:
-                    await self.store.set_cursor(self.cursor_name, pending[-1].id)
-                    continue
-                delivered = await self._send(wanted)
-                await self.store.set_cursor(self.cursor_name + ":sent", self.gate.dump())
+                delivered = await self._deliver_next()
                 if delivered:
-                    last = wanted[delivered - 1]
-                    # Skip the alerts of other levels up to the next wanted one only.
-                    await self.store.set_cursor(self.cursor_name, last.id)
-                    self.sent_messages += 1
-                    self.sent_alerts += delivered
                     backoff = self.settings.backoff_initial
-                else:
+                elif delivered is not None:
                     self.failures += 1
                     await self._sleep(backoff)
                     backoff = min(backoff * 2, self.settings.backoff_max)
@@ -205,12 +131,45 @@ class WebhookSink:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self.settings.backoff_max)
 
+    async def _deliver_next(self) -> bool | None:
+        """Send the next batch of wanted alerts: True once delivered, False when the send failed, None when
+        there was nothing to send (not the sender, nothing new, or only alerts of other levels)."""
+        if not await self._hold_lease():
+            await asyncio.sleep(self.lease_seconds / 3)
+            return None
+        cursor = await self.store.get_cursor(self.cursor_name)
+        if cursor is None:
+            # First start: deliver from now on, not the whole history.
+            cursor = await self.store.last_id()
+            await self.store.set_cursor(self.cursor_name, cursor)
+        pending = await self.store.read(cursor, wait=min(2.0, self.lease_seconds / 3))
+        if not pending:
+            return None
+        if not any(a.level in self.settings.levels for a in pending):
+            await self.store.set_cursor(self.cursor_name, pending[-1].id)
+            return None
+        delay = self.gate.delay()
+        if delay > 0 and not await self._sleep(delay):
+            return None
+        # Take everything that arrived while we waited: one message carries the batch.
+        pending = await self.store.read(cursor, wait=0, count=max(100, self.settings.batch_max * 5))
+        wanted = [a for a in pending if a.level in self.settings.levels][: self.settings.batch_max]
+        if not wanted:
+            await self.store.set_cursor(self.cursor_name, pending[-1].id)
+            return None
+        delivered = await self._send(wanted)
+        await self.store.set_cursor(self.cursor_name + ":sent", self.gate.dump())
+        if not delivered:
+            return False
+        # Skip the alerts of other levels up to the next wanted one only.
+        await self.store.set_cursor(self.cursor_name, wanted[delivered - 1].id)
+        self.sent_messages += 1
+        self.sent_alerts += delivered
+        return True
+
     async def _send(self, alerts: Sequence[Alert]) -> int:
         """POST one message; the number of alerts delivered (0 on failure)."""
-        if self.settings.kind == "wecom":
-            payload, used = wecom_markdown(alerts)
-        else:
-            payload, used = json_payload(alerts)
+        payload, used = self.format.render(alerts)
         body = json.dumps(payload, ensure_ascii=False).encode()
         try:
             async with self.session.post(
@@ -223,15 +182,10 @@ class WebhookSink:
                 if resp.status >= 300:
                     self.last_error = f"HTTP {resp.status}"
                     return 0
-                if self.settings.kind == "wecom":
-                    try:
-                        answer = json.loads(text)
-                    except ValueError:
-                        answer = None
-                    errcode = answer.get("errcode", 0) if isinstance(answer, dict) else 0
-                    if errcode not in (0, None):
-                        self.last_error = f"errcode {errcode}: {answer.get('errmsg', '') if answer else ''}"
-                        return 0
+                refused = self.format.refusal(text)
+                if refused is not None:
+                    self.last_error = refused
+                    return 0
             self.last_error = None
             return used
         except (aiohttp.ClientError, TimeoutError) as exc:
