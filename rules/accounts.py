@@ -89,46 +89,67 @@ def _date(value: object) -> dt.date | None:
     return None
 
 
-def _parse(
-    data: dict[str, Any], path: Path, lines: KeyLines, tiers: Iterable[str] | None
-) -> list[RuleError] | AccountRegistry:
-    errors: list[RuleError] = []
+class _Parser:
+    """Reads the `[accounts."<id>"]` tables of one file, collecting every problem as file:line."""
 
-    def error(key: tuple[str, ...], reason: str) -> None:
-        errors.append(RuleError.at(path, lines.line(key), reason))
+    def __init__(self, path: Path, lines: KeyLines, tiers: Iterable[str] | None) -> None:
+        self.path = path
+        self.lines = lines
+        self.tiers = tuple(tiers) if tiers is not None else None
+        self.errors: list[RuleError] = []
 
-    known_tiers = tuple(tiers) if tiers is not None else None
-    for key in data:
-        if key != "accounts":
-            error((key,), f'unknown key {key!r} at the top level (accounts go in [accounts."<id>"] tables)')
-    raw = data.get("accounts", {})
-    if not isinstance(raw, dict):
-        error(("accounts",), 'accounts must be a table of [accounts."<id>"] tables')
-        return errors
-    accounts: dict[str, AccountInfo] = {}
-    for account, entry in raw.items():
+    def error(self, key: tuple[str, ...], reason: str) -> None:
+        self.errors.append(RuleError.at(self.path, self.lines.line(key), reason))
+
+    def parse(self, data: dict[str, Any]) -> AccountRegistry | None:
+        """The registry, or None when the file has any problem (`errors` lists them)."""
+        for key in data:
+            if key != "accounts":
+                self.error(
+                    (key,), f'unknown key {key!r} at the top level (accounts go in [accounts."<id>"] tables)'
+                )
+        raw = data.get("accounts", {})
+        if not isinstance(raw, dict):
+            self.error(("accounts",), 'accounts must be a table of [accounts."<id>"] tables')
+            return None
+        accounts: dict[str, AccountInfo] = {}
+        for account, entry in raw.items():
+            values = self.entry(account, entry)
+            if values is not None:
+                line = self.lines.line(("accounts", account))
+                accounts[account] = AccountInfo(account, listed=True, line=line, **values)
+        return None if self.errors else AccountRegistry(str(self.path), accounts)
+
+    def entry(self, account: str, entry: object) -> dict[str, Any] | None:
+        """The fields of one account's table; None when the id or the table itself is unusable."""
         where = ("accounts", account)
         if not account.strip() or account != account.strip():
-            error(where, f"account id {account!r} must be non-empty without surrounding spaces")
-            continue
+            self.error(where, f"account id {account!r} must be non-empty without surrounding spaces")
+            return None
         if not isinstance(entry, dict):
-            error(
+            self.error(
                 where,
                 f'account {account!r}: expected a table, e.g. [accounts."{account}"] registered = 2026-01-31',
             )
-            continue
+            return None
         for key in entry:
             if key not in _FIELDS:
-                error(
+                self.error(
                     (*where, key),
                     f"account {account!r}: unknown key {key!r} (expected one of: {', '.join(_FIELDS)})",
                 )
+        values = self.values(account, entry, where)
+        self.cross_check(account, values, where)
+        return values
+
+    def values(self, account: str, entry: dict[str, Any], where: tuple[str, ...]) -> dict[str, Any]:
+        """Each known field, checked on its own; a wrong one is reported and left out (a wrong date: None)."""
         values: dict[str, Any] = {}
         for key in ("registered", "recovering_since"):
             if key in entry:
                 day = _date(entry[key])
                 if day is None:
-                    error(
+                    self.error(
                         (*where, key),
                         f"account {account!r}: {key} must be a date like 2026-01-31, not {entry[key]!r}",
                     )
@@ -137,32 +158,34 @@ def _parse(
             if key in entry:
                 value = entry[key]
                 if not isinstance(value, str) or not value.strip():
-                    error(
+                    self.error(
                         (*where, key), f"account {account!r}: {key} must be a non-empty string, not {value!r}"
                     )
                     continue
                 values[key] = value.strip()
         if "frozen" in entry:
             if not isinstance(entry["frozen"], bool):
-                error(
+                self.error(
                     (*where, "frozen"),
                     f"account {account!r}: frozen must be true or false, not {entry['frozen']!r}",
                 )
             else:
                 values["frozen"] = entry["frozen"]
+        return values
+
+    def cross_check(self, account: str, values: dict[str, Any], where: tuple[str, ...]) -> None:
+        """What the fields say together: a tier the limits file defines, no recovery before registration."""
         tier = values.get("tier")
-        if tier is not None and known_tiers is not None and tier not in known_tiers:
-            error(
+        if tier is not None and self.tiers is not None and tier not in self.tiers:
+            self.error(
                 (*where, "tier"),
-                f"account {account!r}: unknown tier {tier!r}; defined: {', '.join(known_tiers)}",
+                f"account {account!r}: unknown tier {tier!r}; defined: {', '.join(self.tiers)}",
             )
         registered, since = values.get("registered"), values.get("recovering_since")
         if registered is not None and since is not None and since < registered:
-            error((*where, "recovering_since"), f"account {account!r}: recovering_since is before registered")
-        accounts[account] = AccountInfo(account, listed=True, line=lines.line(where), **values)
-    if errors:
-        return errors
-    return AccountRegistry(str(path), accounts)
+            self.error(
+                (*where, "recovering_since"), f"account {account!r}: recovering_since is before registered"
+            )
 
 
 def shipped_accounts_path() -> Path:
@@ -183,10 +206,8 @@ def parse_accounts(
     parsed = read_toml(path, errors)
     if parsed is None:
         return None, errors
-    result = _parse(parsed[0], path, parsed[1], tiers)
-    if isinstance(result, AccountRegistry):
-        return result, []
-    return None, result
+    parser = _Parser(path, parsed[1], tiers)
+    return parser.parse(parsed[0]), parser.errors
 
 
 def load_accounts(directory: Path | None = None, *, tiers: Iterable[str] | None = None) -> AccountRegistry:
