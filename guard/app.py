@@ -12,7 +12,6 @@ import signal
 import threading
 import uuid
 from collections.abc import AsyncIterator, Callable
-from typing import Any
 
 import redis.asyncio as aioredis
 from aiohttp import web
@@ -43,7 +42,7 @@ from guard.http.reload import listen_reloads, watch_rules
 from guard.observe.audit import AuditLog
 from guard.observe.metrics import GuardMetrics
 from guard.risk import install as risk
-from ratelimit import Limiter, MemoryStorage, RedisStorage
+from ratelimit import Limiter, MemoryStorage, RedisStorage, Storage
 
 log = logging.getLogger("guard.app")
 
@@ -66,6 +65,14 @@ async def connect_redis(settings: Settings) -> aioredis.Redis | RedisCluster:
     return connect(target, socket_timeout=2.0, socket_connect_timeout=2.0)
 
 
+def counter_storage(settings: Settings, cluster: bool | None) -> Storage:
+    """Redis counters when a URL is configured (`cluster`: single node or Cluster, None = ask Redis on first
+    use), else counters in this process."""
+    if settings.redis_url:
+        return RedisStorage.from_url(settings.redis_url, cluster=cluster, timeout=settings.redis_timeout)
+    return MemoryStorage()
+
+
 async def stop_tasks(tasks: list[asyncio.Task[None]]) -> None:
     """Cancel background tasks and wait for them to end. (The ones that talk to Redis pub/sub check for
     a cancellation redis-py swallowed: `guard.core.pubsub.raise_if_cancelled`.)"""
@@ -81,16 +88,8 @@ async def _core(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     app[REDIS] = await connect_redis(settings) if settings.redis_url else None
     if app.get(LIMITER) is None:
-        storage: Any
-        if settings.redis_url:
-            # Single node or Cluster: what connect_redis found out (the kind of the shared client).
-            storage = RedisStorage.from_url(
-                settings.redis_url,
-                cluster=isinstance(app[REDIS], RedisCluster),
-                timeout=settings.redis_timeout,
-            )
-        else:
-            storage = MemoryStorage()
+        # Single node or Cluster: what connect_redis found out (the kind of the shared client).
+        storage = counter_storage(settings, cluster=isinstance(app[REDIS], RedisCluster))
         app[LIMITER] = Limiter(storage, tz=settings.timezone)
     limiter = app[LIMITER]
     store = app[BUNDLE]
@@ -146,14 +145,9 @@ def create_app(
     app[RELOAD_NOW] = asyncio.Event()
     app[PROCESS_TOKEN] = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
     if limiter is None and clock is not None:
-        storage: Any = (
-            RedisStorage.from_url(
-                settings.redis_url, cluster=settings.redis_cluster, timeout=settings.redis_timeout
-            )
-            if settings.redis_url
-            else MemoryStorage()
+        limiter = Limiter(
+            counter_storage(settings, settings.redis_cluster), tz=settings.timezone, clock=clock
         )
-        limiter = Limiter(storage, tz=settings.timezone, clock=clock)
     if limiter is not None:
         app[LIMITER] = limiter
     app.cleanup_ctx.append(_core)

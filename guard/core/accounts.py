@@ -18,14 +18,18 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from guard.core.pubsub import follow_channel
+from ratelimit import Limiter
 from rules.accounts import AccountInfo as RegistryEntry
 from rules.limits import ACTIONS as ACTION_NAMES
 from rules.limits import LimitRuleSpec
 
 if TYPE_CHECKING:
+    from redis.asyncio import Redis
+    from redis.asyncio.cluster import RedisCluster
+
     from guard.core.bundle import Bundle
 
 log = logging.getLogger("guard.accounts")
@@ -90,8 +94,8 @@ class AccountDirectory:
         self,
         *,
         bundle: Callable[[], Bundle],
-        limiter: Any,
-        redis: Any = None,
+        limiter: Limiter,
+        redis: Redis | RedisCluster | None = None,
         refresh_interval: float = 5.0,
     ) -> None:
         self._bundle = bundle

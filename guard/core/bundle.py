@@ -13,10 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
 
 import rules
 from guard.core.profiles import ProfileSet, load_profiles
+from rules import RuleSet, load_rules
 from rules.accounts import AccountRegistry, load_accounts
 from rules.attachments import AttachmentPolicy, load_attachment_policy
 from rules.limits import RECOVERING, LimitRuleSpec, LimitTable, TierPlacement, load_limits
@@ -29,7 +29,7 @@ DEFAULT_RULES_DIR = Path(rules.__file__).parent / "default"
 
 @dataclass(frozen=True, slots=True)
 class Bundle:
-    ruleset: Any
+    ruleset: RuleSet
     limits: LimitTable
     registry: AccountRegistry
     profiles: ProfileSet
@@ -67,20 +67,13 @@ class Bundle:
         return self.placement(account, today, recovering_since).tier
 
 
-def _load_content(directory: Path) -> Any:
-    # The content engine's loader; imported late so the guard's other parts import without it.
-    import importlib
-
-    return importlib.import_module("rules").load_rules(directory)
-
-
 def build_bundle(directory: Path | None) -> Bundle:
     """Everything from `directory`; files it lacks fall back to the shipped defaults."""
     source = directory if directory is not None else DEFAULT_RULES_DIR
     dirs = [source] if source == DEFAULT_RULES_DIR else [source, DEFAULT_RULES_DIR]
     limits = load_limits(source)
     return Bundle(
-        ruleset=_load_content(source),
+        ruleset=load_rules(source),
         limits=limits,
         registry=load_accounts(source, tiers=limits.tier_names),
         profiles=load_profiles(dirs),

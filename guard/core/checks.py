@@ -7,12 +7,12 @@ Order (pipeline.py): frozen → content → attachments → quota. Only the quot
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
 from zoneinfo import ZoneInfo
 
+from guard.config.settings import FailurePolicy
 from guard.core import codes
 from guard.core.accounts import AccountDirectory
 from guard.core.bundle import Bundle
@@ -143,10 +143,15 @@ class QuotaCheck:
 
     name = "quota"
 
-    def __init__(self, limiter: Limiter, directory: AccountDirectory, failure_policy: Any) -> None:
+    def __init__(
+        self,
+        limiter: Limiter,
+        directory: AccountDirectory,
+        failure_policy: Callable[[str], FailurePolicy],
+    ) -> None:
         self.limiter = limiter
         self.directory = directory
-        # Callable[[str], "refuse" | "allow"]: the settings' per-action Redis-down policy.
+        # The settings' per-action Redis-down policy: "refuse" or "allow".
         self.failure_policy = failure_policy
 
     def charges(self, action: Action, ctx: CheckContext, account: str | None = None) -> list[Charge]:

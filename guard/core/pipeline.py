@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import date, datetime
 
+from guard.config.settings import FailurePolicy
 from guard.core.accounts import AccountDirectory
 from guard.core.bundle import Bundle, BundleStore
 from guard.core.checks import AttachmentCheck, CheckContext, ContentCheck, FrozenCheck, QuotaCheck
@@ -30,7 +31,7 @@ class Pipeline:
         store: BundleStore,
         limiter: Limiter,
         directory: AccountDirectory,
-        failure_policy: Callable[[str], str],
+        failure_policy: Callable[[str], FailurePolicy],
     ) -> None:
         self.store = store
         self.limiter = limiter

@@ -165,13 +165,13 @@ def rules_status(app: web.Application) -> dict[str, Any]:
     bundle = store.current
     return {
         "version": store.version,
-        "content_version": getattr(bundle.ruleset, "version", None),
+        "content_version": bundle.ruleset.version,
         "directory": str(bundle.directory),
         "loaded_at": store.loaded_at,
         "reloads": store.reloads,
         "last_error": store.last_error,
         "last_error_at": store.last_error_at,
-        "categories": list(getattr(bundle.ruleset, "categories", ()) or ()),
+        "categories": list(bundle.ruleset.categories),
         "profiles": [p.name for p in bundle.profiles.profiles],
         "tiers": list(bundle.limits.tier_names),
         "accounts": len(bundle.registry),

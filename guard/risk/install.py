@@ -13,13 +13,15 @@ import contextlib
 import logging
 import os
 import uuid
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import AsyncIterator
 
 import aiohttp
 from aiohttp import web
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 
 from guard.config.risk import RiskSettings
+from guard.config.settings import Settings
 from guard.core.types import DecisionObserver
 from guard.http.keys import ACCOUNTS, OBSERVERS, REDIS, RISK, SETTINGS
 from guard.risk.api import add_routes
@@ -28,6 +30,7 @@ from guard.risk.reports import MemoryReportStore, RedisReportStore, Reports, Rep
 from guard.risk.sinks import WebhookSink
 from guard.risk.state import RiskState
 from guard.risk.store import AlertStore, MemoryAlertStore, RedisAlertStore
+from ratelimit import RedisTarget, connect
 
 log = logging.getLogger("guard.risk")
 
@@ -35,16 +38,12 @@ log = logging.getLogger("guard.risk")
 BLOCK_SECONDS = 5.0
 
 
-def _redis_client(settings: Any, shared: Any) -> Any:
+def _redis_client(settings: Settings, shared: Redis | RedisCluster | None) -> Redis | RedisCluster | None:
     """A connection of our own: blocking XREADs need a socket timeout longer than the proxy's. Single node
     or Cluster like `shared`, the app's client (the app asked Redis once, at start)."""
-    url = getattr(settings, "redis_url", None)
+    url = settings.redis_url
     if not url or shared is None:
         return None
-    from redis.asyncio.cluster import RedisCluster
-
-    from ratelimit import RedisTarget, connect
-
     target = RedisTarget.from_url(url, cluster=isinstance(shared, RedisCluster))
     return connect(target, socket_timeout=BLOCK_SECONDS + 5.0, socket_connect_timeout=2.0)
 
@@ -96,11 +95,9 @@ async def _risk_ctx(app: web.Application) -> AsyncIterator[None]:
     else:
         alerts = MemoryAlertStore(maxlen=config.alert_maxlen)
         report_store = MemoryReportStore(retention_days=config.retention_days)
-    directory = app.get(ACCOUNTS)
-    staff_of: Callable[[str], str | None] | None = getattr(directory, "staff_of", None)
     state.alerts = alerts
     state.reports = Reports(report_store, tz, tz_name)
-    state.observer.bind(alerts, state.reports, staff_of)
+    state.observer.bind(alerts, state.reports, app[ACCOUNTS].staff_of)
     session = aiohttp.ClientSession() if config.webhooks else None
     owner = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tasks = [asyncio.create_task(state.observer.run(), name="risk-observer")]
