@@ -10,7 +10,8 @@ import pytest
 import redis.asyncio as aioredis
 from support import Clock, blocked_clients, eventually
 
-from guard.risk.model import Alert, mask_pii, masked_excerpt, stream_id_key
+from guard.observe.masking import mask_pii, masked_excerpt
+from guard.risk.model import Alert, stream_id_key
 from guard.risk.store import AlertStore, MemoryAlertStore, RedisAlertStore
 
 
@@ -227,7 +228,7 @@ async def test_redis_stream_is_capped(redis_url: str) -> None:
 
 
 def test_excerpt_of_a_huge_message_masks_a_phone_number_the_window_cuts() -> None:
-    from guard.risk.model import masked_excerpt
+    from guard.observe.masking import masked_excerpt
 
     text = "好" * 500_000 + "13812345678投资" + "好" * 500_000
     start = text.index("投资")

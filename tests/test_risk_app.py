@@ -16,7 +16,7 @@ from support import RunningGuard, StubUpstream, eventually, rules_copy, running_
 from guard.config.risk import RiskSettings
 from guard.config.settings import ClientKey, Settings
 from guard.http.auth import hash_key
-from guard.risk.api import RISK
+from guard.http.keys import RISK
 
 BROADCAST = "/cgi-bin/externalcontact/add_msg_template"
 ADD = "/gewe/v2/api/contacts/addContacts"
