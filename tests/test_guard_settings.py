@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -128,3 +129,21 @@ def test_a_bad_risk_table_fails_at_load_naming_its_key(tmp_path: Path) -> None:
         load_settings(config=config, env={})
     assert err.value.key == "risk.no_such_setting"
     assert err.value.source and str(config) in err.value.source
+
+
+def test_the_risk_table_is_read_once_into_typed_settings(tmp_path: Path) -> None:
+    config = tmp_path / "g.toml"
+    config.write_text(
+        '[risk]\ncomplaints_per_day = 7\n[[risk.webhooks]]\nname = "desk"\nurl = "http://127.0.0.1:1/hook"\n',
+        encoding="utf-8",
+    )
+    risk = load_settings(config=config, env={}).risk
+    assert risk.complaints_per_day == 7 and risk.webhooks[0].name == "desk"
+    assert Settings().risk.complaints_per_day == 3
+
+
+@pytest.mark.parametrize("key", [f.name for f in fields(Settings)])
+def test_every_setting_refuses_a_value_of_the_wrong_kind_naming_its_key(key: str) -> None:
+    with pytest.raises(SettingsError) as err:
+        load_settings(env={}, flags={key: object()})
+    assert err.value.key.split(".")[0].split("[")[0] == key
