@@ -147,16 +147,11 @@ def parse_allow(root: Path) -> tuple[list[TermLine], list[RuleError]]:
 # ---------------------------------------------------------------------------------------------- pinyin
 
 
-def pinyin_variants(key: str) -> Iterator[str]:
-    """Pinyin spellings of a folded term: 全拼 (spaces are deleted by folding, so `tou zi` is covered) and
-    mixed hanzi / pinyin (百jia乐, tou资), tone numbers (tou2zi1) and, for terms of four or more Chinese
-    characters, initials (wzbp). ü is spelled both v and u. Terms of one Chinese character get none; a
-    variant without any Chinese character needs at least four letters."""
+def _readings(key: str, cjk: list[int]) -> dict[int, list[str]]:
+    """The pinyin spellings of each Chinese character of `key` (by index), read a run of adjacent ones at a
+    time so that polyphones take their reading in context; a run pypinyin cannot read gets none."""
     from pypinyin import Style, lazy_pinyin
 
-    cjk = [i for i, c in enumerate(key) if is_cjk(c)]
-    if len(cjk) < 2:
-        return
     readings: dict[int, list[str]] = {}
     run: list[int] = []
     for i in [*cjk, -1]:
@@ -169,20 +164,37 @@ def pinyin_variants(key: str) -> Iterator[str]:
             run = []
         if i != -1:
             run.append(i)
+    return readings
+
+
+def _mixes(n: int) -> list[tuple[bool, ...]]:
+    """Which of `n` Chinese characters to spell in pinyin: every mix up to MAX_MIXED_CHARS characters;
+    beyond, all of them, one of them, and a pinyin head or tail of any length (not 2**n mixes)."""
+    if n <= MAX_MIXED_CHARS:
+        return list(product([False, True], repeat=n))
+    picks = {tuple([True] * n)}
+    for cut in range(1, n):
+        picks.add(tuple([False] * cut + [True] * (n - cut)))
+        picks.add(tuple([True] * cut + [False] * (n - cut)))
+    for k in range(n):
+        picks.add(tuple(j == k for j in range(n)))
+    return sorted(picks)
+
+
+def pinyin_variants(key: str) -> Iterator[str]:
+    """Pinyin spellings of a folded term: 全拼 (spaces are deleted by folding, so `tou zi` is covered) and
+    mixed hanzi / pinyin (百jia乐, tou资), tone numbers (tou2zi1) and, for terms of four or more Chinese
+    characters, initials (wzbp). ü is spelled both v and u. Terms of one Chinese character get none; a
+    variant without any Chinese character needs at least four letters."""
+    from pypinyin import Style, lazy_pinyin
+
+    cjk = [i for i, c in enumerate(key) if is_cjk(c)]
+    if len(cjk) < 2:
+        return
+    readings = _readings(key, cjk)
     positions = [i for i in cjk if readings.get(i)]
     if len(positions) < 2:
         return
-    if len(positions) <= MAX_MIXED_CHARS:
-        choices = list(product([False, True], repeat=len(positions)))
-    else:
-        n = len(positions)
-        picks = {tuple([True] * n)}
-        for cut in range(1, n):
-            picks.add(tuple([False] * cut + [True] * (n - cut)))
-            picks.add(tuple([True] * cut + [False] * (n - cut)))
-        for k in range(n):
-            picks.add(tuple(j == k for j in range(n)))
-        choices = sorted(picks)
     seen: set[str] = set()
     # Tone numbers (tou2zi1): the all-pinyin spelling only; mixing them with hanzi is not how people write.
     if len(positions) == len(key):
@@ -197,7 +209,7 @@ def pinyin_variants(key: str) -> Iterator[str]:
             if initials not in seen:
                 seen.add(initials)
                 yield initials
-    for choice in choices:
+    for choice in _mixes(len(positions)):
         if not any(choice):
             continue
         chars: list[list[str]] = [[c] for c in key]
