@@ -15,10 +15,9 @@ from support import RunningGuard, eventually, rules_copy, running_guard
 from guard.config.settings import Settings
 from guard.core.types import DecisionRecord
 from guard.http.keys import OBSERVERS
+from guard.http.reload import RELOAD_CHANNEL
 
 NEW_TERM = "量子速赢计划"
-# The rules-reload pub/sub channel every guard process on one Redis follows (RELOAD_CHANNEL in guard).
-RELOAD_CHANNEL = "siyu-guard:rules:reload"
 
 
 async def decision(guard: RunningGuard, text: str) -> str:
