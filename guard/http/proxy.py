@@ -125,6 +125,10 @@ async def handle(request: web.Request) -> web.StreamResponse:
         return await pass_through(request, profile, key)
 
     route = matched[1]
+    if route.plain_write:
+        metrics.requests.inc("plain_write", "forwarded")
+        app[AUDIT].event("plain_write_forwarded", route=route.name, method=method, client=client.name)
+        return await pass_through(request, profile, key)
     if not route.guarded:
         metrics.requests.inc("pass_through", "forwarded")
         return await pass_through(request, profile, key)

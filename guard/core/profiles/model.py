@@ -34,8 +34,12 @@ Parser = Callable[[dict[str, Any], RequestInfo], list[Action]]
 
 @dataclass(frozen=True, slots=True)
 class Route:
+    """One endpoint of a catalogue: a guarded write (`parse` reads its Actions), a read, or a write without
+    customer-facing content (`plain_write`: forwarded unchecked, with an audit line)."""
+
     name: str
     parse: Parser | None  # None: pass-through, forwarded unchecked
+    plain_write: bool = False
 
     @property
     def guarded(self) -> bool:

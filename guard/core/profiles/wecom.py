@@ -280,11 +280,14 @@ def _rules() -> tuple[PathRule, ...]:
         PathRule(frozenset({"POST"}), f"/cgi-bin/{w.path}", "exact", Route(f"wecom:{w.name}", w.parse))
         for w in WRITES
     ]
-    unchecked = [
-        PathRule(frozenset(), f"/cgi-bin/{path}", "exact", Route(f"wecom:{path}", None))
-        for path in READS + PLAIN_WRITES
+    reads = [
+        PathRule(frozenset(), f"/cgi-bin/{path}", "exact", Route(f"wecom:{path}", None)) for path in READS
     ]
-    return tuple(guarded + unchecked)
+    plain = [
+        PathRule(frozenset(), f"/cgi-bin/{path}", "exact", Route(f"wecom:{path}", None, plain_write=True))
+        for path in PLAIN_WRITES
+    ]
+    return tuple(guarded + reads + plain)
 
 
 PROFILE = Profile(name="wecom", answer=WECOM_FORMAT, rules=_rules(), owns=lambda p: p.startswith("/cgi-bin/"))
