@@ -56,6 +56,7 @@ ACTIONS: tuple[str, ...] = (
     "moment",
     "message",
     "welcome",
+    "template",
 )
 WINDOWS: tuple[Window, ...] = ("minute", "hour", "day")
 MODES: tuple[Mode, ...] = ("enforce", "shadow")

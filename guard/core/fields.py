@@ -138,6 +138,18 @@ def account_value(value: Any, where: str, *, numeric: bool = False) -> str | Non
     raise wrong_type(where, "a string", value)
 
 
+# Accounts the guard counts requests against when the body names no staff account and the client sent no
+# X-Guard-Account (an SDK cannot set a header per call): `shared:<bucket>`, documented per endpoint in the
+# README. Every key may act for a shared bucket; the request is still checked in full.
+SHARED_PREFIX = "shared:"
+
+
+def account_or_shared(header: str | None, implied: str | None, bucket: str) -> str:
+    """X-Guard-Account when sent; else the account the body implies (e.g. a 微信客服 `open_kfid`); else the
+    shared bucket `shared:<bucket>`. Never a refusal: the SDK's ordinary call has no header to send."""
+    return header or implied or f"{SHARED_PREFIX}{bucket}"
+
+
 def require_account(account: str | None, where: str, header: str | None) -> str:
     if account:
         return account

@@ -15,7 +15,9 @@ from ratelimit import HitResult
 from rules.limits import ACTIONS as LIMIT_NAMES
 from rules.ruleset import ScanAction
 
-ActionKind = Literal["add_friend", "broadcast", "moment", "message", "welcome"]
+# `template`: customer-facing text the platform keeps and shows later or to many (a group welcome
+# template, a contact way's closing words, a transfer message, a group announcement, a profile signature).
+ActionKind = Literal["add_friend", "broadcast", "moment", "message", "welcome", "template"]
 ACTION_KINDS: tuple[str, ...] = get_args(ActionKind)
 Direction = Literal["active", "passive"]
 # The names an Action is counted under (`Action.limit_name`): the limits file's action names

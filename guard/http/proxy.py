@@ -22,6 +22,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from guard.config.settings import Settings
 from guard.core import codes
 from guard.core.body import BodyError
+from guard.core.fields import SHARED_PREFIX
 from guard.core.profiles import READ_METHODS, Profile, RequestInfo, Route
 from guard.core.types import Action, Decision, Disposition
 from guard.http.auth import Client, PresentedKey, presented_key
@@ -167,7 +168,7 @@ async def guarded(
         return error_response(profile, exc.code, exc.detail)
 
     for action in actions:
-        if not client.may_act_for(action.account):
+        if not action.account.startswith(SHARED_PREFIX) and not client.may_act_for(action.account):
             metrics.requests.inc(route.name, "forbidden")
             app[AUDIT].event(
                 "refused", reason="account_not_permitted", account=action.account, client=client.name

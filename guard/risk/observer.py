@@ -46,6 +46,7 @@ _RULE_ZH = {
     "moment": "朋友圈",
     "message": "消息",
     "welcome": "欢迎语",
+    "template": "话术模板",
 }
 _WINDOW_ZH = {"minute": "每分钟", "hour": "每小时", "day": "每日"}
 
