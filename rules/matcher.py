@@ -261,34 +261,9 @@ class WordMatcher:
             return []
         terms: list[Hit] = []
         allowed: list[tuple[int, int]] = []
-        max_gap = self.max_gap
         view: View | None = None
         if pieces is not None:
-            # Symbol offsets where each segment starts (and the end): hits are mapped without a View.
-            bounds = list(accumulate(map(len, pieces), initial=0))
-            rest: list[tuple[int, Entry]] = []
-            for end, value in first:
-                if value.word_start or value.word_end:
-                    rest.append((end, value))
-                    continue
-                # Symbol index 2i+1 ends folded character i; a key of n characters is 2n symbols.
-                start = end + 1 - 2 * value.length
-                k_start = bisect_right(bounds, start) - 1
-                k_end = bisect_right(bounds, end) - 1
-                o_start = (start >> 1) + k_start
-                o_end = (end >> 1) + k_end + 1
-                # k_end - k_start deleted characters lie inside the span; only more than max_gap of them
-                # can make a run of more than max_gap.
-                if k_end - k_start > max_gap:
-                    if view is None:
-                        view = coded_view(text, coded, self._encode, self._outside)
-                    if view.max_visible_gap(o_start, o_end) > max_gap:
-                        continue
-                if value.allow:
-                    allowed.append((o_start, o_end))
-                else:
-                    terms.append((o_start, o_end, value))
-            first = rest
+            first, view = self._place_plain(text, coded, pieces, first, terms, allowed)
         if first or collapsed is not None:
             if view is None:
                 view = coded_view(text, coded, self._encode, self._outside)
@@ -312,6 +287,46 @@ class WordMatcher:
             # a span must not cut one off the character it belongs to (the keycap of 8️⃣, an accent).
             terms = [(s, grapheme_end(text, e), v) for s, e, v in terms]
         return terms
+
+    def _place_plain(
+        self,
+        text: str,
+        coded: str,
+        pieces: list[str],
+        hits: list[tuple[int, Entry]],
+        terms: list[Hit],
+        allowed: list[tuple[int, int]],
+    ) -> tuple[list[tuple[int, Entry]], View | None]:
+        """The common case of `find` (no invisible character deleted, one symbol pair per character): map
+        the hits of the first scan to the original without a View where they need no word test. Returns the
+        hits left for the View (those of Latin / digit terms) and the View if one had to be built."""
+        max_gap = self.max_gap
+        view: View | None = None
+        # Symbol offsets where each segment starts (and the end): hits are mapped without a View.
+        bounds = list(accumulate(map(len, pieces), initial=0))
+        rest: list[tuple[int, Entry]] = []
+        for end, value in hits:
+            if value.word_start or value.word_end:
+                rest.append((end, value))
+                continue
+            # Symbol index 2i+1 ends folded character i; a key of n characters is 2n symbols.
+            start = end + 1 - 2 * value.length
+            k_start = bisect_right(bounds, start) - 1
+            k_end = bisect_right(bounds, end) - 1
+            o_start = (start >> 1) + k_start
+            o_end = (end >> 1) + k_end + 1
+            # k_end - k_start deleted characters lie inside the span; only more than max_gap of them
+            # can make a run of more than max_gap.
+            if k_end - k_start > max_gap:
+                if view is None:
+                    view = coded_view(text, coded, self._encode, self._outside)
+                if view.max_visible_gap(o_start, o_end) > max_gap:
+                    continue
+            if value.allow:
+                allowed.append((o_start, o_end))
+            else:
+                terms.append((o_start, o_end, value))
+        return rest, view
 
     def _consider(
         self,
