@@ -191,8 +191,12 @@ class Limiter:
         result_or_charges: HitResult | Sequence[Charge],
         *,
         request_id: str | None = None,
+        attempts: bool = False,
     ) -> bool:
         """Give back what a hit charged (never below zero) and release its idempotency record.
+
+        `attempts`: also take the hit back from the attempts (toward `alert_over`), for a hit that the
+        platform answered with "retry" (an expired token): the client's retry is the real try.
 
         Given a `HitResult`, the charge goes back to the windows of that hit even after they rolled
         over (an expired window is left alone); a refused or frozen result had charged nothing. Given
@@ -208,7 +212,11 @@ class Limiter:
             day_end = result.day_resets_at or day_end
             charged = result.allowed and not result.frozen
             items = tuple(
-                RefundItem(counter_key(account, o.rule, o.window, o.resets_at), o.cost if charged else 0)
+                RefundItem(
+                    counter_key(account, o.rule, o.window, o.resets_at),
+                    o.cost if charged else 0,
+                    o.cost if charged and attempts else 0,
+                )
                 for o in result.outcomes
             )
         else:

@@ -129,8 +129,9 @@ class MemoryStorage:
                     return False
             for item in plan.items:
                 counter = self._counter(item.key, plan.now)
-                if counter is not None and item.cost > 0:
+                if counter is not None:
                     counter.used = max(0, counter.used - item.cost)
+                    counter.attempts = max(0, counter.attempts - item.attempts)
             return True
 
     async def read(self, plan: ReadPlan) -> RawRead:

@@ -228,7 +228,11 @@ class RedisStorage:
 
     async def refund(self, plan: RefundPlan) -> bool:
         keys = [request_key(plan.account, plan.request_id, plan.day_end), *(item.key for item in plan.items)]
-        args: list[str | int] = [int(plan.request_id is not None), *(item.cost for item in plan.items)]
+        args: list[str | int] = [
+            int(plan.request_id is not None),
+            *(item.cost for item in plan.items),
+            *(item.attempts for item in plan.items),
+        ]
 
         async def run(client: Client) -> Any:
             return await REFUND(client, keys, args)

@@ -82,6 +82,8 @@ class RawHit(NamedTuple):
 class RefundItem(NamedTuple):
     key: str
     cost: int
+    # What to take back from the counter's attempts too (a hit the platform asked to retry was no try).
+    attempts: int = 0
 
 
 class RefundPlan(NamedTuple):

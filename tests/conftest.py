@@ -59,5 +59,7 @@ async def stub() -> AsyncIterator[StubUpstream]:
 @pytest.fixture
 async def guard(stub: StubUpstream) -> AsyncIterator[RunningGuard]:
     """A real guard (zero config: shipped rules, in-memory counters) in front of `stub`."""
-    async with running_guard(Settings(upstream=stub.url, reload_interval=0)) as g:
+    async with running_guard(
+        Settings(upstream=stub.url, upstreams={"gewe": stub.url}, reload_interval=0)
+    ) as g:
         yield g

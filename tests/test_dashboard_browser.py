@@ -38,7 +38,11 @@ async def guard(tmp_path: Path) -> AsyncIterator[tuple[RunningGuard, StubUpstrea
     )
     async with stub_upstream() as stub:
         settings = Settings(
-            upstream=stub.url, reload_interval=0, keys=keys, rules_dir=rules_copy(tmp_path, ACCOUNTS_TOML)
+            upstream=stub.url,
+            upstreams={"gewe": stub.url},
+            reload_interval=0,
+            keys=keys,
+            rules_dir=rules_copy(tmp_path, ACCOUNTS_TOML),
         )
         async with running_guard(settings) as g:
             yield g, stub

@@ -36,7 +36,9 @@ async def test_health_ready_metrics(guard: RunningGuard) -> None:
 
 
 async def test_readyz_with_redis(stub: StubUpstream, redis_url: str) -> None:
-    async with running_guard(Settings(upstream=stub.url, reload_interval=0, redis_url=redis_url)) as guard:
+    async with running_guard(
+        Settings(upstream=stub.url, upstreams={"gewe": stub.url}, reload_interval=0, redis_url=redis_url)
+    ) as guard:
         status, text = await get(guard, "/readyz")
         assert status == 200 and json.loads(text)["redis"] is True
 

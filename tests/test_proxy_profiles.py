@@ -217,7 +217,13 @@ async def test_sensitive_word_in_any_field_is_refused(
 @pytest.mark.cluster
 async def test_moment_senders_on_a_cluster_are_all_or_nothing(redis_cluster: str) -> None:
     async with stub_upstream() as stub:
-        settings = Settings(upstream=stub.url, reload_interval=0, redis_url=redis_cluster, redis_timeout=1.0)
+        settings = Settings(
+            upstream=stub.url,
+            upstreams={"gewe": stub.url},
+            reload_interval=0,
+            redis_url=redis_cluster,
+            redis_timeout=1.0,
+        )
         async with running_guard(settings) as guard:
             path = "/cgi-bin/externalcontact/add_moment_task"
 

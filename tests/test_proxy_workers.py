@@ -53,6 +53,7 @@ async def test_two_workers_admit_exactly_five_of_1000_concurrent_adds(redis_url:
         # 1,000 requests land at once on two processes sharing two cores with the test itself: give
         # Redis calls more than the default 100 ms so that a slow moment is not read as Redis being down.
         env["GUARD_REDIS_TIMEOUT"] = "2.0"
+        env["GUARD_UPSTREAMS"] = f"gewe={stub.url}"
         log = tmp_path / "guard.log"
         log_file = log.open("wb")
         proc = await asyncio.to_thread(

@@ -66,7 +66,9 @@ def add_friend(app_id: str) -> dict[str, Any]:
 @pytest.fixture
 async def guard(stub: StubUpstream, tmp_path: Path) -> AsyncIterator[RunningGuard]:
     rules = rules_copy(tmp_path, accounts=ACCOUNTS_TOML)
-    settings = Settings(upstream=stub.url, reload_interval=0, keys=KEYS, rules_dir=rules)
+    settings = Settings(
+        upstream=stub.url, upstreams={"gewe": stub.url}, reload_interval=0, keys=KEYS, rules_dir=rules
+    )
     async with running_guard(settings) as g:
         yield g
 
@@ -203,7 +205,9 @@ async def test_complaints_alert_at_the_threshold_and_may_auto_freeze(
     stub: StubUpstream, tmp_path: Path
 ) -> None:
     rules = rules_copy(tmp_path, accounts=ACCOUNTS_TOML)
-    settings = Settings(upstream=stub.url, reload_interval=0, keys=KEYS, rules_dir=rules)
+    settings = Settings(
+        upstream=stub.url, upstreams={"gewe": stub.url}, reload_interval=0, keys=KEYS, rules_dir=rules
+    )
     async with running_guard(settings) as guard:
         # The complaint thresholds are read per request, so they can be set on the running app here.
         guard.app[RISK].settings = RiskSettings(
@@ -274,7 +278,11 @@ async def test_app_webhook_sink_delivers_alerts_from_real_decisions(
     await web.TCPSite(receiver_runner, "127.0.0.1", receiver_port).start()
 
     rules = rules_copy(tmp_path, accounts=ACCOUNTS_TOML)
-    app = create_app(Settings(upstream=stub.url, reload_interval=0, keys=KEYS, rules_dir=rules))
+    app = create_app(
+        Settings(
+            upstream=stub.url, upstreams={"gewe": stub.url}, reload_interval=0, keys=KEYS, rules_dir=rules
+        )
+    )
     robot = WebhookSettings(name="robot", url=f"http://127.0.0.1:{receiver_port}/robot", levels=("block",))
     configure(app, RiskSettings(webhooks=(robot,)))
     runner = web.AppRunner(app)
@@ -342,7 +350,7 @@ async def test_an_open_alert_stream_does_not_hold_up_shutdown(stub: StubUpstream
 
     from guard.app import create_app
 
-    app = create_app(Settings(upstream=stub.url, reload_interval=0, keys=KEYS))
+    app = create_app(Settings(upstream=stub.url, upstreams={"gewe": stub.url}, reload_interval=0, keys=KEYS))
     runner = web.AppRunner(app)
     await runner.setup()
     port = free_port()

@@ -97,6 +97,7 @@ url = "{robot.url}"
     config.write_text(CONFIG + webhook, encoding="utf-8")
     rules = rules_copy(tmp_path, accounts=ACCOUNTS_TOML)
     env = {k: v for k, v in os.environ.items() if not k.startswith("GUARD_")}
+    env["GUARD_UPSTREAMS"] = f"gewe={stub.url}"
     procs: list[subprocess.Popen[bytes]] = []
     urls: list[str] = []
     try:

@@ -37,7 +37,9 @@ def broadcast(sender: str) -> dict[str, Any]:
 
 async def test_alerts_and_counts_of_an_outage_arrive_when_redis_is_back(own_redis: RedisServer) -> None:
     async with stub_upstream() as stub:
-        settings = Settings(upstream=stub.url, reload_interval=0, redis_url=own_redis.url)
+        settings = Settings(
+            upstream=stub.url, upstreams={"gewe": stub.url}, reload_interval=0, redis_url=own_redis.url
+        )
         async with running_guard(settings) as guard:
             await asyncio.to_thread(own_redis.stop)
             _, _, data = await guard.post(BROADCAST, broadcast("acct-down"))

@@ -43,7 +43,8 @@ class Settings:
     workers: int = 1
     # None: the shipped rules (rules/default).
     rules_dir: Path | None = None
-    # The upstream for every profile, unless `upstreams` names one for that profile.
+    # The WeCom upstream (the `wecom` profile's). Every other profile forwards only to its own: the one
+    # `upstreams` names for it, or the `upstream` of its profile file; with none it refuses (490018).
     upstream: str = DEFAULT_UPSTREAM
     upstreams: Mapping[str, str] = field(default_factory=dict)
     # None: in-memory counters (one process only).
@@ -66,6 +67,9 @@ class Settings:
     # Listen beyond loopback although no client keys are configured: only for a container whose port is
     # published on the host's loopback alone (docker-compose.yml); anyone who reaches the port may act.
     open_without_keys: bool = False
+    # Answer the guard's own errors on a platform's path with their HTTP status (401, 403, 413, 502, …)
+    # instead of 200 in the platform's error format (as WeCom and GeWe answer theirs, so SDKs read them).
+    http_error_status: bool = False
     key_header: str = "X-Guard-Key"
     key_param: str = "guard_key"
     log_level: str = "info"
@@ -76,8 +80,13 @@ class Settings:
     # The risk side's settings (alerts, webhooks, complaints, reports): the `[risk]` table.
     risk: RiskSettings = field(default_factory=RiskSettings)
 
-    def upstream_for(self, profile: str) -> str:
-        return self.upstreams.get(profile, self.upstream)
+    def upstream_for(self, profile: str) -> str | None:
+        """The upstream a profile forwards to (None: none is configured; the profile's own file may name
+        one). A request is never sent to another platform's upstream."""
+        found = self.upstreams.get(profile)
+        if found is None and profile == "wecom":
+            return self.upstream
+        return found
 
     def failure_policy(self, action_name: str) -> FailurePolicy:
         base = action_name.split(".", 1)[0]
@@ -301,6 +310,7 @@ _COERCE: dict[str, Callable[[str, object, str], object]] = {
     "strict": _as_bool,
     "reuse_port": _as_bool,
     "open_without_keys": _as_bool,
+    "http_error_status": _as_bool,
     "redis_timeout": _float_in(0.001, 60.0),
     "connect_timeout": _float_in(0.001, 3600.0),
     "read_timeout": _float_in(0.001, 3600.0),

@@ -31,7 +31,7 @@ ATTACHMENT_REFUSED = GuardCode(
 )  # fmt: skip
 QUOTA_EXCEEDED = GuardCode(
     490003, "quota_exceeded", 200,
-    "该账号今日此操作已达上限，已拦截。请等待额度重置，或改用备用账号。",
+    "该账号此操作已达上限，已拦截。请等待额度重置，或改用备用账号。",
     "This account reached its limit for this action. Wait for the reset or use a backup account.",
 )  # fmt: skip
 ACCOUNT_FROZEN = GuardCode(
@@ -108,6 +108,11 @@ NOT_FOUND = GuardCode(
     "所请求的对象不存在。",
     "The requested item does not exist.",
 )  # fmt: skip
+UPSTREAM_NOT_CONFIGURED = GuardCode(
+    490018, "upstream_not_configured", 502,
+    "该平台的接口地址未配置，请求未转发。请联系管理员配置 upstreams。",
+    "No upstream is configured for this platform; nothing was forwarded. Ask an admin to set upstreams.",
+)  # fmt: skip
 
 ALL_CODES: tuple[GuardCode, ...] = (
     CONTENT_BLOCKED,
@@ -127,5 +132,6 @@ ALL_CODES: tuple[GuardCode, ...] = (
     FORBIDDEN_ROLE,
     RECIPIENTS_UNKNOWN,
     NOT_FOUND,
+    UPSTREAM_NOT_CONFIGURED,
 )
 BY_CODE: dict[int, GuardCode] = {c.code: c for c in ALL_CODES}

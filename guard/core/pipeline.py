@@ -94,13 +94,14 @@ class Pipeline:
         for decision in decisions:
             await self.refund(decision)
 
-    async def refund(self, decision: Decision) -> bool:
-        """Give back what `decision` charged (the upstream refused, or another account of the request did)."""
+    async def refund(self, decision: Decision, *, attempts: bool = False) -> bool:
+        """Give back what `decision` charged (the upstream refused, or another account of the request did);
+        `attempts`: the upstream asked for a retry, so the hit is no attempt either."""
         result = decision.quota
         if not isinstance(result, HitResult) or not result.allowed or result.duplicate:
             return False
         try:
-            return await self.limiter.refund(decision.action.account, result)
+            return await self.limiter.refund(decision.action.account, result, attempts=attempts)
         except StorageUnavailable as exc:
             log.warning("refund for %s failed: %s", decision.action.account, exc)
             return False

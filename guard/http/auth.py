@@ -80,7 +80,7 @@ class PresentedKey(NamedTuple):
     """The key a request carries and where: the proxy strips it from there before forwarding."""
 
     value: str | None
-    source: Literal["header", "query", "bearer", "none"]
+    source: Literal["header", "query", "bearer", "path", "none"]
 
 
 def presented_key(request: web.Request, settings: Settings) -> PresentedKey:

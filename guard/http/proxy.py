@@ -12,8 +12,9 @@ import functools
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
-from urllib.parse import unquote_plus
+from urllib.parse import unquote, unquote_plus
 
 import aiohttp
 from aiohttp import web
@@ -22,6 +23,8 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from guard.config.settings import Settings
 from guard.core import codes
 from guard.core.body import BodyError
+from guard.core.bundle import Bundle
+from guard.core.codes import GuardCode
 from guard.core.fields import SHARED_PREFIX
 from guard.core.profiles import READ_METHODS, Profile, RequestInfo, Route
 from guard.core.types import Action, Decision, Disposition
@@ -79,11 +82,65 @@ def forward_headers(
     return end_to_end_headers(headers, frozenset(drop))
 
 
-def upstream_url(settings: Settings, profile: Profile, request: web.Request) -> str:
-    base = profile.upstream or settings.upstream_for(profile.name)
-    url = base + request.rel_url.raw_path
-    query = forward_query(request.rel_url.raw_query_string, settings.key_param)
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One request on a platform's path, as the proxy handles it: the profile that answers it, the path
+    the routes see (decoded, the `/k/<key>` prefix removed) and the raw one that is forwarded, the key
+    and where it came from, and the client it identifies."""
+
+    request: web.Request
+    settings: Settings
+    profile: Profile
+    path: str
+    raw_path: str
+    key: PresentedKey
+    # Whether a route matched or the path lies under a profile's paths; a path no profile owns is
+    # forwarded nowhere.
+    owned: bool = True
+    client: Client | None = None
+
+    def refuse(self, code: GuardCode, detail: str) -> web.Response:
+        return error_response(self.profile, code, detail, http_error_status=self.settings.http_error_status)
+
+    @property
+    def upstream(self) -> str | None:
+        return self.profile.upstream or self.settings.upstream_for(self.profile.name)
+
+
+KEY_PREFIX = "/k/"
+
+
+def split_key_prefix(raw_path: str) -> tuple[str | None, str]:
+    """`/k/<key>/cgi-bin/…` → (key, `/cgi-bin/…`): a key as the base URL's first path segment, for SDKs
+    that can set nothing but a base URL. Other paths come back unchanged with no key."""
+    if not raw_path.startswith(KEY_PREFIX):
+        return None, raw_path
+    segment, slash, rest = raw_path[len(KEY_PREFIX) :].partition("/")
+    return unquote(segment) or None, slash + rest if slash else "/"
+
+
+def upstream_url(call: Call, base: str) -> str:
+    query = forward_query(call.request.rel_url.raw_query_string, call.settings.key_param)
+    url = base + call.raw_path
     return f"{url}?{query}" if query else url
+
+
+def call_of(
+    request: web.Request, settings: Settings, bundle: Bundle
+) -> tuple[Call, tuple[Profile, Route] | None]:
+    """The request's Call and its route (None: no profile knows it)."""
+    path_key, raw_path = split_key_prefix(request.rel_url.raw_path)
+    key = presented_key(request, settings)
+    if path_key is not None:
+        # The key in the path is taken only when no other is presented; it is stripped either way.
+        key = key if key.value else PresentedKey(path_key, "path")
+        path = unquote(raw_path)
+    else:
+        path = request.path
+    matched = bundle.profiles.match(request.method.upper(), path)
+    owner = matched[0] if matched else bundle.profiles.owning(path)
+    profile = owner or bundle.profiles.owner(path)
+    return Call(request, settings, profile, path, raw_path, key, owned=owner is not None), matched
 
 
 async def handle(request: web.Request) -> web.StreamResponse:
@@ -93,59 +150,81 @@ async def handle(request: web.Request) -> web.StreamResponse:
     started = time.perf_counter()
     bundle = app[BUNDLE].current
     method = request.method.upper()
-    path = request.path
-    matched = bundle.profiles.match(method, path)
-    profile = matched[0] if matched else bundle.profiles.owner(path)
-
-    key = presented_key(request, settings)
-    client = app[AUTH].identify(key.value)
+    call, matched = call_of(request, settings, bundle)
+    client = app[AUTH].identify(call.key.value)
     if client is None:
         metrics.requests.inc("any", "unauthorized")
-        app[AUDIT].event("refused", reason="unauthorized", path=path, method=method)
-        return error_response(
-            profile, codes.UNAUTHORIZED, f"send the key in the {settings.key_header} header"
+        app[AUDIT].event("refused", reason="unauthorized", path=call.path, method=method)
+        return call.refuse(
+            codes.UNAUTHORIZED,
+            f"send the key in the {settings.key_header} header or as the base URL's first path segment "
+            f"{KEY_PREFIX}<key>",
         )
-
+    call = replace(call, client=client)
+    if not call.owned:
+        metrics.requests.inc("unknown", "refused")
+        app[AUDIT].event("refused", reason="unowned_path", path=call.path, method=method, client=client.name)
+        return call.refuse(codes.UNKNOWN_ROUTE, f"{method} {call.path}: no platform's path")
+    if call.upstream is None:
+        metrics.requests.inc("any", "no_upstream")
+        name = call.profile.name
+        where = "" if call.profile.source == "built-in" else f", or upstream in {call.profile.source}"
+        return call.refuse(
+            codes.UPSTREAM_NOT_CONFIGURED,
+            f"profile {name!r} has no upstream: set upstreams.{name} (GUARD_UPSTREAMS={name}=URL){where}",
+        )
     if matched is None:
-        if method in READ_METHODS:
-            write_twin = bundle.profiles.match("POST", path)
-            if request.body_exists and write_twin is not None and write_twin[1].guarded:
-                # A read carrying a body on a guarded endpoint: some servers would act on it unchecked.
-                metrics.requests.inc("read", "refused")
-                return error_response(
-                    profile, codes.BAD_REQUEST, f"{method} with a body on a guarded endpoint"
-                )
-            metrics.requests.inc("read", "forwarded")
-            return await pass_through(request, profile, key)
-        if settings.strict:
-            metrics.requests.inc("unknown", "refused")
-            app[AUDIT].event("refused", reason="unknown_route", path=path, method=method, client=client.name)
-            return error_response(profile, codes.UNKNOWN_ROUTE, f"{method} {path}")
-        metrics.requests.inc("unknown", "forwarded")
-        app[AUDIT].event("unknown_route_forwarded", path=path, method=method, client=client.name)
-        return await pass_through(request, profile, key)
-
+        return await unmatched(call)
     route = matched[1]
     if route.plain_write:
         metrics.requests.inc("plain_write", "forwarded")
         app[AUDIT].event("plain_write_forwarded", route=route.name, method=method, client=client.name)
-        return await pass_through(request, profile, key)
+        return await pass_through(call)
     if not route.guarded:
         metrics.requests.inc("pass_through", "forwarded")
-        return await pass_through(request, profile, key)
-    return await guarded(request, profile, route, client, key, started)
+        return await pass_through(call)
+    return await guarded(call, route, client, started)
 
 
-async def read_actions(request: web.Request, route: Route) -> tuple[bytes, list[Action]]:
+async def unmatched(call: Call) -> web.StreamResponse:
+    """A request no route of the catalogues knows. A read without a body is forwarded; anything that
+    carries a body (whatever its method) is an unknown write: refused under `strict`, else forwarded with
+    an audit line — but never when it names a guarded endpoint with another method."""
+    app = call.request.app
+    metrics = app[METRICS]
+    method = call.request.method.upper()
+    assert call.client is not None
+    has_body = call.request.body_exists
+    if method in READ_METHODS and not has_body:
+        metrics.requests.inc("read", "forwarded")
+        return await pass_through(call)
+    write_twin = app[BUNDLE].current.profiles.match("POST", call.path)
+    if write_twin is not None and write_twin[1].guarded:
+        # A guarded endpoint reached with another method: some servers would act on it unchecked.
+        metrics.requests.inc("unknown", "refused")
+        return call.refuse(codes.BAD_REQUEST, f"{method} on a guarded endpoint; send it as POST")
+    if call.settings.strict:
+        metrics.requests.inc("unknown", "refused")
+        app[AUDIT].event(
+            "refused", reason="unknown_route", path=call.path, method=method, client=call.client.name
+        )
+        return call.refuse(codes.UNKNOWN_ROUTE, f"{method} {call.path}")
+    metrics.requests.inc("unknown", "forwarded")
+    app[AUDIT].event("unknown_route_forwarded", path=call.path, method=method, client=call.client.name)
+    return await pass_through(call)
+
+
+async def read_actions(call: Call, route: Route) -> tuple[bytes, list[Action]]:
     """The raw body (what is forwarded) and the Actions the route's parser reads from it; a BodyError
     when the body cannot be read, decoded or understood."""
     assert route.parse is not None
-    raw, parsed = await read_json(request, request.app[SETTINGS].body_limit)
+    request = call.request
+    raw, parsed = await read_json(request, call.settings.body_limit)
     if not isinstance(parsed, dict):
         raise BodyError(codes.BAD_REQUEST, "the body must be a JSON object")
     info = RequestInfo(
         method=request.method,
-        path=request.path,
+        path=call.path,
         query=request.rel_url.query,
         account_header=(request.headers.get(ACCOUNT_HEADER) or "").strip() or None,
         request_id=request.headers.get(IDEMPOTENCY_HEADER) or None,
@@ -153,19 +232,17 @@ async def read_actions(request: web.Request, route: Route) -> tuple[bytes, list[
     return raw, list(route.parse(parsed, info))
 
 
-async def guarded(
-    request: web.Request, profile: Profile, route: Route, client: Client, key: PresentedKey, started: float
-) -> web.StreamResponse:
-    app = request.app
+async def guarded(call: Call, route: Route, client: Client, started: float) -> web.StreamResponse:
+    app = call.request.app
     metrics = app[METRICS]
     try:
-        raw, actions = await read_actions(request, route)
+        raw, actions = await read_actions(call, route)
     except BodyError as exc:
         metrics.requests.inc(route.name, "bad_request")
         app[AUDIT].event(
             "refused", reason=exc.code.name, route=route.name, detail=mask(exc.detail, 40), client=client.name
         )
-        return error_response(profile, exc.code, exc.detail)
+        return call.refuse(exc.code, exc.detail)
 
     for action in actions:
         if not action.account.startswith(SHARED_PREFIX) and not client.may_act_for(action.account):
@@ -173,7 +250,7 @@ async def guarded(
             app[AUDIT].event(
                 "refused", reason="account_not_permitted", account=action.account, client=client.name
             )
-            return error_response(profile, codes.ACCOUNT_NOT_PERMITTED, f"account {action.account}")
+            return call.refuse(codes.ACCOUNT_NOT_PERMITTED, f"account {action.account}")
 
     decisions = await app[PIPELINE].decide(actions, bundle=app[BUNDLE].current)
     metrics.latency.observe(time.perf_counter() - started)
@@ -181,57 +258,53 @@ async def guarded(
     if refusal is not None:
         metrics.requests.inc(route.name, "refused")
         await record_decisions(app, decisions, "refused", client=client)
-        return verdict_response(profile, refusal)
-    return await forward_allowed(request, profile, route, client, key, raw, decisions)
+        return verdict_response(call.profile, refusal, http_error_status=call.settings.http_error_status)
+    return await forward_allowed(call, route, raw, decisions)
 
 
 async def forward_allowed(
-    request: web.Request,
-    profile: Profile,
-    route: Route,
-    client: Client,
-    key: PresentedKey,
-    raw: bytes,
-    decisions: Sequence[Decision],
+    call: Call, route: Route, raw: bytes, decisions: Sequence[Decision]
 ) -> web.StreamResponse:
     """Forward an allowed request and relay the answer; give the quota back when nothing was done."""
-    app = request.app
-    settings = app[SETTINGS]
+    app = call.request.app
     metrics = app[METRICS]
+    profile = call.profile
     try:
-        status, headers, payload = await forward(request, profile, key, raw)
+        status, headers, payload = await forward(call, raw)
     except TimeoutError:
         # The action may have happened: the charge is kept.
         metrics.upstream_errors.inc("timeout")
         metrics.requests.inc(route.name, "upstream_timeout")
-        await record_decisions(app, decisions, "upstream_timeout", client=client)
+        await record_decisions(app, decisions, "upstream_timeout", client=call.client)
         await notify_system(
             app, "upstream_failing", "upstream timed out", {"profile": profile.name, "route": route.name}
         )
-        return error_response(profile, codes.UPSTREAM_TIMEOUT, f"no answer within {settings.read_timeout:g}s")
+        return call.refuse(codes.UPSTREAM_TIMEOUT, f"no answer within {call.settings.read_timeout:g}s")
     except aiohttp.ClientError as exc:
         # Nothing reached the platform (or it dropped the request): give the quota back.
         metrics.upstream_errors.inc("unreachable")
         metrics.requests.inc(route.name, "upstream_error")
         for decision in decisions:
             await app[PIPELINE].refund(decision)
-        await record_decisions(app, decisions, "upstream_error", client=client)
+        await record_decisions(app, decisions, "upstream_error", client=call.client)
         await notify_system(
             app,
             "upstream_failing",
             "upstream unreachable",
             {"profile": profile.name, "error": type(exc).__name__},
         )
-        return error_response(profile, codes.UPSTREAM_UNREACHABLE, type(exc).__name__)
+        return call.refuse(codes.UPSTREAM_UNREACHABLE, type(exc).__name__)
 
     disposition: Disposition = "forwarded"
-    if profile.answer.upstream_refused(status, inspect_answer(payload, headers)):
+    answer = inspect_answer(payload, headers)
+    if profile.answer.upstream_refused(status, answer):
         disposition = "upstream_refused"
         metrics.upstream_refusals.inc()
+        retry = profile.answer.asks_retry(answer)
         for decision in decisions:
-            await app[PIPELINE].refund(decision)
+            await app[PIPELINE].refund(decision, attempts=retry)
     metrics.requests.inc(route.name, disposition)
-    await record_decisions(app, decisions, disposition, client=client, upstream_status=status)
+    await record_decisions(app, decisions, disposition, client=call.client, upstream_status=status)
     warnings = [w for d in decisions for w in d.warnings]
     out = end_to_end_headers(headers)
     out["X-Guard-Decision"] = "warn" if warnings else "allow"
@@ -258,40 +331,37 @@ def forward_timeout(connect: float, read: float) -> aiohttp.ClientTimeout:
     return aiohttp.ClientTimeout(total=connect + read, sock_connect=connect, sock_read=read)
 
 
-def upstream_request(
-    request: web.Request, profile: Profile, key: PresentedKey, data: Any, **options: Any
-) -> Any:
-    """The request to the upstream, as an `async with` context: same method, path and query, the body
-    `data`, the headers minus the guard's key; redirects are the client's business."""
-    settings = request.app[SETTINGS]
+def upstream_request(call: Call, data: Any, **options: Any) -> Any:
+    """The request to the profile's own upstream, as an `async with` context: same method, path (without
+    a `/k/<key>` prefix) and query (without the key parameter), the body `data`, the headers minus the
+    guard's key; redirects are the client's business."""
+    request = call.request
+    assert call.upstream is not None
     return request.app[CLIENT].request(
         request.method,
-        upstream_url(settings, profile, request),
+        upstream_url(call, call.upstream),
         data=data,
-        headers=forward_headers(request.headers, settings, key),
+        headers=forward_headers(request.headers, call.settings, call.key),
         allow_redirects=False,
         **options,
     )
 
 
-async def forward(
-    request: web.Request, profile: Profile, key: PresentedKey, body: bytes
-) -> tuple[int, CIMultiDictProxy[str], bytes]:
-    settings = request.app[SETTINGS]
+async def forward(call: Call, body: bytes) -> tuple[int, CIMultiDictProxy[str], bytes]:
+    settings = call.settings
     timeout = forward_timeout(settings.connect_timeout, settings.read_timeout)
-    async with upstream_request(request, profile, key, body, timeout=timeout) as resp:
+    async with upstream_request(call, body, timeout=timeout) as resp:
         payload = await resp.read()
         return resp.status, resp.headers, payload
 
 
-async def pass_through(request: web.Request, profile: Profile, key: PresentedKey) -> web.StreamResponse:
-    """Read-only and media endpoints: streamed both ways, no checks."""
-    app = request.app
-    settings = app[SETTINGS]
+async def pass_through(call: Call) -> web.StreamResponse:
+    """Reads, media and plain writes: streamed both ways, no checks."""
+    request = call.request
     data: Any = request.content if request.body_exists else None
     out: web.StreamResponse | None = None
     try:
-        async with upstream_request(request, profile, key, data) as resp:
+        async with upstream_request(call, data) as resp:
             out = web.StreamResponse(
                 status=resp.status, reason=resp.reason, headers=end_to_end_headers(resp.headers)
             )
@@ -304,12 +374,10 @@ async def pass_through(request: web.Request, profile: Profile, key: PresentedKey
             return out
     except (TimeoutError, aiohttp.ClientError) as exc:
         timeout = isinstance(exc, TimeoutError)
-        app[METRICS].upstream_errors.inc("timeout" if timeout else "unreachable")
+        request.app[METRICS].upstream_errors.inc("timeout" if timeout else "unreachable")
         if out is not None and out.prepared:
             # The answer had started: all that is left is to cut the connection.
             raise
         if timeout:
-            return error_response(
-                profile, codes.UPSTREAM_TIMEOUT, f"no answer within {settings.read_timeout:g}s"
-            )
-        return error_response(profile, codes.UPSTREAM_UNREACHABLE, type(exc).__name__)
+            return call.refuse(codes.UPSTREAM_TIMEOUT, f"no answer within {call.settings.read_timeout:g}s")
+        return call.refuse(codes.UPSTREAM_UNREACHABLE, type(exc).__name__)

@@ -64,14 +64,14 @@ def refusal_response(
     rule: str,
     details: Mapping[str, object] | None = None,
     decision: str = "refuse",
+    http_error_status: bool = False,
 ) -> web.Response:
     guard: dict[str, object] = {"decision": decision, "code": code.name, "rule": rule}
     if details:
         guard["details"] = dict(details)
-    status, body = profile.answer.refusal(code, message, guard)
     return web.Response(
-        status=status,
-        body=body,
+        status=profile.answer.status_for(code, http_error_status),
+        body=profile.answer.refusal(code, message, guard),
         content_type="application/json",
         charset="utf-8",
         headers={"X-Guard-Decision": decision, "X-Guard-Rule": header_value(rule)},
@@ -89,14 +89,27 @@ def match_json(match: ContentMatch) -> dict[str, object]:
     }
 
 
-def verdict_response(profile: Profile, verdict: Verdict) -> web.Response:
+def verdict_response(profile: Profile, verdict: Verdict, *, http_error_status: bool = False) -> web.Response:
     code = codes.BY_CODE.get(verdict.code, codes.CONTENT_BLOCKED)
     details: dict[str, object] = dict(verdict.details)
     if verdict.check == "content":
         details["matches"] = [match_json(m) for m in verdict.matches]
-    return refusal_response(profile, code, refusal_message(verdict), rule=verdict.rule, details=details)
+    return refusal_response(
+        profile,
+        code,
+        refusal_message(verdict),
+        rule=verdict.rule,
+        details=details,
+        http_error_status=http_error_status,
+    )
 
 
-def error_response(profile: Profile, code: GuardCode, detail: str, rule: str | None = None) -> web.Response:
+def error_response(
+    profile: Profile, code: GuardCode, detail: str, *, http_error_status: bool = False
+) -> web.Response:
+    """The guard's answer on a platform's path to a request it cannot take (bad input, auth, unknown
+    route, upstream trouble): the code's bilingual text and what exactly was wrong."""
     message = f"{code.zh} / {code.en}" + (f" ({detail})" if detail else "")
-    return refusal_response(profile, code, message, rule=rule or f"guard:{code.name}", details=None)
+    return refusal_response(
+        profile, code, message, rule=f"guard:{code.name}", http_error_status=http_error_status
+    )

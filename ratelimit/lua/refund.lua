@@ -1,7 +1,8 @@
 -- Give back charges, never below zero; release the request's idempotency record.
 --
 -- KEYS[1]  idempotency record (used when ARGV[1] is '1'); KEYS[2…] counter hashes
--- ARGV[1]  has request id '1'|'0'; ARGV[2…] cost to give back per counter
+-- ARGV[1]  has request id '1'|'0'; ARGV[2…#KEYS] cost to give back per counter, then one number per
+--          counter to take back from its attempts (a hit the platform asked to retry counts as no try)
 --
 -- With a request id the refund happens only if the record still exists, so refunding the same
 -- request twice (or a retry of it) gives back once. Counters that expired are left alone: a refund
@@ -11,16 +12,16 @@
 if ARGV[1] == '1' and redis.call('DEL', KEYS[1]) == 0 then
   return 0
 end
+local n = #KEYS - 1
 for i = 2, #KEYS do
   local cost = tonumber(ARGV[i])
-  if cost > 0 then
-    local used = tonumber(redis.call('HGET', KEYS[i], 'u'))
-    if used then
-      local left = used - cost
-      if left < 0 then
-        left = 0
+  local tries = tonumber(ARGV[i + n]) or 0
+  for field, back in pairs({u = cost, a = tries}) do
+    if back > 0 then
+      local value = tonumber(redis.call('HGET', KEYS[i], field))
+      if value then
+        redis.call('HSET', KEYS[i], field, math.max(0, value - back))
       end
-      redis.call('HSET', KEYS[i], 'u', left)
     end
   end
 end

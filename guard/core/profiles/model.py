@@ -59,17 +59,38 @@ class AnswerFormat:
     message_field: str
     ok_values: tuple[object, ...]
     extra: Mapping[str, object] = field(default_factory=dict)
-    # HTTP status of policy refusals; transport-level codes (401, 413, 502, 504…) keep their own.
+    # HTTP status of the guard's answers (None: 200); see `status_for`.
     status: int | None = None
+    # Result codes that mean "retry with a fresh access token": the action did not happen, and the
+    # client's retry is the real attempt.
+    retry_codes: tuple[int, ...] = ()
 
-    def refusal(self, code: GuardCode, message: str, guard: Mapping[str, object]) -> tuple[int, bytes]:
+    def refusal(self, code: GuardCode, message: str, guard: Mapping[str, object]) -> bytes:
         body: dict[str, object] = {self.code_field: code.code, self.message_field: message}
         body.update(self.extra)
         body["guard"] = dict(guard)
-        status = code.status if code.status != 200 or self.status is None else self.status
         text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
         # A lone surrogate (from a \\ud800 escape in the request) cannot be UTF-8: replace, never fail.
-        return status, text.encode("utf-8", "replace")
+        return text.encode("utf-8", "replace")
+
+    def status_for(self, code: GuardCode, http_error_status: bool) -> int:
+        """The HTTP status of the guard's own answer on this platform's path: the platform's own (200, as
+        WeCom and GeWe answer their errors, so SDKs read the code), unless the operator opted into HTTP
+        error statuses, which the transport-level codes (401, 403, 413, 502 …) then keep."""
+        if http_error_status and code.status != 200:
+            return code.status
+        return self.status if self.status is not None else 200
+
+    def asks_retry(self, body: bytes) -> bool:
+        """The upstream's answer says: retry with a fresh token."""
+        if not self.retry_codes:
+            return False
+        try:
+            data = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            return False
+        value = data.get(self.code_field) if isinstance(data, dict) else None
+        return type(value) is int and value in self.retry_codes
 
     def upstream_refused(self, status: int, body: bytes) -> bool:
         """True when the upstream clearly did not perform the action."""
@@ -85,7 +106,9 @@ class AnswerFormat:
         return not any(value == ok and type(value) is type(ok) for ok in self.ok_values)
 
 
-WECOM_FORMAT = AnswerFormat("wecom", "errcode", "errmsg", (0,))
+# 40001 invalid credential, 40014 invalid access_token, 42001 access_token expired: every WeCom SDK
+# fetches a new token and sends the same request again.
+WECOM_FORMAT = AnswerFormat("wecom", "errcode", "errmsg", (0,), retry_codes=(40001, 40014, 42001))
 GEWE_FORMAT = AnswerFormat("gewe", "ret", "msg", (200,), extra={"data": None})
 
 
@@ -161,13 +184,14 @@ class ProfileSet:
                 return profile, route
         return None
 
+    def owning(self, path: str) -> Profile | None:
+        """The profile whose paths `path` lies under (None: no platform's)."""
+        path = normalize_path(path)
+        return next((profile for profile in self.profiles if profile.owns(path)), None)
+
     def owner(self, path: str) -> Profile:
         """The profile whose format answers a request on `path` that no route matched."""
-        path = normalize_path(path)
-        for profile in self.profiles:
-            if profile.owns(path):
-                return profile
-        return self.get("wecom") or self.profiles[0]
+        return self.owning(path) or self.get("wecom") or self.profiles[0]
 
     def get(self, name: str) -> Profile | None:
         return next((p for p in self.profiles if p.name == name), None)
