@@ -171,15 +171,18 @@ def test_builtin_endpoint_to_action(
     assert [a.kind for a in action.attachments] == kinds
 
 
-def test_welcome_and_appchat_take_the_account_from_the_header() -> None:
+def test_welcome_and_appchat_take_the_account_from_the_header_else_a_shared_bucket() -> None:
     body = {"welcome_code": "W", "text": {"content": "欢迎"}}
     (action,) = parse("/cgi-bin/externalcontact/send_welcome_msg", body, account_header="zhangsan")
     assert action.kind == "welcome" and action.account == "zhangsan"
-    from guard.core.body import BodyError
-
-    with pytest.raises(BodyError) as err:
-        parse("/cgi-bin/externalcontact/send_welcome_msg", body)
-    assert err.value.code.code == 490014
+    # An SDK has no header to send: counted against the documented shared bucket, never refused for it.
+    (action,) = parse("/cgi-bin/externalcontact/send_welcome_msg", body)
+    assert action.kind == "welcome" and action.account == "shared:wecom-welcome"
+    chat = {"chatid": "c1", "msgtype": "text", "text": {"content": "开会"}}
+    (action,) = parse("/cgi-bin/appchat/send", chat)
+    assert action.kind == "message" and action.account == "shared:wecom-appchat"
+    (action,) = parse("/cgi-bin/appchat/send", chat, account_header="lisi")
+    assert action.account == "lisi"
 
 
 SENSITIVE = "稳赚不赔"

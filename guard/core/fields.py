@@ -164,3 +164,15 @@ def require_account(account: str | None, where: str, header: str | None) -> str:
 
 def link(where: str, url: str | None) -> Attachment:
     return Attachment(kind="link", where=where, url=url)
+
+
+def implied_or_shared(implied: str | None, header: str | None, bucket: str) -> str:
+    """The account the body names (e.g. a WeCom `agentid`, a profile's `userid`) when it names one; else
+    X-Guard-Account; else the shared bucket `shared:<bucket>`. Unlike `account_or_shared`, a body that
+    names its account exactly is counted against it whatever the header says."""
+    return implied or header or f"{SHARED_PREFIX}{bucket}"
+
+
+def distinct(values: list[str]) -> list[str]:
+    """The non-blank values, stripped, first occurrence first."""
+    return list(dict.fromkeys(v.strip() for v in values if v.strip()))
