@@ -6,6 +6,8 @@ Profiles (built-in and custom) are written with these, so every wrong type is re
 
 from __future__ import annotations
 
+import re
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -102,6 +104,15 @@ def obj_list(obj: Mapping[str, Any], key: str, where: str = "") -> list[dict[str
     return items
 
 
+def id_list(obj: Mapping[str, Any], key: str, where: str = "") -> list[str]:
+    """A list of ids sent either as an array of strings or as one comma-separated string (GeWe's `wxids`
+    takes both); empty items are dropped."""
+    value = obj.get(key)
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return [item.strip() for item in str_list(obj, key, where) if item.strip()]
+
+
 def text(obj: Mapping[str, Any], key: str, where: str = "") -> list[TextField]:
     value = opt_str(obj, key, where)
     return [TextField(_join(where, key), value)] if value else []
@@ -176,3 +187,26 @@ def implied_or_shared(implied: str | None, header: str | None, bucket: str) -> s
 def distinct(values: list[str]) -> list[str]:
     """The non-blank values, stripped, first occurrence first."""
     return list(dict.fromkeys(v.strip() for v in values if v.strip()))
+
+
+# XML inside a JSON string (WeChat's app-message and moment XML, forwarded as is): read only bounded, and
+# never with a document type declaration, so no entity is expanded (no "billion laughs") or fetched.
+MAX_XML_CHARS = 128 * 1024
+_XML_DECLARATION = re.compile(r"<!\s*(?:DOCTYPE|ENTITY)", re.IGNORECASE)
+
+
+def xml_root(value: str, where: str) -> ET.Element:
+    """`value` (the string at `where`) parsed as XML; a BodyError naming `where` when it is longer than
+    `MAX_XML_CHARS`, declares a DOCTYPE or an entity, or is not well-formed."""
+    if len(value) > MAX_XML_CHARS:
+        raise BodyError(
+            codes.BAD_REQUEST, f"{where}: XML over {MAX_XML_CHARS} characters is refused", where=where
+        )
+    if _XML_DECLARATION.search(value):
+        raise BodyError(
+            codes.BAD_REQUEST, f"{where}: XML with a DOCTYPE or ENTITY declaration is refused", where=where
+        )
+    try:
+        return ET.fromstring(value)
+    except ET.ParseError as exc:
+        raise BodyError(codes.BAD_REQUEST, f"{where} is not well-formed XML ({exc})", where=where) from exc
