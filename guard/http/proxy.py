@@ -243,6 +243,10 @@ async def guarded(call: Call, route: Route, client: Client, started: float) -> w
             "refused", reason=exc.code.name, route=route.name, detail=mask(exc.detail, 40), client=client.name
         )
         return call.refuse(exc.code, exc.detail)
+    if not actions:
+        # A write of a guarded endpoint that carries nothing customer-facing this time (a contact way
+        # without closing words): nothing to check or charge, but the write is on record.
+        app[AUDIT].event("forwarded_without_content", route=route.name, client=client.name)
 
     for action in actions:
         if not action.account.startswith(SHARED_PREFIX) and not client.may_act_for(action.account):
