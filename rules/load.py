@@ -3,7 +3,8 @@
 A rules directory holds:
 * `words/<category>.txt` — UTF-8, one term a line, `#` starts a comment, blank lines ignored;
 * `allow.txt` — phrases that cancel any hit lying inside them (missing = no allowed phrases);
-* `policy.toml` — actions and options per category (missing = the shipped default policy).
+* `policy.toml` — actions and options per category (missing = the shipped default policy);
+* `tests.txt` — the rule set's own regression tests (`rules.selftest`), run by `load_rules`.
 Other files (limits, accounts, profiles) belong to other parts of the guard.
 """
 
@@ -19,7 +20,9 @@ from rules.matcher import Entry, WordMatcher
 from rules.normalize import fold_many, is_cjk, is_word_char
 from rules.policy import CATEGORY_NAME, Policy, parse_policy
 from rules.ruleset import RuleSet
+from rules.selftest import TESTS_FILE, parse_tests, run_tests
 from rules.store import content_hash
+from rules.textfile import read_lines
 
 DEFAULT_DIR = Path(__file__).resolve().parent / "default"
 WORDS_DIR = "words"
@@ -38,36 +41,6 @@ class TermLine:
     term: str
     line: int
     key: str
-
-
-def read_lines(path: Path) -> tuple[list[tuple[int, str]], list[RuleError]]:
-    """(line number, text) of every line of a UTF-8 file; a line that is not UTF-8 is an error."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        return [], [RuleError.at(path, 0, f"cannot read file: {exc.strerror or exc}")]
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    try:
-        whole = data.decode("utf-8")
-    except UnicodeDecodeError:
-        pass  # find the bad lines one by one below
-    else:
-        return list(enumerate((line.rstrip("\r") for line in whole.split("\n")), start=1)), []
-    lines: list[tuple[int, str]] = []
-    errors: list[RuleError] = []
-    for number, raw in enumerate(data.split(b"\n"), start=1):
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            errors.append(
-                RuleError.at(
-                    path, number, f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})"
-                )
-            )
-            continue
-        lines.append((number, text.rstrip("\r")))
-    return lines, errors
 
 
 def parse_terms(path: Path) -> tuple[list[TermLine], list[RuleError]]:
@@ -237,11 +210,14 @@ def rule_files(root: Path) -> list[Path]:
     if allow.exists():
         files.append(allow)
     files.append(policy_path(root))
+    tests = root / TESTS_FILE
+    if tests.exists():
+        files.append(tests)
     return files
 
 
 def rules_version(root: Path) -> str:
-    """The RuleSet's version: a content hash of its word lists, allow list and (own or shipped) policy.
+    """The RuleSet's version: a content hash of its word lists, allow list, (own or shipped) policy and tests.
     Pass it as `RuleStore(load_rules, path, version_of=rules_version)` to make the store's version equal
     `store.current.version`."""
     return content_hash(rule_files(root), root=root)
@@ -262,10 +238,11 @@ def compile_entries(
         yield t.key, Entry.of(t.key, t.term, None)
 
 
-def load_rules(path: str | Path | None = None) -> RuleSet:
-    """Load and compile a rules directory (None = the shipped `rules/default/`).
+def load_rules(path: str | Path | None = None, *, self_test: bool = True) -> RuleSet:
+    """Load and compile a rules directory (None = the shipped `rules/default/`), then run its `tests.txt`.
 
-    Raises `RulesInvalid` with every problem when the directory cannot be used.
+    Raises `RulesInvalid` with every problem when the directory cannot be used, including every line of
+    its tests.txt that is malformed or fails (`self_test=False` skips running them).
     """
     root = Path(path) if path is not None else DEFAULT_DIR
     if not root.is_dir():
@@ -273,7 +250,8 @@ def load_rules(path: str | Path | None = None) -> RuleSet:
     words, errors = parse_words(root)
     allow, allow_errors = parse_allow(root)
     policy, policy_errors, _ = load_policy(root)
-    errors = errors + allow_errors + policy_errors
+    tests, test_errors = parse_tests(root) if self_test else ([], [])
+    errors = errors + allow_errors + policy_errors + test_errors
     if errors:
         raise RulesInvalid(errors)
     version = rules_version(root)
@@ -282,7 +260,7 @@ def load_rules(path: str | Path | None = None) -> RuleSet:
         max_gap=policy.max_gap,
         collapse_repeats=policy.collapse_repeats,
     )
-    return RuleSet(
+    rules = RuleSet(
         path=root,
         version=version,
         policy=policy,
@@ -291,3 +269,8 @@ def load_rules(path: str | Path | None = None) -> RuleSet:
         allow_count=len(allow),
         files=tuple(rule_files(root)),
     )
+    if tests:
+        failures = run_tests(rules, tests, root / TESTS_FILE)
+        if failures:
+            raise RulesInvalid(failures)
+    return rules

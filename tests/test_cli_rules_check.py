@@ -48,3 +48,32 @@ def test_a_directory_with_only_words_is_complete(tmp_path: Path, capsys: pytest.
     write(tmp_path, {"words/finance.txt": "投资\n"})
     assert main(["rules", "check", str(tmp_path)]) == 0
     assert "OK" in capsys.readouterr().out
+
+
+def test_failing_tests_of_the_directory_are_printed_per_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write(
+        tmp_path,
+        {
+            "words/finance.txt": "投资\n",
+            "tests.txt": "# own tests\nblock finance: 投 资\nallow: 投资理财\nwarn: 你好\nblock: 投资\n",
+        },
+    )
+    assert main(["rules", "check", str(tmp_path)]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.removeprefix(str(tmp_path) + "/") for line in lines] == [
+        'tests.txt:3: expected allow, got block [finance 投资 "投资" 0-2] for "投资理财"',
+        'tests.txt:4: expected warn, got allow for "你好"',
+    ]
+
+
+def test_a_malformed_tests_line_is_a_problem(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write(tmp_path, {"words/finance.txt": "投资\n", "tests.txt": "block finance: 投资\nblocks: 投资\n"})
+    assert main(["rules", "check", str(tmp_path)]) == 2
+    assert "tests.txt:2: unknown action 'blocks'" in capsys.readouterr().err
+
+
+def test_the_shipped_rules_pass_their_own_tests(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["rules", "check"]) == 0
+    assert "OK" in capsys.readouterr().out

@@ -80,6 +80,7 @@ async def test_broken_file_keeps_old_rules_and_says_why(tmp_path: Path) -> None:
         guard.app[OBSERVERS].append(events)
         async with guard.session.get(guard.url + "/v1/rules") as resp:
             before = await resp.json()
+        finance = (rules / "words" / "finance.txt").read_text(encoding="utf-8")
         (rules / "words" / "finance.txt").write_bytes("稳赚不赔\n".encode() + b"\xff\xfe broken\n")
         status, _, data = await guard.post("/v1/rules/reload", b"")
         assert status == 422 and data["reloaded"] is False
@@ -89,8 +90,8 @@ async def test_broken_file_keeps_old_rules_and_says_why(tmp_path: Path) -> None:
         assert events.events and events.events[0][0] == "rules_reload_failed"
         async with guard.session.get(guard.url + "/v1/rules") as resp:
             assert "finance.txt" in (await resp.json())["last_error"]
-        # Fixed: the next reload clears the error.
-        (rules / "words" / "finance.txt").write_text(f"稳赚不赔\n{NEW_TERM}\n", encoding="utf-8")
+        # Fixed (the shipped words back, so the copy's tests.txt passes): the next reload clears the error.
+        (rules / "words" / "finance.txt").write_text(f"{finance}\n{NEW_TERM}\n", encoding="utf-8")
         status, _, data = await guard.post("/v1/rules/reload", b"")
         assert status == 200 and data["last_error"] is None and data["version"] != before["version"]
         assert await decision(guard, NEW_TERM) == "refuse"
