@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from guard import __version__
-from guard.commands import report, rules_check, scan, serve
+from guard.commands import intercept, report, rules_check, scan, serve
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     scan.register(sub)
     rules_check.register(sub)
     report.register(sub)
+    intercept.register(sub)
     return parser
 
 

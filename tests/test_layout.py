@@ -168,6 +168,7 @@ ALLOWED: dict[str, set[str]] = {
     "guard.observe": {"guard.observe", "guard.core", "guard.config"},
     "guard.http": {"guard.http", "guard.core", "guard.observe", "guard.config", "rules", "ratelimit"},
     "guard.risk": {"guard.risk", "guard.core", "guard.observe", "guard.config", "guard.http", "ratelimit"},
+    "guard.wecom": {"guard.wecom", "guard.core", "guard.observe", "guard.config", "rules"},
 }
 
 

@@ -79,6 +79,10 @@ class Settings:
     reuse_port: bool = False
     # The risk side's settings (alerts, webhooks, complaints, reports): the `[risk]` table.
     risk: RiskSettings = field(default_factory=RiskSettings)
+    # The corp's credentials for `guard intercept sync` (WeCom's own chat intercept rules, at `upstream`).
+    # The secret is never logged or printed (kept out of repr).
+    wecom_corpid: str | None = None
+    wecom_secret: str | None = field(default=None, repr=False)
 
     def upstream_for(self, profile: str) -> str | None:
         """The upstream a profile forwards to (None: none is configured; the profile's own file may name
@@ -289,6 +293,14 @@ def _as_log_level(key: str, value: object, source: str) -> str:
     return str(value)
 
 
+def _as_opt_text(key: str, value: object, source: str) -> str | None:
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str) or any(c.isspace() for c in value):
+        raise SettingsError(key, "must be a single word without spaces", source)  # never echo a secret
+    return value
+
+
 def _int_in(low: int, high: int) -> Callable[[str, object, str], int]:
     return lambda key, value, source: _as_int(key, value, source, low, high)
 
@@ -325,6 +337,8 @@ _COERCE: dict[str, Callable[[str, object, str], object]] = {
     "key_param": _as_name,
     "risk": _as_risk,
     "log_level": _as_log_level,
+    "wecom_corpid": _as_opt_text,
+    "wecom_secret": _as_opt_text,
 }
 
 
