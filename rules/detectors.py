@@ -23,7 +23,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from rules.normalize import DetectView, detect_text, detect_view
+from rules.normalize import DetectView, detect_text, detect_view, is_cjk
 
 _SEP_CHARS = (
     r"\s\-_.·•*~|/\\—–‐‑‒―−⁃"  # spacing and dash-like
@@ -35,6 +35,7 @@ _DIGIT_AFTER = re.compile(f"^{SEP}{{0,3}}\\d")
 
 _DIGIT_CLUSTER = re.compile(f"\\d(?:{GAP}\\d)*")
 _NOT_DIGIT = re.compile(r"\D+")
+_NOT_DIGIT_OR_LETTER = re.compile(r"[^0-9a-z]+")
 _GROUP_SEP = r"[\s,，、.。;；:：\-_/|]{1,3}"
 _GROUP_AFTER = re.compile(_GROUP_SEP + r"\d")
 _GROUP_BEFORE = re.compile(r"\d" + _GROUP_SEP + "$")
@@ -71,25 +72,50 @@ def _hint(keywords: str) -> re.Pattern[str]:
 _WECHAT_KW = (
     r"(?:微信|weixin|wechat|vx|wx|v信|微x|威信|薇信|徽信|维信|卫信|加v|加微|加薇|v号|绿泡泡|wei信|vx号)"
 )
-WECHAT = re.compile(
-    _after_no_word(_WECHAT_KW) + r"(?P<marker>(?:号码?|id|账号)?\s*(?:[:：=是为]\s*)?)"
-    r"(?P<id>[a-z][-_a-z0-9]{5,19}|1[3-9]\d{9})(?![-_a-z0-9])"
+_HEARTS = "❤♥♡❣💕💗💖💓💞💘💝💟🧡💛💚💙💜🖤🤍🤎"
+# Keywords built with a symbol: +V, ➕V, ❤V, ➕微, ❤vx, V❤ (＋ folds to +; `ctrl+v` is no keyword).
+_SYMBOL_KW = (
+    r"(?:(?:\+(?<![a-z0-9]\+)|[➕" + _HEARTS + f"]){SEP}{{0,2}}(?:vx|wx|v(?![a-z])|微|薇|威)"
+    r"|v(?<![a-z0-9]v)[" + _HEARTS + "])"
 )
+# Written letter first (v, 微 …), the symbol looked for behind it: every alternative starts with a literal,
+# so the search jumps between those letters (symbols in front would make it try every position).
+_SYMBOLS = "[+➕" + _HEARTS + "]"
+_SYMBOL_HINT = re.compile(
+    "|".join(f"{k}(?<={_SYMBOLS}{'.' * gap}{k})" for k in "v微薇威" for gap in range(3))
+    + "|v["
+    + _HEARTS
+    + "]"
+)
+# Between a keyword and the id: an optional `id`, then up to eight characters that are no letter or digit and
+# end no sentence — separators, a marker (号 : 是), a few words (微信同号：, 加微信哦～, vx 👉).
+_FILL = f"(?P<fill>(?:{SEP}{{0,2}}id)?" + r"[^a-z0-9\n。！？!?]{0,8}?)"
+_WECHAT_ID = r"(?P<id>[a-z][-_a-z0-9]{5,19}|1[3-9]\d{9})(?![-_a-z0-9])"
+WECHAT = re.compile(_after_no_word(_WECHAT_KW) + _FILL + _WECHAT_ID)
+# Run only where `_SYMBOL_HINT` finds a symbol-built keyword: its symbols in front would make the regex engine
+# try every position of every text.
+WECHAT_SYMBOL = re.compile(_SYMBOL_KW + _FILL + _WECHAT_ID)
 WXID = re.compile(r"(?<![a-z0-9_])wxid_[a-z0-9_-]{3,40}")
 _QQ_KW = r"(?:qq|扣扣|抠抠|企鹅|q号|球球)"
-QQ = re.compile(
-    _after_no_word(_QQ_KW) + r"(?:号码?|群号?|id)?\s*(?:[:：=是为]\s*)?"
-    r"(?P<num>[1-9](?:" + f"{SEP}{{0,2}}" + r"\d){4,11})"
-)
+QQ = re.compile(_after_no_word(_QQ_KW) + _FILL + r"(?P<num>[1-9](?:" + f"{SEP}{{0,2}}" + r"\d){4,11})")
+# What the fill may say: an explicit marker makes any id an id (微信号：zhangsan); without one, at most two
+# Chinese characters (微信同号 138…, QQ群 123…) and an id with a digit, `_` or `-`. Words of orders, payments
+# and coupons make the number theirs (微信支付单号：wx2023…, 微信领券 code2023).
+_FILL_MARKER = re.compile(r"id|[号:：=是为👉➡→]")
+_FILL_NOT = re.compile(r"订单|单号|编号|流水|交易|支付|商户|账单|券|兑换|激活|密码|验证码|口令|红包|价|金额")
+_FILL_WORDS = 2
 
 _DOT = r"(?:\.|。|点|\(\.\)|\[\.\]|\(dot\)|\[dot\])"
 _TLD = (
     r"(?:com|cn|net|org|cc|top|xyz|vip|info|me|io|co|shop|club|site|online|link|ly|tv|icu|wang|ink|ren|"
     r"fun|live|store|tech|biz|pro|asia|hk|tw|mobi|work|life|tk|ml|ga|gq|cf|gov|edu|int)"
 )
-_URL_TAIL = r"[^\s<>\"'，。、；！？）】」”’《》（【]*"
+# After the scheme, a URL is ASCII (full-width letters are ASCII after folding): the first Chinese character,
+# space or quote ends it, and it does not end on sentence punctuation. Full-width punctuation in the
+# original also ends it although it folds to ASCII (，→ ,): see `_cut_urls`.
+_URL_TAIL = r"[-a-z0-9._~:/?#\[\]@!$&()*+,;=%^`{|}\\]*"
 URL = re.compile(
-    r"(?:(?:https?|ftp)://" + _URL_TAIL + r"[^\s<>\"'，。、；！？）】」”’《》（【.,;:!?)]"
+    r"(?:(?:https?|ftp)://" + _URL_TAIL + r"[-a-z0-9_~/#\[\]@$&(*+=%^`{|}\\]"
     r"|(?<![a-z0-9@._-])(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?" + _DOT + r")+" + _TLD + r"(?![a-z0-9-])"
     r"(?::\d{2,5})?(?:/[-a-z0-9._~%/?#=&+]*)?)"
 )
@@ -108,16 +134,42 @@ class Detection:
     end: int
 
 
+# Letters written for digits inside a phone-shaped run (138O0138OOO, l3800138000): o for 0, l and i for 1.
+# Only a run that starts with 1 / l, stands apart from other letters and digits and keeps four real digits.
+_LETTERED = re.compile(f"(?<![a-z0-9])[1l](?:{GAP}[0-9oli])+(?![a-z0-9])")
+_LETTERED_HINT = re.compile("1(?:[^0-9a-z]{0,3}[0-9oli]){10}|l(?:[^0-9a-z]{0,3}[0-9oli]){10}")
+_AS_DIGITS = str.maketrans("oli", "011")
+_MIN_REAL_DIGITS = 4
+
+
+def _phone_digits(digits: str) -> str | None:
+    """The 11 digits of a mainland mobile number (after +86 / 0086), or None."""
+    if len(digits) == 13 and digits.startswith("86"):
+        digits = digits[2:]
+    elif len(digits) == 15 and digits.startswith("0086"):
+        digits = digits[4:]
+    if len(digits) != 11 or digits[0] != "1" or digits[1] not in "3456789":
+        return None
+    return digits
+
+
+def _lettered_phones(text: str) -> Iterable[tuple[int, int]]:
+    for m in _LETTERED.finditer(text):
+        run = _NOT_DIGIT_OR_LETTER.sub("", m.group())
+        if run.isdigit() or sum(c.isdigit() for c in run) < _MIN_REAL_DIGITS:
+            continue  # no letter (the digit clusters have it) or mostly letters (words, not a number)
+        if _phone_digits(run.translate(_AS_DIGITS)) is None:
+            continue
+        start, end = m.span()
+        if not _ORDER_CONTEXT.search(text, max(0, start - 12), start):
+            yield start, end
+
+
 def _phones(text: str) -> Iterable[tuple[int, int]]:
     # A cluster is a run of digits joined by at most three separators; a phone is a whole cluster of
     # exactly 11 digits (or 86 + 11), so longer numbers (orders, ID cards, timestamps) never yield one.
     for m in _DIGIT_CLUSTER.finditer(text):
-        digits = _NOT_DIGIT.sub("", m.group())
-        if len(digits) == 13 and digits.startswith("86"):
-            digits = digits[2:]
-        elif len(digits) == 15 and digits.startswith("0086"):
-            digits = digits[4:]
-        if len(digits) != 11 or digits[0] != "1" or digits[1] not in "3456789":
+        if _phone_digits(_NOT_DIGIT.sub("", m.group())) is None:
             continue
         start, end = m.start(), m.end()
         if start > 0 and text[start - 1] == "+":
@@ -138,14 +190,30 @@ def _phones(text: str) -> Iterable[tuple[int, int]]:
             continue  # part of a longer list of numbers
         if not _ORDER_CONTEXT.search(text, max(0, start - 12), start):
             yield start, end
+    if _LETTERED_HINT.search(text) is not None:
+        yield from _lettered_phones(text)
+
+
+def _fill_ok(fill: str, *, letters_only: bool) -> bool:
+    """May `fill` stand between a keyword and an id (see `_FILL_MARKER`)?"""
+    if not fill:
+        return not letters_only
+    if _FILL_NOT.search(fill):
+        return False
+    if _FILL_MARKER.search(fill):
+        return True
+    return not letters_only and sum(is_cjk(c) for c in fill) <= _FILL_WORDS
 
 
 def _wechat(text: str) -> Iterable[tuple[int, int]]:
-    for m in WECHAT.finditer(text):
+    found = list(WECHAT.finditer(text))
+    if _SYMBOL_HINT.search(text) is not None:
+        found.extend(WECHAT_SYMBOL.finditer(text))
+    for m in found:
         ident = m.group("id")
-        if not any(c.isdigit() or c in "_-" for c in ident) and not m.group("marker").strip():
-            continue
-        yield m.start(), m.end()
+        letters_only = not any(c.isdigit() or c in "_-" for c in ident)
+        if _fill_ok(m.group("fill"), letters_only=letters_only):
+            yield m.start(), m.end()
     for m in WXID.finditer(text):
         yield m.start(), m.end()
 
@@ -153,7 +221,7 @@ def _wechat(text: str) -> Iterable[tuple[int, int]]:
 def _qq(text: str) -> Iterable[tuple[int, int]]:
     for m in QQ.finditer(text):
         end = m.end()
-        if _DIGIT_AFTER.match(text[end : end + 3]):
+        if _DIGIT_AFTER.match(text[end : end + 3]) or not _fill_ok(m.group("fill"), letters_only=False):
             continue
         yield m.start(), end
 
@@ -170,7 +238,9 @@ def _emails(text: str) -> Iterable[tuple[int, int]]:
 
 # Cheap first looks: most texts skip every detector regex. (An alternation of literals lets the regex
 # engine skip positions whose character starts none of them, so one search beats many `in` tests.)
-_WECHAT_HINT = _hint(_WECHAT_KW.removeprefix("(?:").removesuffix(")"))
+_WECHAT_HINT = re.compile(
+    _hint(_WECHAT_KW.removeprefix("(?:").removesuffix(")")).pattern + "|" + _SYMBOL_HINT.pattern
+)
 _QQ_HINT = _hint(_QQ_KW.removeprefix("(?:").removesuffix(")"))
 _EMAIL_HINT = re.compile(r"@|\(at\)|\[at\]|艾特")
 # `[a-z0-9]` + a dot + two letters, written dot first: every alternative starts with a literal, so the regex
@@ -191,7 +261,9 @@ _WORD_HINT = re.compile("|".join(p.pattern for p in (_WECHAT_HINT, _QQ_HINT, _EM
 # spelt out per first digit): most texts are done after it.
 _ANY_HINT = re.compile(
     "|".join(
-        [f"{d}(?:\\D{{0,3}}\\d){{10}}" for d in "0123456789"] + [_WORD_HINT.pattern, _DOMAIN_HINT.pattern]
+        [f"{d}(?:\\D{{0,3}}\\d){{10}}" for d in "0123456789"]
+        + [_LETTERED_HINT.pattern]
+        + [_WORD_HINT.pattern, _DOMAIN_HINT.pattern]
     )
 )
 
@@ -199,7 +271,7 @@ _ANY_HINT = re.compile(
 def _worth(kind: str, text: str) -> bool:
     """Can the detector find anything at all in this (DETECT-folded) text?"""
     if kind == "phone":
-        return _PHONE_HINT.search(text) is not None
+        return _PHONE_HINT.search(text) is not None or _LETTERED_HINT.search(text) is not None
     if kind == "wechat":
         return _WECHAT_HINT.search(text) is not None
     if kind == "qq":
@@ -214,6 +286,30 @@ DETECTOR_FUNCS = {"phone": _phones, "wechat": _wechat, "qq": _qq, "url": _urls, 
 _RANK = {"email": 0, "wechat": 1, "qq": 2, "phone": 3, "url": 4}
 
 
+# Punctuation of Chinese prose: in the original text it ends a URL, even where its folding is ASCII.
+_PROSE_STOPS = frozenset("，。、；！（）【】「」『』《》“”‘’…")
+_URL_TRAILING = ".,;:!?)'"
+
+
+def _cut_urls(found: list[tuple[int, int, str]], text: str, view: DetectView) -> list[tuple[int, int, str]]:
+    """URLs cut at the first prose punctuation of the ORIGINAL text (`http://a.cn/x.html，注意` ends before
+    the comma) and then at trailing sentence punctuation; other detections as they are."""
+    out: list[tuple[int, int, str]] = []
+    src, folded = view.src, view.text
+    for s, e, kind in found:
+        if kind == "url":
+            for i in range(s, e):
+                if text[src[i]] in _PROSE_STOPS:
+                    e = i
+                    break
+            while e > s and folded[e - 1] in _URL_TRAILING:
+                e -= 1
+            if e <= s or folded[s:e].endswith("://"):
+                continue
+        out.append((s, e, kind))
+    return out
+
+
 def detect(text: str, kinds: Iterable[str] = tuple(DETECTOR_FUNCS)) -> list[Detection]:
     """Contact details in `text`, leftmost-longest, spans in the original text."""
     if not text:
@@ -226,7 +322,7 @@ def detect(text: str, kinds: Iterable[str] = tuple(DETECTOR_FUNCS)) -> list[Dete
     words = _WORD_HINT.search(folded) is not None
     for kind in kinds:
         if kind == "phone":
-            worth = _PHONE_HINT.search(folded) is not None
+            worth = _PHONE_HINT.search(folded) is not None or _LETTERED_HINT.search(folded) is not None
         elif kind == "url" and not words:
             worth = _DOMAIN_HINT.search(folded) is not None  # "://" is one of the word hints
         else:
@@ -236,6 +332,8 @@ def detect(text: str, kinds: Iterable[str] = tuple(DETECTOR_FUNCS)) -> list[Dete
     if not found:
         return []
     view: DetectView = detect_view(text)
+    if "url" in kinds:
+        found = _cut_urls(found, text, view)
     chosen: list[Detection] = []
     last_end = -1
     for s, e, kind in sorted(found, key=lambda f: (f[0], f[0] - f[1], _RANK[f[2]])):

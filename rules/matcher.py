@@ -10,9 +10,10 @@ How a text is scanned (`WordMatcher.find`):
    members are inserted in order of how common their characters are in ordinary text (`rules.charfreq`),
    so the common cases are found first. Deleted characters are coded as a marker pair and then stripped.
 2. The automaton runs over the coded text; then, if the text holds a run of one repeated character, over the
-   text with such runs collapsed (投投资资 → 投资). The second scan keeps only hits that span a collapsed run,
-   so legitimate doubled words are matched as written by the first scan; ASCII letters and digits are never
-   collapsed (pk100 is not pk10).
+   text with such runs collapsed (投投资资 → 投资). The second scan keeps only hits the text does not hold as
+   written (`_Collapsed.span`), so legitimate doubled words are matched as written by the first scan, and
+   a repeat that belongs to a neighbour stays out of the span (本次投资资金 → 投资); ASCII letters and digits
+   are never collapsed (pk100 is not pk10).
 3. Only a text with a hit pays for the offset map back to the original (`rules.normalize.View`). Hits are
    dropped when they break a word (a Latin / digit term inside a longer Latin / digit word: `sb` in `sbc`),
    when more than `max_gap` VISIBLE deleted characters (spaces, punctuation, symbols, emoji) lie between two
@@ -30,7 +31,7 @@ from __future__ import annotations
 
 import math
 import re
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from itertools import accumulate
@@ -137,9 +138,38 @@ class _Collapsed:
             return self.c_pos[k] + self.removed[k] + self.lens[k]
         return self.n_start(i) + 1
 
-    def spans_run(self, start: int, end: int) -> bool:
-        k = bisect_right(self.c_pos, end - 1) - 1
-        return k >= 0 and self.c_pos[k] >= start
+    def n_last(self, i: int) -> int:
+        """Index in the text of collapsed symbol i, the LAST copy for a collapsed run (`n_start` gives the
+        first)."""
+        k = bisect_right(self.c_pos, i) - 1
+        if k >= 0 and i < self.c_pos[k] + self.unit:
+            return i + self.removed[k] + self.lens[k] - self.unit
+        return self.n_start(i)
+
+    def span(self, start: int, end: int) -> tuple[int, int] | None:
+        """Where the word at collapsed [start, end) stands in the text, or None when that is the word as
+        written, which the first scan has found already.
+
+        Every repeat between its first and its last letter is part of it (稳赚赚不赔). A repeat of its first
+        letter is part of it only when the stutter goes on into its second letter (投投资资, 稳稳赚赚不赔),
+        likewise at the end: otherwise the repeat is a neighbour's (本次投资资金: 资金 keeps its 资;
+        黄金、金融: 黄金 keeps its 金)."""
+        unit = self.unit
+        lo = bisect_left(self.c_pos, start)
+        hi = bisect_left(self.c_pos, end)
+        if lo == hi:
+            return None
+        runs = set(self.c_pos[lo:hi])
+        last = end - unit
+        lead = start in runs and start + unit in runs
+        trail = last in runs and last - unit in runs
+        inner = len(runs) - (start in runs) - (last in runs) > 0
+        if not (inner or lead or trail):
+            return None
+        return (
+            self.n_start(start) if lead else self.n_last(start),
+            self.n_end(last) if trail else self.n_start(last) + unit,
+        )
 
 
 # Each term character is coded as two symbols (a "high" one for its group, a "low" one within the group),
@@ -274,10 +304,9 @@ class WordMatcher:
             if collapsed is not None:
                 for end, value in second:
                     start = end + 1 - 2 * value.length
-                    if not collapsed.spans_run(start, end + 1):
-                        continue
-                    n_start, n_end = collapsed.n_start(start) >> 1, collapsed.n_end(end) >> 1
-                    self._consider(view, encoded, n_start, n_end, value, terms, allowed)
+                    where = collapsed.span(start, end + 1)
+                    if where is not None:
+                        self._consider(view, encoded, where[0] >> 1, where[1] >> 1, value, terms, allowed)
         if allowed:
             terms = [h for h in terms if not any(a <= h[0] and h[1] <= b for a, b in allowed)]
         if len(terms) > 1:

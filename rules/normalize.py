@@ -243,6 +243,9 @@ def _by_name(ch: str) -> str | None:
     return None
 
 
+_ENCLOSING = frozenset("().,")
+
+
 def fold_code_point(cp: int, t2s: dict[str, str], *, detect: bool = False) -> str:
     """The folding of one code point.
 
@@ -288,7 +291,12 @@ def fold_both(cp: int, t2s: dict[str, str]) -> tuple[str, str]:
         match.append(folded)
         detected.append(CHINESE_DIGITS.get(folded, folded))
     if match:
-        return "".join(match), "".join(detected)
+        folded = "".join(match)
+        if saw_visible and folded.isdigit() and all(c.isdigit() or c in _ENCLOSING for c in composed):
+            # An enclosed number (⑴ → "(1)", ⒈ → "1.", 🄂 → "1,") is a digit to the detectors too: its
+            # brackets and dot are drawing, not punctuation that ends a phone number.
+            return folded, folded
+        return folded, "".join(detected)
     return (VISIBLE if saw_visible or _visible_deleted(cat) else INVISIBLE), "".join(detected)
 
 
