@@ -134,10 +134,11 @@ class Detection:
     end: int
 
 
-# Letters written for digits inside a phone-shaped run (138O0138OOO, l3800138000): o for 0, l and i for 1.
-# Only a run that starts with 1 / l, stands apart from other letters and digits and keeps four real digits.
-_LETTERED = re.compile(f"(?<![a-z0-9])[1l](?:{GAP}[0-9oli])+(?![a-z0-9])")
-_LETTERED_HINT = re.compile("1(?:[^0-9a-z]{0,3}[0-9oli]){10}|l(?:[^0-9a-z]{0,3}[0-9oli]){10}")
+# Letters written for digits inside a phone-shaped run (138O0138OOO, l3800138000): o for 0, l and i for 1
+# (Ⅰ folds to i). Only a run that starts with 1 / l / i, stands apart from other letters and digits and
+# keeps four real digits.
+_LETTERED = re.compile(f"(?<![a-z0-9])[1li](?:{GAP}[0-9oli])+(?![a-z0-9])")
+_LETTERED_HINT = re.compile("|".join(f"{c}(?:[^0-9a-z]{{0,3}}[0-9oli]){{10}}" for c in "1li"))
 _AS_DIGITS = str.maketrans("oli", "011")
 _MIN_REAL_DIGITS = 4
 

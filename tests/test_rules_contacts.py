@@ -58,6 +58,9 @@ def contacts(text: str) -> list[tuple[str, int, int, str]]:
         ("⑴⑶⑻ ⑴⑵⑶⑷ ⑸⑹⑺⑻", "phone", 0, 13),
         ("🄂3800138000", "phone", 0, 11),
         ("QQ：⑴⑵⑶⑷⑸⑹⑺", "qq", 0, 10),
+        ("⑴⑶⑻⓪⓪⑴⑶⑻⓪⓪⓪", "phone", 0, 11),
+        ("⒈⒊⒏🄀🄀⒈⒊⒏🄀🄀🄀", "phone", 0, 11),
+        ("⓵⓷⓼⓿⓿⓵⓷⓼⓿⓿⓿", "phone", 0, 11),
         # letters for digits inside a phone-shaped run
         ("电话138O0138OOO", "phone", 2, 13),
         ("电话：l3800138000", "phone", 3, 14),
@@ -65,6 +68,8 @@ def contacts(text: str) -> list[tuple[str, int, int, str]]:
         ("手机 l38 OOl3 8OOO，谢谢", "phone", 3, 16),
         ("call 1380013800o now", "phone", 5, 16),
         ("ＴＥＬ：１３８Ｏ０１３８０００", "phone", 4, 15),
+        ("电话：Ⅰ38OO138OOO", "phone", 3, 14),
+        ("电话 I38 0013 8000", "phone", 3, 16),
     ],
 )  # fmt: skip
 def test_contact_details_as_spammers_write_them(text: str, kind: str, start: int, end: int) -> None:
@@ -83,6 +88,8 @@ def test_contact_details_as_spammers_write_them(text: str, kind: str, start: int
         "iPhone13 Pro Max 256G",
         "lollipop illicit oil 1",
         "lol 1o1 l0l",
+        "i love 13 oil 1000 lol",
+        "ios 13.8 iii 1111",
         "编码 1l1l1l1l1l1",
         # symbols that make no keyword
         "ctrl+v 粘贴 abc123",
