@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
 import threading
 import uuid
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import redis.asyncio as aioredis
 from aiohttp import web
@@ -19,7 +21,7 @@ from redis.asyncio.cluster import RedisCluster
 
 from guard.config.settings import Settings
 from guard.core.accounts import AccountDirectory
-from guard.core.bundle import BundleStore
+from guard.core.bundle import Bundle, BundleStore, build_bundle
 from guard.core.pipeline import Pipeline
 from guard.http import api, proxy
 from guard.http.auth import Authenticator
@@ -73,6 +75,28 @@ def counter_storage(settings: Settings, cluster: bool | None) -> Storage:
     return MemoryStorage()
 
 
+def freeze_heap(*, full: bool) -> None:
+    """Move every object alive now into the collector's permanent generation, which no collection walks.
+
+    Why: the rules bundle and the tables behind it (pypinyin's phrase dictionary, the folding tables, the
+    matcher's automaton: ~250,000 tracked objects, ~190,000 of them small lists) live as long as the
+    process, and every full (generation-2) collection walked them all: 60-90 ms with the event loop
+    stopped, seen as p99 latency and as Redis calls timing out. Frozen, they are skipped; a full
+    collection then walks only what changed since. Refcounting still frees frozen objects: a replaced
+    bundle goes when its last request lets go of it (it holds no reference cycles: dropping one leaves
+    nothing for the collector, measured). `full`: collect everything first (at start, before serving);
+    after a reload only the young generations, so that little garbage is frozen along."""
+    gc.collect(2 if full else 1)
+    gc.freeze()
+
+
+def build_and_freeze(directory: Path | None) -> Bundle:
+    """`build_bundle`, then `freeze_heap`: for the start-up load and every reload of `guard serve`."""
+    bundle = build_bundle(directory)
+    freeze_heap(full=False)
+    return bundle
+
+
 async def stop_tasks(tasks: list[asyncio.Task[None]]) -> None:
     """Cancel background tasks and wait for them to end. (The ones that talk to Redis pub/sub check for
     a cancellation redis-py swallowed: `guard.core.pubsub.raise_if_cancelled`.)"""
@@ -122,11 +146,16 @@ async def _core(app: web.Application) -> AsyncIterator[None]:
 
 
 def create_app(
-    settings: Settings, *, limiter: Limiter | None = None, clock: Callable[[], float] | None = None
+    settings: Settings,
+    *,
+    limiter: Limiter | None = None,
+    clock: Callable[[], float] | None = None,
+    freeze: bool = False,
 ) -> web.Application:
     """The guard as an aiohttp application. The rules are loaded here (a broken rules directory stops the
     start with its error); connections are opened when the app starts. `limiter` / `clock` let tests
-    inject a limiter over their own storage or a moved clock."""
+    inject a limiter over their own storage or a moved clock. `freeze` (`guard serve`): the heap is
+    frozen after the rules load and after each reload (`freeze_heap`)."""
     app = web.Application(
         # Request bodies are read raw: the guard decodes gzip/deflate itself within the size limit and
         # forwards the original (still compressed) bytes.
@@ -136,7 +165,7 @@ def create_app(
     app[SETTINGS] = settings
     app[OBSERVERS] = []
     app[METRICS] = GuardMetrics()
-    store = BundleStore(settings.rules_dir)
+    store = BundleStore(settings.rules_dir, build_and_freeze) if freeze else BundleStore(settings.rules_dir)
     store.load_now()
     app[BUNDLE] = store
     app[METRICS].rules_version.set(1, store.version)

@@ -15,6 +15,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -145,7 +146,7 @@ def serve(settings: Any) -> int:
     except ImportError:
         pass
     try:
-        app = create_app(settings)
+        app = create_app(settings, freeze=True)
     except Exception as exc:
         print(f"guard serve: cannot load the rules: {exc}", file=sys.stderr)
         return 2
@@ -153,8 +154,30 @@ def serve(settings: Any) -> int:
 
 
 async def _serve(app: web.Application, settings: Any) -> int:
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    from guard.app import freeze_heap
+    from guard.http.connections import ConnectionGuard, unauthenticated_cap
+    from guard.http.keys import AUTH, REDIS
+    from guard.observe.persistence import redis_persistence
+
+    runner = web.AppRunner(
+        app,
+        access_log=None,
+        handle_signals=False,
+        # aiohttp's own timer: an idle kept-alive connection (or one still waiting for the whole header
+        # block of its next request) is closed this long after the previous answer.
+        keepalive_timeout=settings.keepalive_timeout,
+    )
     await runner.setup()
+    connections = ConnectionGuard(
+        header_timeout=settings.header_timeout,
+        body_timeout=settings.body_timeout,
+        max_unauthenticated=unauthenticated_cap(settings.max_unauthenticated),
+        authenticates=carries_client_key(app[AUTH], settings),
+    )
+    assert runner.server is not None
+    connections.install(runner.server)
+    # Start-up is over (rules, clients, sessions): freeze it all before the first request (see freeze_heap).
+    freeze_heap(full=True)
     site = web.TCPSite(
         runner, settings.host, settings.port, reuse_port=settings.reuse_port or None, backlog=1024
     )
@@ -167,6 +190,9 @@ async def _serve(app: web.Application, settings: Any) -> int:
         "redis" if settings.redis_url else "memory",
         settings.upstream,
     )
+    persistence = await redis_persistence(app[REDIS])
+    if persistence["warning"]:
+        log.warning("%s", persistence["warning"])
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -177,3 +203,22 @@ async def _serve(app: web.Application, settings: Any) -> int:
     finally:
         await runner.cleanup()
     return 0
+
+
+def carries_client_key(auth: Any, settings: Any) -> Callable[[web.BaseRequest], bool]:
+    """Whether a request (its header block parsed) carries a valid client key, wherever the auth layer
+    looks for one: header, query parameter, bearer token, or the `/k/<key>` first path segment. With no
+    keys configured any complete request does."""
+    from guard.http.auth import presented_key
+    from guard.http.proxy import split_key_prefix
+
+    if auth.open:
+        return lambda request: True
+
+    def authenticates(request: web.BaseRequest) -> bool:
+        key = presented_key(request, settings).value  # type: ignore[arg-type]
+        if key is None:
+            key = split_key_prefix(request.rel_url.raw_path)[0]
+        return auth.identify(key) is not None
+
+    return authenticates

@@ -55,6 +55,16 @@ class Settings:
     connect_timeout: float = 3.0
     read_timeout: float = 30.0
     body_limit: int = 1024 * 1024
+    # The guard's own server side (guard.http.connections): seconds a new connection may take to send its
+    # first request's header block; seconds an idle kept-alive connection stays open (also bounds the
+    # header block of a later request); seconds a request body may take to arrive after its header block.
+    header_timeout: float = 10.0
+    keepalive_timeout: float = 75.0
+    body_timeout: float = 60.0
+    # Connections that have not yet sent a request with a valid client key (with no keys configured: no
+    # complete request): past this many the oldest is closed. 0 = a quarter of the open-file limit
+    # (RLIMIT_NOFILE), between 16 and 1024.
+    max_unauthenticated: int = 0
     # A write request to a path no profile knows: refused (strict) or forwarded with an audit line.
     strict: bool = True
     # What a guarded action gets while the counters (Redis) are unreachable; per action name overrides.
@@ -329,6 +339,10 @@ _COERCE: dict[str, Callable[[str, object, str], object]] = {
     "observer_timeout": _float_in(0.001, 60.0),
     "reload_interval": _float_in(0.0, 86400.0),
     "body_limit": _int_in(1024, 256 * 1024 * 1024),
+    "header_timeout": _float_in(0.1, 3600.0),
+    "keepalive_timeout": _float_in(0.1, 86400.0),
+    "body_timeout": _float_in(0.1, 86400.0),
+    "max_unauthenticated": _int_in(0, 1_000_000),
     "redis_down": _as_policy,
     "redis_down_actions": _as_policies,
     "timezone": _as_timezone,

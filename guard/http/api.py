@@ -20,6 +20,7 @@ from guard.http.keys import BUNDLE, LIMITER, METRICS, PIPELINE, REDIS, SETTINGS
 from guard.http.notify import record_decisions
 from guard.http.reload import reload_rules
 from guard.http.responses import api_error, json_response, match_json
+from guard.observe.persistence import redis_persistence
 
 # ---- POST /v1/check ----
 
@@ -220,6 +221,7 @@ async def readyz(request: web.Request) -> web.StreamResponse:
         "counters": "redis" if app[SETTINGS].redis_url else "memory",
         "shared_state": app[REDIS] is not None,
     }
+    body["redis_persistence"] = await redis_persistence(app[REDIS])  # a warning, never a failure
     return json_response(body, 200 if not problems else 503)
 
 
