@@ -381,4 +381,12 @@ async def test_a_failed_rules_reload_is_a_system_alert_shown_on_the_overview(
     assert alert["rule"] == "rules_reload_failed" and "Guard health" in alert["message_en"]
     _, overview = await get(guard, "/v1/risk/overview", RISK_KEY)
     assert overview["rules"]["last_error"] and overview["role"] == "risk"
-    assert overview["observer"] == {"published": 1, "dropped": 0, "waiting_for_redis": 0}
+    assert overview["observer"] == {
+        "published": 1,
+        "dropped": 0,
+        "alerts_dropped": 0,
+        "queue_depth": 0,
+        "waiting_for_redis": 0,
+        "spooled_counters": 0,
+        "spooled_alerts": 0,
+    }

@@ -6,7 +6,7 @@ Counters and histograms are plain dicts keyed by label tuples: the proxy path on
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 
 def _escape(value: str) -> str:
@@ -105,8 +105,25 @@ class GuardMetrics:
         self.observer_errors = Counter("guard_observer_errors_total", "Observers that raised or timed out.")
         self.rules_version = Gauge("guard_rules_info", "The loaded rules bundle (value 1).", ("version",))
         self.rules_reloads = Counter("guard_rules_reloads_total", "Rules reloads by result.", ("result",))
+        # The risk side (guard.risk.observer): its queue and its spool are gauges set when /metrics is read
+        # (by `collectors`); losses are counted when they happen.
+        self.risk_queue = Gauge("guard_risk_queue_depth", "Decisions waiting for the risk observer's worker.")
+        self.risk_spool = Gauge(
+            "guard_risk_spool",
+            "Report counters and alerts the risk side keeps until Redis takes them.",
+            ("kind",),
+        )
+        self.risk_dropped = Counter(
+            "guard_risk_dropped_total",
+            "Decisions not counted in the reports and alerts not kept (queue or spool full).",
+            ("kind",),
+        )
+        # Called with this object before rendering: set gauges that mirror someone else's state.
+        self.collectors: list[Callable[[GuardMetrics], None]] = []
 
     def render(self) -> str:
+        for collect in self.collectors:
+            collect(self)
         lines: list[str] = []
         for metric in (
             self.decisions,
@@ -118,6 +135,9 @@ class GuardMetrics:
             self.observer_errors,
             self.rules_version,
             self.rules_reloads,
+            self.risk_queue,
+            self.risk_spool,
+            self.risk_dropped,
         ):
             lines.extend(metric.render())
         return "\n".join(lines) + "\n"

@@ -4,6 +4,10 @@
 risk observer to `app[OBSERVERS]`, and adds one cleanup_ctx that at start-up connects the alert and
 report stores (Redis when configured, else in memory) and starts the background tasks (the observer's
 worker, one sender per webhook), and at shutdown stops them and closes what it opened.
+
+The risk side's Redis client is its own (`_redis_client`); every store call on it survives a Redis restart
+(`guard.risk.reconnect`). The observer's queue and spool are gauges of the app's metrics, its webhook
+senders are its `direct` sinks (alerts about Redis itself are delivered from memory).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from redis.asyncio.cluster import RedisCluster
 from guard.config.risk import RiskSettings
 from guard.config.settings import Settings
 from guard.core.types import DecisionObserver
-from guard.http.keys import ACCOUNTS, OBSERVERS, REDIS, RISK, SETTINGS
+from guard.http.keys import ACCOUNTS, METRICS, OBSERVERS, REDIS, RISK, SETTINGS
 from guard.risk.api import add_routes
 from guard.risk.observer import RiskObserver
 from guard.risk.reports import MemoryReportStore, RedisReportStore, Reports, ReportStore
@@ -61,6 +65,12 @@ def install(app: web.Application, risk_settings: RiskSettings | None = None) -> 
     else:
         observers: list[DecisionObserver] = [observer]
         app[OBSERVERS] = observers
+    if METRICS in app:
+        metrics = app[METRICS]
+        observer.metrics = metrics
+        metrics.collectors.append(observer.collect)
+        for kind in ("decision", "alert"):
+            metrics.risk_dropped.inc(kind, by=0)  # the series exist from the start, at 0
     add_routes(app)
     app.on_shutdown.append(_stop_streams)
     app.cleanup_ctx.append(_risk_ctx)
@@ -105,6 +115,7 @@ async def _risk_ctx(app: web.Application) -> AsyncIterator[None]:
         for hook in config.webhooks:
             sink = WebhookSink(hook, alerts, session, owner=owner)
             state.sinks.append(sink)
+            state.observer.direct.append(sink)
             tasks.append(asyncio.create_task(sink.run(), name=f"webhook-{hook.name}"))
     try:
         yield
@@ -115,14 +126,16 @@ async def _risk_ctx(app: web.Application) -> AsyncIterator[None]:
             await asyncio.wait_for(state.observer.drain(), timeout=5.0)
         if state.observer.waiting:
             log.error(
-                "stopping with %d report/alert writes still waiting for Redis; they are lost",
-                state.observer.waiting,
+                "stopping with %d report counters and %d alerts still waiting for Redis; they are lost",
+                state.observer.spooled_counters,
+                state.observer.spooled_alerts,
             )
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        state.observer.direct.clear()
         await alerts.close()
         if session is not None:
             await session.close()

@@ -1,26 +1,46 @@
 """The decision observer of the risk side: turns every DecisionRecord into report counters and alerts.
 
 `on_decision` only puts the record on a bounded queue (the proxy path never waits for Redis on our
-account); one worker task, owned by the app's cleanup_ctx, drains the queue. Alerts are deduplicated
-per (account, rule, level, window) by the store, across every guard process sharing it.
+account). One worker task, owned by the app's cleanup_ctx, drains the queue without any I/O: it adds each
+decision's report increments to a local **spool** of sums (per day and counter: additive, so the spool
+stays small whatever the traffic) and appends its alerts, in order, to the spool's alert list (an alert
+whose twin already waits there is not added twice). A second task, the flusher, writes the spool to the
+stores: alerts in order, then the counts in numbered batches that the report store applies at most once,
+so a batch repeated after a timeout or a Redis restart is never counted twice. While Redis hangs or is
+down, the spool holds everything and is written when it is back; the queue keeps draining.
+
+Bounds, never passed silently: beyond `spool_counters` distinct counters a decision that would add new
+ones is not counted, beyond `spool_alerts` waiting alerts new ones are not kept (system alerts have a
+reserve); both raise a `risk_spool_full` system alert and count in `dropped` / `alerts_dropped` and in
+the `guard_risk_dropped_total` metric, as a full queue raises `risk_backlog_full`.
+
+A system alert about Redis itself (`redis_down`, `risk_spool_full`), and any system alert while the store
+is failing, must not wait for Redis: it is logged at once and offered to the `direct` sinks (the webhook
+senders), which deliver it from memory, once per dedup key; its stream copy is written later and names
+the sinks that took it (`details.sent_from_memory`), so they do not send it again from the stream.
+Alerts are deduplicated per (account, rule, level, window) by the store, across every guard process.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
+import itertools
 import logging
+import os
 import time
+import uuid
+from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from guard.config.risk import RiskSettings
 from guard.core.types import DecisionRecord, Verdict
 from guard.observe.masking import mask_pii, masked_excerpt
+from guard.observe.metrics import GuardMetrics
 from guard.risk.model import Alert
 from guard.risk.reports import Reports, day_of, staff_of_record, tally
 from guard.risk.store import AlertStore
@@ -28,14 +48,26 @@ from ratelimit import RuleOutcome
 
 log = logging.getLogger("guard.alerts")
 
-RETRY_SECONDS = 1.0
-RETRY_MAX = 10_000
-# Decisions recorded together (their report counters summed into one Redis round trip).
+# Decisions taken from the queue together.
 BATCH_MAX = 500
-# After the first decision of a batch arrives, the worker waits this long for more before recording: under
-# a steady trickle (one request at a time) that makes one report round trip per interval instead of one
-# per decision, which the proxy's own requests would otherwise wait behind. Alerts go out at most this late.
+# After the first decision of a batch arrives, the worker waits this long for more before spooling: under
+# a steady trickle (one request at a time) the flusher then makes one report round trip per interval
+# instead of one per decision, which the proxy's own requests would otherwise wait behind.
 BATCH_LINGER_SECONDS = 0.02
+# The spool's bounds: distinct (day, counter) sums, and alerts waiting for the store; system alerts may
+# use SYSTEM_RESERVE more, so the alert saying the spool is full still fits.
+SPOOL_COUNTERS = 200_000
+SPOOL_ALERTS = 10_000
+SYSTEM_RESERVE = 1_000
+# Most counters in one report write.
+FLUSH_CHUNK = 5_000
+# The flusher retries a failed write after this long, doubling up to FLUSH_RETRY_MAX.
+FLUSH_RETRY_SECONDS = 0.2
+FLUSH_RETRY_MAX = 2.0
+# A write still unanswered after this long counts as a failing store (a hung Redis).
+STALL_SECONDS = 1.0
+# System events about the store itself: delivered from memory whatever the store's state.
+REDIS_EVENTS = frozenset({"redis_down", "risk_spool_full"})
 _WINDOW_FORMATS = {"minute": "%Y-%m-%dT%H:%M", "hour": "%Y-%m-%dT%H", "day": "%Y-%m-%d"}
 _WINDOW_SECONDS = {"minute": 60.0, "hour": 3600.0, "day": 86400.0}
 _RULE_ZH = {
@@ -66,8 +98,36 @@ def block_excerpt(record: DecisionRecord, verdict: Verdict) -> tuple[str, str]:
     return match.category, mask_pii(match.text)[:20]
 
 
+class DirectSink(Protocol):
+    """A receiver that can also take alerts straight from memory (a webhook sender, `WebhookSink`)."""
+
+    @property
+    def name(self) -> str: ...
+
+    def offer(self, alert: Alert) -> None:
+        """Deliver `alert` from memory (it has no stream id yet), once per dedup key."""
+
+    def handover(self, key: str) -> bool:
+        """The stream copy of the offered alert `key` is about to be written: True when this sink keeps
+        delivering it from memory (the copy then names it in `sent_from_memory`), False when it pauses its
+        own delivery and leaves the alert to the stream (see `settle`)."""
+
+    def settle(self, key: str, stored: bool) -> None:
+        """After the stream write of `key`: drop a paused delivery once `stored`, else resume it."""
+
+
+@dataclass(slots=True)
+class _Spooled:
+    """An alert waiting for the store: `token` makes its repeated publish one entry."""
+
+    alert: Alert
+    ttl: float
+    token: str
+    direct: bool = False
+
+
 class RiskObserver:
-    """A `DecisionObserver`: queue in the proxy path, alerts and report counters in the worker."""
+    """A `DecisionObserver`: queue in the proxy path, spool in the worker, stores in the flusher."""
 
     alerts: AlertStore
     reports: Reports
@@ -79,18 +139,43 @@ class RiskObserver:
         alerts: AlertStore | None = None,
         reports: Reports | None = None,
         staff_of: Callable[[str], str | None] | None = None,
+        *,
+        spool_counters: int = SPOOL_COUNTERS,
+        spool_alerts: int = SPOOL_ALERTS,
     ) -> None:
         self.settings = settings
         self.tz = tz
         self._staff_of = staff_of
         if alerts is not None and reports is not None:
             self.bind(alerts, reports, staff_of)
+        self.spool_counters = spool_counters
+        self.spool_alerts = spool_alerts
+        self.direct: list[DirectSink] = []
+        self.metrics: GuardMetrics | None = None
         self._queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue(maxsize=settings.queue_size)
-        self._retry: collections.deque[tuple[str, Any]] = collections.deque()
-        self.dropped = 0
-        self._dropped_told = 0
+        # The spool: report sums per day (and the batch being written), alerts in order.
+        self._counts: dict[date, dict[str, int]] = {}
+        self._inflight: tuple[date, dict[str, int], int] | None = None
+        self._counters = 0
+        self._alerts: deque[_Spooled] = deque()
+        self._alert_keys: set[str] = set()
+        # System alerts waiting that were not told from memory (the store seemed fine when they came).
+        self._system_waiting: list[_Spooled] = []
+        self._direct_until: dict[str, float] = {}
+        self._writer = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        self._batches = itertools.count(1)
+        self._wake = asyncio.Event()
+        self._flush_lock = asyncio.Lock()
+        self._write_started: float | None = None
+        self._failing = False
+        # Decisions not counted (queue full, spool full), alerts not kept; what was already told.
+        self.queue_dropped = 0
+        self.spool_dropped = 0
+        self.alerts_dropped = 0
+        self._told = (0, 0, 0)
         self.failed = 0
         self.published = 0
+        self.sent_from_memory = 0
 
     def bind(
         self, alerts: AlertStore, reports: Reports, staff_of: Callable[[str], str | None] | None = None
@@ -118,119 +203,280 @@ class RiskObserver:
         try:
             self._queue.put_nowait(item)
         except asyncio.QueueFull:
-            self.dropped += 1
-            if self.dropped == 1 or self.dropped % 1000 == 0:
-                log.error("risk observer queue full: %d decisions not counted", self.dropped)
+            self.queue_dropped += 1
+            self._count_drop("decision")
+            if self.queue_dropped == 1 or self.queue_dropped % 1000 == 0:
+                log.error("risk observer queue full: %d decisions not counted", self.queue_dropped)
 
-    # ---- the worker ---------------------------------------------------------------------------------
+    # ---- what is waiting, what was lost ------------------------------------------------------------------
+
+    @property
+    def dropped(self) -> int:
+        """Decisions not counted in the reports: the queue or the spool was full."""
+        return self.queue_dropped + self.spool_dropped
+
+    @property
+    def queue_depth(self) -> int:
+        return self._queue.qsize()
+
+    @property
+    def spooled_counters(self) -> int:
+        """Report sums waiting for the store (distinct day and counter)."""
+        return self._counters
+
+    @property
+    def spooled_alerts(self) -> int:
+        return len(self._alerts)
+
+    @property
+    def waiting(self) -> int:
+        """Report sums and alerts waiting for the store (Redis) to take them."""
+        return self._counters + len(self._alerts)
+
+    @property
+    def store_failing(self) -> bool:
+        """The last write failed, or one has been waiting for an answer longer than STALL_SECONDS."""
+        started = self._write_started
+        return self._failing or (started is not None and time.monotonic() - started > STALL_SECONDS)
+
+    def collect(self, metrics: GuardMetrics) -> None:
+        """Set the gauges of `metrics` (called when /metrics is read)."""
+        metrics.risk_queue.set(self.queue_depth)
+        metrics.risk_spool.set(self.spooled_counters, "counters")
+        metrics.risk_spool.set(self.spooled_alerts, "alerts")
+
+    def _count_drop(self, kind: str) -> None:
+        if self.metrics is not None:
+            self.metrics.risk_dropped.inc(kind)
+
+    # ---- the worker: queue → spool, no I/O ------------------------------------------------------------
 
     async def run(self) -> None:
+        """The worker, and the flusher beside it (both stop when this task is cancelled)."""
+        flusher = asyncio.create_task(self._flush_loop(), name="risk-flusher")
+        try:
+            await self._work()
+        finally:
+            flusher.cancel()
+            await asyncio.gather(flusher, return_exceptions=True)
+
+    async def _work(self) -> None:
         while True:
-            if self._retry:
-                try:
-                    first = await asyncio.wait_for(self._queue.get(), RETRY_SECONDS)
-                except TimeoutError:
-                    await self._flush_retry()
-                    continue
-            else:
-                first = await self._queue.get()
+            first = await self._queue.get()
             if self._queue.qsize() < BATCH_MAX - 1:
                 await asyncio.sleep(BATCH_LINGER_SECONDS)
-            # Whatever else is queued goes in the same batch: one Redis round trip for its counters.
             batch = [first]
             while len(batch) < BATCH_MAX and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-            if self._retry:
-                await self._flush_retry()
             try:
-                await self._handle_batch(batch)
-            except asyncio.CancelledError:
-                raise
+                self._spool_batch(batch)
             except Exception as exc:
                 self.failed += len(batch)
-                log.warning("risk observer could not record %d decisions: %s", len(batch), exc)
+                log.exception("risk observer could not record %d decisions: %s", len(batch), exc)
             finally:
                 for _ in batch:
                     self._queue.task_done()
+            self._wake.set()
 
-    async def _handle_batch(self, batch: list[tuple[str, Any]]) -> None:
-        counts: dict[date, dict[str, int]] = {}
-        alerts: list[tuple[Alert, float]] = []
+    def _spool_batch(self, batch: list[tuple[str, Any]]) -> None:
         for kind, payload in batch:
             if kind == "decision":
                 record = self._with_staff(payload)
                 if record.dry_run:
                     continue
-                day = counts.setdefault(day_of(record.at, self.tz), {})
-                for name, n in tally(record).items():
-                    day[name] = day.get(name, 0) + n
-                alerts.extend(self.alerts_for(record))
+                self._spool_counts(day_of(record.at, self.tz), tally(record))
+                for alert, ttl in self.alerts_for(record):
+                    self._spool_alert(alert, ttl)
             else:
-                alerts.append(self.system_alert(*payload))
-        if self.dropped > self._dropped_told:
-            lost, self._dropped_told = self.dropped - self._dropped_told, self.dropped
-            alerts.append(
-                self.system_alert(
+                self._spool_alert(*self.system_alert(*payload))
+        self._tell_losses()
+        if self._system_waiting and self.store_failing:
+            self._promote()
+
+    def _spool_counts(self, day: date, counts: Mapping[str, int]) -> None:
+        """Add one decision's increments to the spool, unless they would pass its bound (not counted)."""
+        if not counts:
+            return
+        sums = self._counts.setdefault(day, {})
+        new = sum(1 for name in counts if name not in sums)
+        if new and self._counters + new > self.spool_counters:
+            if not sums:
+                del self._counts[day]
+            self.spool_dropped += 1
+            self._count_drop("decision")
+            if self.spool_dropped == 1 or self.spool_dropped % 1000 == 0:
+                log.error("risk spool full: %d decisions not counted", self.spool_dropped)
+            return
+        for name, n in counts.items():
+            sums[name] = sums.get(name, 0) + n
+        self._counters += new
+
+    def _spool_alert(self, alert: Alert, ttl: float) -> None:
+        key = alert.dedup_key()
+        if ttl > 0 and key in self._alert_keys:
+            return  # its twin waits already: the store would refuse this one as a duplicate
+        system = alert.level == "system"
+        if len(self._alerts) >= self.spool_alerts + (SYSTEM_RESERVE if system else 0):
+            self.alerts_dropped += 1
+            self._count_drop("alert")
+            if self.alerts_dropped == 1 or self.alerts_dropped % 1000 == 0:
+                log.error("risk spool full: %d alerts not kept", self.alerts_dropped)
+            return
+        item = _Spooled(alert, ttl, uuid.uuid4().hex)
+        if ttl > 0:
+            self._alert_keys.add(key)
+        self._alerts.append(item)
+        if system and (alert.rule in REDIS_EVENTS or self.store_failing):
+            self._from_memory(item)
+        elif system:
+            self._system_waiting.append(item)
+
+    def _promote(self) -> None:
+        """The store is failing: the system alerts still waiting for it must not wait either."""
+        waiting, self._system_waiting = self._system_waiting, []
+        for item in waiting:
+            self._from_memory(item)
+
+    def _tell_losses(self) -> None:
+        queue, spool, alerts = self._told
+        now = time.time()
+        if self.queue_dropped > queue:
+            lost = self.queue_dropped - queue
+            self._spool_alert(
+                *self.system_alert(
                     "risk_backlog_full",
                     f"{lost} decisions were not counted: the risk side could not keep up",
-                    {"dropped_total": self.dropped},
-                    time.time(),
+                    {"dropped_total": self.queue_dropped},
+                    now,
                 )
             )
-        for day_, day_counts in counts.items():
-            if day_counts:
-                await self._attempt(("counts", (day_, day_counts)))
-        for alert, ttl in alerts:
-            await self._attempt(("alert", (alert, ttl)))
+        if self.spool_dropped > spool or self.alerts_dropped > alerts:
+            self._spool_alert(
+                *self.system_alert(
+                    "risk_spool_full",
+                    f"{self.spool_dropped - spool} decisions were not counted and "
+                    f"{self.alerts_dropped - alerts} alerts not kept: Redis was unreachable for too long "
+                    "and the risk side's local spool is full",
+                    {"decisions_total": self.spool_dropped, "alerts_total": self.alerts_dropped},
+                    now,
+                )
+            )
+        self._told = (self.queue_dropped, self.spool_dropped, self.alerts_dropped)
 
-    async def drain(self) -> None:
-        """Wait until everything queued so far is handled (tests, shutdown)."""
-        await self._queue.join()
-
-    # A step that failed (Redis unreachable) waits here and is retried in order, so a Redis outage
-    # delays report counters and alerts instead of losing them (up to RETRY_MAX steps).
-    async def _attempt(self, step: tuple[str, Any]) -> None:
-        if self._retry:
-            self._keep(step)
+    def _from_memory(self, item: _Spooled) -> None:
+        """Log a system alert now and offer it to the direct sinks (once per dedup key and lifetime)."""
+        if item.direct:
             return
-        try:
-            await self._do(step)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.warning("risk observer: %s not recorded yet (%s); will retry", step[0], exc)
-            self._keep(step)
+        key, now = item.alert.dedup_key(), time.time()
+        if self._direct_until.get(key, 0.0) > now:
+            return  # told from memory already: the stream copy is a duplicate the store will refuse
+        if len(self._direct_until) > 1024:
+            for old in [k for k, until in self._direct_until.items() if until <= now]:
+                del self._direct_until[old]
+        self._direct_until[key] = now + max(item.ttl, 60.0)
+        item.direct = True
+        alert = item.alert
+        log.warning(
+            "alert (from memory: the alert store is unreachable) %s rule=%s %s details=%s",
+            alert.level, alert.rule, alert.message_en, dict(alert.details),
+        )  # fmt: skip
+        for sink in self.direct:
+            sink.offer(alert)
 
-    def _keep(self, step: tuple[str, Any]) -> None:
-        if len(self._retry) >= RETRY_MAX:
-            self._retry.popleft()
-            self.dropped += 1
-        self._retry.append(step)
+    # ---- the flusher: spool → stores ------------------------------------------------------------------
 
-    async def _do(self, step: tuple[str, Any]) -> None:
-        kind, payload = step
-        if kind == "counts":
-            await self.reports.store.add(*payload)
-        else:
-            await self.publish(*payload)
+    async def _flush_loop(self) -> None:
+        delay = FLUSH_RETRY_SECONDS
+        while True:
+            if not self.waiting:
+                self._wake.clear()
+                await self._wake.wait()
+            if await self.flush():
+                delay = FLUSH_RETRY_SECONDS
+            else:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, FLUSH_RETRY_MAX)
 
-    async def _flush_retry(self) -> None:
-        while self._retry:
+    async def flush(self) -> bool:
+        """Write what the spool holds: the alerts in order, then the report sums. False when the store
+        failed; what was not written stays in the spool, in order, and is written by the next call."""
+        async with self._flush_lock:
             try:
-                await self._do(self._retry[0])
+                await self._flush_alerts()
+                await self._flush_counts()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                return
-            self._retry.popleft()
+            except Exception as exc:
+                if not self._failing:
+                    self._failing = True
+                    log.warning("risk side: the alert/report store is failing (%r); spooling", exc)
+                self._promote()
+                return False
+            finally:
+                self._write_started = None
+            if self._failing:
+                self._failing = False
+                log.warning("risk side: the alert/report store answers again; the spool is written")
+            return True
 
-    @property
-    def waiting(self) -> int:
-        """Steps waiting for Redis to come back."""
-        return len(self._retry)
+    async def _flush_alerts(self) -> None:
+        while self._alerts:
+            item = self._alerts[0]
+            await self._store(item)
+            self._alerts.popleft()
+            if self._system_waiting and self._system_waiting[0] is item:
+                self._system_waiting.pop(0)
+            if item.ttl > 0:
+                self._alert_keys.discard(item.alert.dedup_key())
 
-    async def publish(self, alert: Alert, ttl: float) -> Alert | None:
-        stored = await self.alerts.publish(alert, dedup_ttl=ttl)
+    async def _store(self, item: _Spooled) -> None:
+        alert = item.alert
+        if not item.direct:
+            self._write_started = time.monotonic()
+            await self.publish(alert, item.ttl, token=item.token)
+            return
+        key = alert.dedup_key()
+        kept = [sink.name for sink in self.direct if sink.handover(key)]
+        if kept:
+            alert = replace(alert, details={**alert.details, "sent_from_memory": kept})
+        stored = False
+        try:
+            self._write_started = time.monotonic()
+            await self.publish(alert, item.ttl, token=item.token)
+            stored = True
+        finally:
+            for sink in self.direct:
+                sink.settle(key, stored)
+
+    async def _flush_counts(self) -> None:
+        while True:
+            if self._inflight is None:
+                if not self._counts:
+                    return
+                day = min(self._counts)
+                sums = self._counts[day]
+                if len(sums) <= FLUSH_CHUNK:
+                    chunk = self._counts.pop(day)
+                else:
+                    chunk = dict(itertools.islice(sums.items(), FLUSH_CHUNK))
+                    for name in chunk:
+                        del sums[name]
+                # Numbered once: a repeat of this batch (after a timeout, a restart) is applied once.
+                self._inflight = (day, chunk, next(self._batches))
+            day, chunk, batch = self._inflight
+            self._write_started = time.monotonic()
+            await self.reports.store.add(day, chunk, writer=self._writer, batch=batch)
+            self._inflight = None
+            self._counters -= len(chunk)
+
+    async def drain(self) -> None:
+        """Wait until everything queued so far is spooled and one write of the spool was tried (tests,
+        shutdown); whatever the store did not take is still `waiting`."""
+        await self._queue.join()
+        await self.flush()
+
+    async def publish(self, alert: Alert, ttl: float, token: str | None = None) -> Alert | None:
+        stored = await self.alerts.publish(alert, dedup_ttl=ttl, token=token)
         if stored is not None:
             self.published += 1
             log.warning(
@@ -253,10 +499,12 @@ class RiskObserver:
 
     async def handle_decision(self, record: DecisionRecord) -> None:
         """Record one decision now (the worker does this in batches)."""
-        await self._handle_batch([("decision", record)])
+        self._spool_batch([("decision", record)])
+        await self.flush()
 
     async def handle_system(self, event: str, message: str, details: dict[str, Any], at: float) -> None:
-        await self._handle_batch([("system", (event, message, details, at))])
+        self._spool_batch([("system", (event, message, details, at))])
+        await self.flush()
 
     def system_alert(
         self, event: str, message: str, details: Mapping[str, Any], at: float

@@ -4,9 +4,11 @@ sensitive hits by category, limits reached and complaints — and the staff with
 
 One Redis hash per calendar day (in the configured timezone) holds every counter of that day, incremented
 by every guard process and expiring after the retention period: one call of `lua/report_add.lua` (by SHA)
-applies a decision batch's increments and the expiry to that one key, so it runs on a Cluster as it does
-on a single node. Without Redis the same counters live in this process. `tally` (a pure function) turns
-one decision into counter increments; `build_report` (pure) turns a period's counters into the report.
+applies a decision batch's increments and the expiry to that key, at most once per (writer, batch number)
+— a companion key in the same hash slot remembers each writer's last batch — so a batch sent again after
+a lost answer or a restart is not counted twice, and it runs on a Cluster as it does on a single node.
+Without Redis the same counters live in this process. `tally` (a pure function) turns one decision into
+counter increments; `build_report` (pure) turns a period's counters into the report.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import time
+import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime, timedelta
@@ -21,6 +24,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from guard.core.types import DecisionRecord
+from guard.risk.reconnect import once
 from ratelimit import Script
 
 DEFAULT_RETENTION_DAYS = 90
@@ -112,10 +116,18 @@ def tally(record: DecisionRecord) -> dict[str, int]:
 
 
 class ReportStore(ABC):
-    """Day → counters. `add` returns the new values of the counters it incremented."""
+    """Day → counters. `add` returns the new values of the counters it incremented.
+
+    `add` with a `writer` and a `batch` number applies that batch at most once, however often it is sent:
+    a writer numbers its batches from 1 up and sends the next one for a day only once the previous one was
+    applied (the observer's spool). Without them each call is its own writer (a repeat of the same call
+    after a dropped connection still counts once).
+    """
 
     @abstractmethod
-    async def add(self, day: date, counts: Mapping[str, int]) -> list[int]: ...
+    async def add(
+        self, day: date, counts: Mapping[str, int], *, writer: str | None = None, batch: int = 1
+    ) -> list[int]: ...
 
     @abstractmethod
     async def read(self, day: date) -> dict[str, int]: ...
@@ -140,22 +152,30 @@ class RedisReportStore(ReportStore):
     def key(self, day: date) -> str:
         return f"{self._prefix}:{day.isoformat()}"
 
+    def applied_key(self, day: date) -> str:
+        """Each writer's last applied batch for `day`: in the day hash's slot (its name is the day key's
+        hash tag, or shares the day key's own tag)."""
+        key = self.key(day)
+        return f"{key}:applied" if "{" in key else f"{{{key}}}:applied"
+
     def _expire_at(self, day: date) -> int:
         end = datetime.combine(day + timedelta(days=1 + self.retention_days), datetime.min.time(), self._tz)
         return int(end.timestamp())
 
-    async def add(self, day: date, counts: Mapping[str, int]) -> list[int]:
+    async def add(
+        self, day: date, counts: Mapping[str, int], *, writer: str | None = None, batch: int = 1
+    ) -> list[int]:
         if not counts:
             return []
-        key = self.key(day)
-        args: list[str | int] = [self._expire_at(day)]
+        keys = [self.key(day), self.applied_key(day)]
+        args: list[str | int] = [self._expire_at(day), writer or f"once-{uuid.uuid4().hex}", batch]
         for name, n in counts.items():
             args += (name, n)
-        results = await ADD(self._redis, [key], args)
+        results = await once(self._redis, lambda: ADD(self._redis, keys, args))
         return [int(v) for v in results]
 
     async def read(self, day: date) -> dict[str, int]:
-        raw = await self._redis.hgetall(self.key(day))
+        raw = await once(self._redis, lambda: self._redis.hgetall(self.key(day)))
         return {
             (k.decode() if isinstance(k, bytes) else str(k)): int(v.decode() if isinstance(v, bytes) else v)
             for k, v in raw.items()
@@ -167,7 +187,9 @@ class MemoryReportStore(ReportStore):
         self.retention_days = retention_days
         self._days: dict[date, dict[str, int]] = {}
 
-    async def add(self, day: date, counts: Mapping[str, int]) -> list[int]:
+    async def add(
+        self, day: date, counts: Mapping[str, int], *, writer: str | None = None, batch: int = 1
+    ) -> list[int]:
         counters = self._days.setdefault(day, {})
         out = []
         for name, n in counts.items():

@@ -60,11 +60,23 @@ async def stream_alerts(
     )
     await response.prepare(request)
     gap = None
-    if cursor is None:
-        cursor = await store.last_id()
-    else:
-        gap = await store.trimmed_after(cursor)
-    await response.write(f"retry: {RETRY_MS}\n: stream from {cursor}\n\n".encode())
+    head = f"retry: {RETRY_MS}\n"
+    while True:
+        try:
+            if cursor is None:
+                cursor = await store.last_id()
+            else:
+                gap = await store.trimmed_after(cursor)
+            break
+        except Exception as exc:  # the store (Redis) unreachable: keep the reader, say so, try again
+            if stopping is not None and stopping.is_set():
+                return response
+            await response.write(
+                f"{head}: alert store unavailable ({type(exc).__name__}); retrying\n\n".encode()
+            )
+            head = ""
+            await asyncio.sleep(1.0)
+    await response.write(f"{head}: stream from {cursor}\n\n".encode())
     if gap is not None:
         # Alerts after the reader's id were dropped by the feed's cap: say so rather than pretend.
         notice = json.dumps({"after": cursor, "lost_through": gap})

@@ -8,6 +8,10 @@ Both backends have the same semantics:
 - named cursors remember how far a sink (a webhook) has delivered, so what is not delivered stays
   in the stream and is sent after a restart;
 - a lease lets exactly one process of many run a sink.
+
+Every Redis call of `RedisAlertStore` may be repeated, and is, once, after a dropped connection (a
+restarted Redis: `guard.risk.reconnect.once`): reads and plain sets are idempotent, and `publish` passes a
+token that the dedup claim keeps, so the same publish sent twice stores one entry and answers its id.
 """
 
 from __future__ import annotations
@@ -16,14 +20,19 @@ import asyncio
 import collections
 import hashlib
 import time
+import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from typing import Any
 
 from guard.risk.model import Alert, stream_id_key
+from guard.risk.reconnect import once
 from ratelimit import Script
 
 DEFAULT_MAXLEN = 100_000
+# How long the claim of an alert without dedup (its token's own claim) is kept: it only has to outlive
+# the repeats of that one publish.
+TOKEN_CLAIM_SECONDS = 3600.0
 
 # Dedup-and-add and the leases are one Lua script each (guard/risk/lua/alerts_*.lua, called by SHA): the
 # dedup claim and the XADD must be atomic. All keys share the `{guard:alerts}` hash tag, so the scripts
@@ -49,8 +58,11 @@ class AlertStore(ABC):
     backend: str = ""
 
     @abstractmethod
-    async def publish(self, alert: Alert, dedup_ttl: float = 0.0) -> Alert | None:
-        """Store `alert` and return it with its id, or None when it is a duplicate within `dedup_ttl` s."""
+    async def publish(self, alert: Alert, dedup_ttl: float = 0.0, token: str | None = None) -> Alert | None:
+        """Store `alert` and return it with its id, or None when it is a duplicate within `dedup_ttl` s.
+
+        `token` names this publish: calling again with the same token (a retry) stores nothing more and
+        answers the same id. Without one, each call is its own publish."""
 
     @abstractmethod
     async def _after(self, after: str, count: int) -> list[Alert]:
@@ -140,13 +152,16 @@ class RedisAlertStore(AlertStore):
         digest = hashlib.sha1(alert.dedup_key().encode(), usedforsecurity=False).hexdigest()
         return f"{self._tag}:dedup:{digest}"
 
-    async def publish(self, alert: Alert, dedup_ttl: float = 0.0) -> Alert | None:
-        ttl_ms = max(1, int(dedup_ttl * 1000)) if dedup_ttl > 0 else 0
-        stream_id = await PUBLISH(
-            self._redis,
-            [self.stream_key, self._dedup_key(alert), f"{self._tag}:last"],
-            [alert.to_json(), str(ttl_ms), str(self.maxlen), alert.dedup_key()],
-        )
+    async def publish(self, alert: Alert, dedup_ttl: float = 0.0, token: str | None = None) -> Alert | None:
+        token = token or uuid.uuid4().hex
+        if dedup_ttl > 0:
+            claim, ttl_ms = self._dedup_key(alert), max(1, int(dedup_ttl * 1000))
+        else:
+            # No dedup: the claim is this publish's own, so only its repeats find it.
+            claim, ttl_ms = f"{self._tag}:once:{token}", int(TOKEN_CLAIM_SECONDS * 1000)
+        keys = [self.stream_key, claim, f"{self._tag}:last"]
+        args = [alert.to_json(), str(ttl_ms), str(self.maxlen), token]
+        stream_id = await once(self._redis, lambda: PUBLISH(self._redis, keys, args))
         if stream_id is None:
             return None
         return alert.with_id(_text(stream_id))
@@ -162,17 +177,22 @@ class RedisAlertStore(AlertStore):
         return alerts
 
     async def _after(self, after: str, count: int) -> list[Alert]:
-        return self._decode(await self._redis.xrange(self.stream_key, min=f"({after}", count=count))
+        entries = await once(
+            self._redis, lambda: self._redis.xrange(self.stream_key, min=f"({after}", count=count)
+        )
+        return self._decode(entries)
 
     async def _newest(self, count: int) -> list[Alert]:
-        entries = await self._redis.xrevrange(self.stream_key, count=count)
+        entries = await once(self._redis, lambda: self._redis.xrevrange(self.stream_key, count=count))
         return list(reversed(self._decode(entries)))
 
     async def read(self, after: str, wait: float, count: int = 100) -> list[Alert]:
         if self._closed:
             return []
         block_ms = max(1, int(min(wait, self.block_cap) * 1000))
-        reply = await self._redis.xread({self.stream_key: after}, count=count, block=block_ms)
+        reply = await once(
+            self._redis, lambda: self._redis.xread({self.stream_key: after}, count=count, block=block_ms)
+        )
         if not reply:
             return []
         # redis-py answers a list of [stream, entries] (RESP2) or a dict (RESP3).
@@ -181,7 +201,7 @@ class RedisAlertStore(AlertStore):
         return self._decode(reply[0][1])
 
     async def trimmed_after(self, after: str) -> str | None:
-        oldest = await self._redis.xrange(self.stream_key, count=1)
+        oldest = await once(self._redis, lambda: self._redis.xrange(self.stream_key, count=1))
         if not oldest:
             return None
         fields = oldest[0][1]
@@ -192,22 +212,22 @@ class RedisAlertStore(AlertStore):
         return prev_id if stream_id_key(prev_id) > stream_id_key(after) else None
 
     async def last_id(self) -> str:
-        entries = await self._redis.xrevrange(self.stream_key, count=1)
+        entries = await once(self._redis, lambda: self._redis.xrevrange(self.stream_key, count=1))
         return _text(entries[0][0]) if entries else "0-0"
 
     async def get_cursor(self, name: str) -> str | None:
-        value = await self._redis.get(f"{self._tag}:cursor:{name}")
+        value = await once(self._redis, lambda: self._redis.get(f"{self._tag}:cursor:{name}"))
         return _text(value) if value is not None else None
 
     async def set_cursor(self, name: str, stream_id: str) -> None:
-        await self._redis.set(f"{self._tag}:cursor:{name}", stream_id)
+        await once(self._redis, lambda: self._redis.set(f"{self._tag}:cursor:{name}", stream_id))
 
     async def acquire_lease(self, name: str, owner: str, ttl: float) -> bool:
-        got = await LEASE(self._redis, [f"{self._tag}:lease:{name}"], [owner, str(int(ttl * 1000))])
-        return bool(got)
+        keys, args = [f"{self._tag}:lease:{name}"], [owner, str(int(ttl * 1000))]
+        return bool(await once(self._redis, lambda: LEASE(self._redis, keys, args)))
 
     async def release_lease(self, name: str, owner: str) -> None:
-        await RELEASE(self._redis, [f"{self._tag}:lease:{name}"], [owner])
+        await once(self._redis, lambda: RELEASE(self._redis, [f"{self._tag}:lease:{name}"], [owner]))
 
     async def close(self) -> None:
         self._closed = True
@@ -240,7 +260,7 @@ class MemoryAlertStore(AlertStore):
             for key in [k for k, until in self._dedup.items() if until <= now]:
                 del self._dedup[key]
 
-    async def publish(self, alert: Alert, dedup_ttl: float = 0.0) -> Alert | None:
+    async def publish(self, alert: Alert, dedup_ttl: float = 0.0, token: str | None = None) -> Alert | None:
         now = self._clock()
         if dedup_ttl > 0:
             key = alert.dedup_key()

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 
 from aiohttp import web
+from redis.exceptions import RedisError
 
 from guard.http.auth import authenticate
 from guard.http.responses import json_response
-from guard.risk.api.common import alert_levels, bad_input, risk_state
+from guard.risk.api.common import alert_levels, bad_input, risk_state, store_unavailable
 from guard.risk.model import valid_stream_id
 from guard.risk.sse import stream_alerts
 
@@ -26,14 +27,17 @@ async def list_alerts(request: web.Request) -> web.Response:
         raise bad_input("limit 应为整数。", "limit must be an integer.") from None
     limit = max(1, min(limit, 1000))
     state = risk_state(request)
-    alerts = await state.alerts.history(
-        since=since, level=alert_levels(request), account=request.query.get("account") or None, limit=limit
-    )
-    gap = await state.alerts.trimmed_after(since) if since is not None else None
+    levels, account = alert_levels(request), request.query.get("account") or None
+    try:
+        alerts = await state.alerts.history(since=since, level=levels, account=account, limit=limit)
+        gap = await state.alerts.trimmed_after(since) if since is not None else None
+        last_id = await state.alerts.last_id()
+    except RedisError as exc:
+        raise store_unavailable(exc) from None
     return json_response(
         {
             "alerts": [a.to_dict() for a in alerts],
-            "last_id": await state.alerts.last_id(),
+            "last_id": last_id,
             # Set when alerts after `since` were dropped by the feed's cap (alert_maxlen).
             "lost_through": gap,
         }

@@ -22,6 +22,16 @@ def bad_input(zh: str, en: str) -> web.HTTPException:
     return api_error(codes.BAD_REQUEST, zh=zh, en=en)
 
 
+def store_unavailable(exc: Exception) -> web.HTTPException:
+    """503 when the alert / report store (Redis) cannot answer, even after reconnecting once."""
+    return api_error(
+        codes.COUNTERS_UNAVAILABLE,
+        type(exc).__name__,
+        zh="告警与报告存储（Redis）暂不可用，请稍后重试。",
+        en="The alert and report store (Redis) is unreachable; try again shortly.",
+    )
+
+
 def risk_state(request: web.Request) -> RiskState:
     return request.app[RISK]
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from aiohttp import web
+from redis.exceptions import RedisError
 
 from guard.http.auth import authenticate
 from guard.http.keys import BUNDLE
 from guard.http.responses import json_response
-from guard.risk.api.common import account_view, bad_input, parse_day, risk_state
+from guard.risk.api.common import account_view, bad_input, parse_day, risk_state, store_unavailable
 from guard.risk.reports import render_csv
 
 
@@ -24,6 +25,8 @@ async def daily_report(request: web.Request) -> web.Response:
         report = await reports.period(start, end)
     except ValueError as exc:
         raise bad_input("报告时间段无效。", f"Invalid report period: {exc}") from None
+    except RedisError as exc:
+        raise store_unavailable(exc) from None
     if q.get("format") == "csv":
         return web.Response(text=render_csv(report), content_type="text/csv", charset="utf-8")
     return json_response(report)
@@ -33,7 +36,10 @@ async def overview(request: web.Request) -> web.Response:
     """What the dashboard shows: accounts with usage, top refusals, rules status, the caller's role."""
     who = authenticate(request, "risk")
     state = risk_state(request)
-    report = await state.reports.period(state.reports.today(), state.reports.today())
+    try:
+        report = await state.reports.period(state.reports.today(), state.reports.today())
+    except RedisError as exc:
+        raise store_unavailable(exc) from None
     names: set[str] = {row["id"] for row in report["accounts"]}
     store = request.app[BUNDLE]
     names.update(store.current.registry.accounts)
@@ -72,7 +78,11 @@ async def overview(request: web.Request) -> web.Response:
             "observer": {
                 "published": state.observer.published,
                 "dropped": state.observer.dropped,
+                "alerts_dropped": state.observer.alerts_dropped,
+                "queue_depth": state.observer.queue_depth,
                 "waiting_for_redis": state.observer.waiting,
+                "spooled_counters": state.observer.spooled_counters,
+                "spooled_alerts": state.observer.spooled_alerts,
             },
             "webhooks": [
                 {

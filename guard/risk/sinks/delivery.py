@@ -6,6 +6,13 @@ delivered stays in the stream until it is. Alerts are batched into one message p
 `RateGate` keeps the sends under the robot's cap (20 messages a minute by default) in every window.
 With Redis, a lease makes one guard process the sender for all of them, and the gate's history is
 shared so a new sender does not exceed the cap either.
+
+Alerts from memory: a system alert about Redis itself cannot wait for Redis. The risk observer `offer`s it
+to every sink of its process, which delivers it at once (a second task beside the stream reader, same
+gate, no lease: each process tells of its own outage), once per dedup key. When the observer writes the
+alert's stream copy it asks `handover`: a sink that has started to send it keeps it and the copy names the
+sink in `details.sent_from_memory`, so no sender of that webhook sends it again from the stream; a sink
+that had not started leaves it to the stream (durable, resumable), or takes it back if the write failed.
 """
 
 from __future__ import annotations
@@ -19,6 +26,8 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
 
 import aiohttp
 
@@ -29,6 +38,21 @@ from guard.risk.sinks.wecom import WeComRobot
 from guard.risk.store import AlertStore
 
 log = logging.getLogger("guard.alerts.webhook")
+
+# Alerts from memory kept per sink (delivered ones are forgotten first when it is full).
+DIRECT_MAX = 1000
+# The stream reader retries a failing store (Redis down) after at most this long.
+STORE_RETRY_MAX = 5.0
+
+
+@dataclass(slots=True)
+class _FromMemory:
+    """An alert offered from memory: `new` (not sent yet), `owned` (a send started: this sink delivers it,
+    retrying), `held` (left to the stream while its copy is written), `sent`."""
+
+    alert: Alert
+    state: Literal["new", "owned", "held", "sent"] = "new"
+    stored: bool = False
 
 
 class RateGate:
@@ -89,7 +113,16 @@ class WebhookSink:
         self.sent_alerts = 0
         self.failures = 0
         self.last_error: str | None = None
+        self.sent_from_memory = 0
         self._leader = False
+        self._memory: dict[str, _FromMemory] = {}
+        self._memory_wake = asyncio.Event()
+        # The stream reader and the memory sender share the gate: one send at a time.
+        self._send_lock = asyncio.Lock()
+
+    @property
+    def name(self) -> str:
+        return self.settings.name
 
     async def _hold_lease(self) -> bool:
         got = await self.store.acquire_lease(self.cursor_name, self.owner, self.lease_seconds)
@@ -109,10 +142,21 @@ class WebhookSink:
         return True
 
     async def run(self) -> None:
+        """Deliver the stream (and, beside it, the alerts offered from memory) until cancelled."""
+        memory = asyncio.create_task(self._run_memory(), name=f"webhook-{self.name}-memory")
+        try:
+            await self._run_stream()
+        finally:
+            memory.cancel()
+            await asyncio.gather(memory, return_exceptions=True)
+
+    async def _run_stream(self) -> None:
         backoff = self.settings.backoff_initial
+        store_backoff = min(self.settings.backoff_initial, STORE_RETRY_MAX)
         while True:
             try:
                 delivered = await self._deliver_next()
+                store_backoff = min(self.settings.backoff_initial, STORE_RETRY_MAX)
                 if delivered:
                     backoff = self.settings.backoff_initial
                 elif delivered is not None:
@@ -122,14 +166,22 @@ class WebhookSink:
             except asyncio.CancelledError:
                 if self._leader:
                     with contextlib.suppress(Exception):
-                        await asyncio.shield(self.store.release_lease(self.cursor_name, self.owner))
+                        release = self.store.release_lease(self.cursor_name, self.owner)
+                        await asyncio.wait_for(asyncio.shield(release), 1.0)
                 raise
             except Exception as exc:
                 # The store itself failing (Redis down): wait and retry; alerts stay in the stream.
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.warning("webhook %s: %s", self.settings.name, self.last_error)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, self.settings.backoff_max)
+                await asyncio.sleep(store_backoff)
+                store_backoff = min(store_backoff * 2, STORE_RETRY_MAX)
+
+    def _wants(self, alert: Alert) -> bool:
+        """An alert of this webhook's levels that no sender of it took from memory already."""
+        if alert.level not in self.settings.levels:
+            return False
+        taken = alert.details.get("sent_from_memory")
+        return not (isinstance(taken, list | tuple) and self.name in taken)
 
     async def _deliver_next(self) -> bool | None:
         """Send the next batch of wanted alerts: True once delivered, False when the send failed, None when
@@ -145,7 +197,7 @@ class WebhookSink:
         pending = await self.store.read(cursor, wait=min(2.0, self.lease_seconds / 3))
         if not pending:
             return None
-        if not any(a.level in self.settings.levels for a in pending):
+        if not any(self._wants(a) for a in pending):
             await self.store.set_cursor(self.cursor_name, pending[-1].id)
             return None
         delay = self.gate.delay()
@@ -153,7 +205,7 @@ class WebhookSink:
             return None
         # Take everything that arrived while we waited: one message carries the batch.
         pending = await self.store.read(cursor, wait=0, count=max(100, self.settings.batch_max * 5))
-        wanted = [a for a in pending if a.level in self.settings.levels][: self.settings.batch_max]
+        wanted = [a for a in pending if self._wants(a)][: self.settings.batch_max]
         if not wanted:
             await self.store.set_cursor(self.cursor_name, pending[-1].id)
             return None
@@ -167,8 +219,86 @@ class WebhookSink:
         self.sent_alerts += delivered
         return True
 
+    # ---- alerts from memory ----
+
+    def offer(self, alert: Alert) -> None:
+        """Deliver `alert` from memory (a system alert while Redis is unreachable), once per dedup key."""
+        key = alert.dedup_key()
+        if alert.level not in self.settings.levels or key in self._memory:
+            return
+        if len(self._memory) >= DIRECT_MAX:
+            for old in [k for k, m in self._memory.items() if m.state == "sent"]:
+                del self._memory[old]
+        if len(self._memory) >= DIRECT_MAX:
+            log.error(
+                "webhook %s: %d alerts from memory wait already; %s not sent", self.name, DIRECT_MAX, key
+            )
+            return
+        self._memory[key] = _FromMemory(alert)
+        self._memory_wake.set()
+
+    def handover(self, key: str) -> bool:
+        """Its stream copy is being written: True when this sink keeps the alert (it started to send it),
+        False when it leaves it to the stream (paused until `settle`)."""
+        item = self._memory.get(key)
+        if item is None:
+            return False
+        if item.state == "new":
+            item.state = "held"
+            return False
+        return True
+
+    def settle(self, key: str, stored: bool) -> None:
+        """The stream copy of `key` was written (`stored`) or not: forget the alert, or take it back."""
+        item = self._memory.get(key)
+        if item is None:
+            return
+        if item.state == "held":
+            if stored:
+                del self._memory[key]
+            else:
+                item.state = "new"
+                self._memory_wake.set()
+        elif stored:
+            item.stored = True
+            if item.state == "sent":
+                del self._memory[key]
+
+    async def _run_memory(self) -> None:
+        backoff = self.settings.backoff_initial
+        while True:
+            batch = [m for m in self._memory.values() if m.state in ("new", "owned")]
+            if not batch:
+                self._memory_wake.clear()
+                await self._memory_wake.wait()
+                continue
+            batch = batch[: self.settings.batch_max]
+            for item in batch:
+                item.state = "owned"
+            delivered = await self._send([m.alert for m in batch])
+            for item in batch[:delivered]:
+                item.state = "sent"
+                if item.stored:
+                    self._memory.pop(item.alert.dedup_key(), None)
+            if delivered:
+                self.sent_messages += 1
+                self.sent_alerts += delivered
+                self.sent_from_memory += delivered
+                backoff = self.settings.backoff_initial
+            else:
+                self.failures += 1
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.settings.backoff_max)
+
     async def _send(self, alerts: Sequence[Alert]) -> int:
-        """POST one message; the number of alerts delivered (0 on failure)."""
+        """POST one message, within the gate; the number of alerts delivered (0 on failure)."""
+        async with self._send_lock:
+            delay = self.gate.delay()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            return await self._post(alerts)
+
+    async def _post(self, alerts: Sequence[Alert]) -> int:
         payload, used = self.format.render(alerts)
         body = json.dumps(payload, ensure_ascii=False).encode()
         try:

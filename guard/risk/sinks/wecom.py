@@ -33,11 +33,13 @@ def wecom_markdown(alerts: Sequence[Alert]) -> tuple[dict[str, Any], int]:
             figures = f" · {alert.used}/{alert.limit}"
         if alert.attempts is not None:
             figures += f" · attempts {alert.attempts}"
+        # An alert sent from memory (Redis unreachable) has no stream id yet.
+        ident = f" · id `{alert.id}`" if alert.id else " · 未入库 from memory"
         line = (
             f'> <font color="{colour}">{label}</font> {alert.message_zh}\n'
             f"> {alert.message_en}\n"
             f"> `{alert.rule}`{figures}{(' · ' + who) if who else ''}"
-            f"{(' · ' + alert.excerpt) if alert.excerpt else ''} · id `{alert.id}`"
+            f"{(' · ' + alert.excerpt) if alert.excerpt else ''}{ident}"
         )
         extra = len(line.encode()) + 2
         if used and size + extra > WECOM_MARKDOWN_MAX_BYTES:
