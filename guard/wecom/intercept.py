@@ -155,6 +155,109 @@ class _Budget:
         return True
 
 
+class _Planner:
+    """One plan being packed: the budget, the words placed and what was left out, in the order WeCom's
+    budget is spent (blocking terms, warning terms, the contact semantics, then the variants)."""
+
+    def __init__(
+        self,
+        words: Mapping[str, Sequence[str]],
+        actions: Mapping[str, str],
+        semantics: Sequence[int],
+        semantics_action: str,
+        config: InterceptConfig,
+    ) -> None:
+        self.words = words
+        self.actions = actions
+        self.semantics = semantics
+        self.semantics_action = semantics_action
+        self.config = config
+        self.order = sorted(words, key=lambda c: (actions[c] != "block", c))
+        self.budget = _Budget(config.max_rules)
+        self.left: list[LeftOut] = []
+        self.seen: set[str] = set()
+        self.sem_type = BLOCK if semantics_action == "block" else WARN
+        self.own_semantics_rule = False
+
+    def _type_of(self, category: str) -> int:
+        return BLOCK if self.actions[category] == "block" else WARN
+
+    def _by_tier(self) -> list[str]:
+        return [c for tier in ("block", "warn") for c in self.order if self.actions[c] == tier]
+
+    def offer(self, category: str, word: str, kind: str, term: str) -> None:
+        blocking = kind == "term" and self.actions[category] == "block"
+        if word in self.seen:
+            return
+        problem = word_problem(word)
+        if problem is not None:
+            self.left.append(LeftOut(category, term, problem, kind, blocking))
+            return
+        if self.budget.add(category, word):
+            self.seen.add(word)
+        else:
+            reason = f"over the rule budget (max_rules = {self.config.max_rules})"
+            self.left.append(LeftOut(category, term if kind == "term" else word, reason, kind, blocking))
+
+    def place_terms(self) -> None:
+        for category in self._by_tier():
+            for term in self.words[category]:
+                self.offer(category, term, "term", term)
+
+    def place_semantics(self) -> None:
+        """The contact detectors ride on the first rule of their type; without one they need a rule of
+        their own, which comes after the terms and before the variants."""
+        used = self.budget.rules
+        if not self.semantics or any(self._type_of(c) == self.sem_type for c in used if used[c]):
+            return
+        if self.budget.free > 0:
+            self.budget.free -= 1
+            self.own_semantics_rule = True
+            return
+        names = ", ".join(k for k, v in SEMANTICS.items() if v in self.semantics)
+        reason = f"over the rule budget (max_rules = {self.config.max_rules})"
+        self.left.append(LeftOut(CONTACT, names, reason, "semantics", self.semantics_action == "block"))
+
+    def place_variants(self) -> None:
+        for kind in self.config.variants:
+            make = VARIANTS[kind]
+            for category in self._by_tier():
+                for term in self.words[category]:
+                    variant = make(term)
+                    if variant != term:
+                        self.offer(category, variant, kind, term)
+
+    def bodies(self) -> list[dict[str, Any]]:
+        scope = applicable_range(self.config)
+        bodies: list[dict[str, Any]] = []
+        placed = False
+        for category in self.order:
+            have = self.budget.words.get(category, [])
+            itype = self._type_of(category)
+            for part in range(math.ceil(len(have) / MAX_WORDS)):
+                body: dict[str, Any] = {
+                    "rule_name": rule_name(self.config.prefix, category, part + 1),
+                    "word_list": have[part * MAX_WORDS : (part + 1) * MAX_WORDS],
+                    "intercept_type": itype,
+                    "applicable_range": scope,
+                }
+                if self.semantics and not placed and itype == self.sem_type:
+                    body["semantics_list"] = list(self.semantics)
+                    placed = True
+                bodies.append(body)
+        if self.own_semantics_rule and not placed:
+            bodies.append(
+                {
+                    "rule_name": rule_name(self.config.prefix, CONTACT, 1),
+                    "word_list": [],
+                    "semantics_list": list(self.semantics),
+                    "intercept_type": self.sem_type,
+                    "applicable_range": scope,
+                }
+            )
+        return bodies
+
+
 def plan_from(
     words: Mapping[str, Sequence[str]],
     actions: Mapping[str, str],
@@ -164,80 +267,12 @@ def plan_from(
 ) -> Plan:
     """The plan for `words` (category -> terms as written), each category's action (block / warn) and the
     contact detectors WeCom knows (`semantics`, with the contact category's action)."""
-    order = sorted(words, key=lambda c: (actions[c] != "block", c))
-    budget = _Budget(config.max_rules)
-    left: list[LeftOut] = []
-    seen: set[str] = set()
-    sem_type = BLOCK if semantics_action == "block" else WARN
-
-    def offer(category: str, word: str, kind: str, term: str) -> None:
-        blocking = kind == "term" and actions[category] == "block"
-        if word in seen:
-            return
-        problem = word_problem(word)
-        if problem is not None:
-            left.append(LeftOut(category, term, problem, kind, blocking))
-            return
-        if budget.add(category, word):
-            seen.add(word)
-        else:
-            reason = f"over the rule budget (max_rules = {config.max_rules})"
-            left.append(LeftOut(category, term if kind == "term" else word, reason, kind, blocking))
-
-    for tier in ("block", "warn"):
-        for category in (c for c in order if actions[c] == tier):
-            for term in words[category]:
-                offer(category, term, "term", term)
-    # The contact detectors ride on the first rule of their type; without one they need a rule of their
-    # own, which comes after the terms and before the variants.
-    own_semantics_rule = False
-    if semantics and not any(
-        (BLOCK if actions[c] == "block" else WARN) == sem_type for c in budget.rules if budget.rules[c]
-    ):
-        if budget.free > 0:
-            budget.free -= 1
-            own_semantics_rule = True
-        else:
-            names = ", ".join(k for k, v in SEMANTICS.items() if v in semantics)
-            reason = f"over the rule budget (max_rules = {config.max_rules})"
-            left.append(LeftOut(CONTACT, names, reason, "semantics", semantics_action == "block"))
-    for kind in config.variants:
-        make = VARIANTS[kind]
-        for tier in ("block", "warn"):
-            for category in (c for c in order if actions[c] == tier):
-                for term in words[category]:
-                    variant = make(term)
-                    if variant != term:
-                        offer(category, variant, kind, term)
-
-    scope = applicable_range(config)
-    bodies: list[dict[str, Any]] = []
-    placed = False
-    for category in order:
-        have = budget.words.get(category, [])
-        itype = BLOCK if actions[category] == "block" else WARN
-        for part in range(math.ceil(len(have) / MAX_WORDS)):
-            body: dict[str, Any] = {
-                "rule_name": rule_name(config.prefix, category, part + 1),
-                "word_list": have[part * MAX_WORDS : (part + 1) * MAX_WORDS],
-                "intercept_type": itype,
-                "applicable_range": scope,
-            }
-            if semantics and not placed and itype == sem_type:
-                body["semantics_list"] = list(semantics)
-                placed = True
-            bodies.append(body)
-    if own_semantics_rule and not placed:
-        bodies.append(
-            {
-                "rule_name": rule_name(config.prefix, CONTACT, 1),
-                "word_list": [],
-                "semantics_list": list(semantics),
-                "intercept_type": sem_type,
-                "applicable_range": scope,
-            }
-        )
-    return Plan(tuple(bodies), tuple(left), config, {c: len(w) for c, w in budget.words.items()})
+    planner = _Planner(words, actions, semantics, semantics_action, config)
+    planner.place_terms()
+    planner.place_semantics()
+    planner.place_variants()
+    counts = {c: len(w) for c, w in planner.budget.words.items()}
+    return Plan(tuple(planner.bodies()), tuple(planner.left), config, counts)
 
 
 def build_plan(path: str | Path | None = None) -> Plan:
