@@ -41,24 +41,11 @@ def resume_point(request: web.Request) -> str | None:
     return None
 
 
-async def stream_alerts(
-    request: web.Request,
-    store: AlertStore,
-    levels: Iterable[str] | None = None,
-    account: str | None = None,
-    heartbeat: float = HEARTBEAT_SECONDS,
-    stopping: asyncio.Event | None = None,
-) -> web.StreamResponse:
-    cursor = resume_point(request)
-    level_set = set(levels) if levels is not None else None
-    response = web.StreamResponse(
-        headers={
-            "Content-Type": "text/event-stream; charset=utf-8",
-            "Cache-Control": "no-cache, no-transform",
-            "X-Accel-Buffering": "no",
-        }
-    )
-    await response.prepare(request)
+async def _start(
+    response: web.StreamResponse, store: AlertStore, cursor: str | None, stopping: asyncio.Event | None
+) -> str | None:
+    """Where the stream starts (the reader's id, else now), once the store answers; writes the preamble
+    and a `gap` event when alerts after the reader's id were trimmed. None: the app is stopping."""
     gap = None
     head = f"retry: {RETRY_MS}\n"
     while True:
@@ -70,7 +57,7 @@ async def stream_alerts(
             break
         except Exception as exc:  # the store (Redis) unreachable: keep the reader, say so, try again
             if stopping is not None and stopping.is_set():
-                return response
+                return None
             await response.write(
                 f"{head}: alert store unavailable ({type(exc).__name__}); retrying\n\n".encode()
             )
@@ -81,6 +68,30 @@ async def stream_alerts(
         # Alerts after the reader's id were dropped by the feed's cap: say so rather than pretend.
         notice = json.dumps({"after": cursor, "lost_through": gap})
         await response.write(f"event: gap\ndata: {notice}\n\n".encode())
+    return cursor
+
+
+async def stream_alerts(
+    request: web.Request,
+    store: AlertStore,
+    levels: Iterable[str] | None = None,
+    account: str | None = None,
+    heartbeat: float = HEARTBEAT_SECONDS,
+    stopping: asyncio.Event | None = None,
+) -> web.StreamResponse:
+    resume = resume_point(request)  # a bad Last-Event-ID is refused before the stream starts
+    level_set = set(levels) if levels is not None else None
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "text/event-stream; charset=utf-8",
+            "Cache-Control": "no-cache, no-transform",
+            "X-Accel-Buffering": "no",
+        }
+    )
+    await response.prepare(request)
+    cursor = await _start(response, store, resume, stopping)
+    if cursor is None:
+        return response
     try:
         while stopping is None or not stopping.is_set():
             try:
@@ -91,9 +102,6 @@ async def stream_alerts(
                     f": alert store unavailable ({type(exc).__name__}); retrying\n\n".encode()
                 )
                 await asyncio.sleep(1.0)
-                continue
-            if not alerts:
-                await response.write(b": keepalive\n\n")
                 continue
             chunk = bytearray()
             for alert in alerts:
