@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 from redis.exceptions import RedisError
 
@@ -9,6 +11,7 @@ from guard.http.auth import authenticate
 from guard.http.keys import BUNDLE
 from guard.http.responses import json_response
 from guard.risk.api.common import account_view, bad_input, parse_day, risk_state, store_unavailable
+from guard.risk.observer import RiskObserver
 from guard.risk.reports import render_csv
 
 
@@ -40,50 +43,27 @@ async def overview(request: web.Request) -> web.Response:
         report = await state.reports.period(state.reports.today(), state.reports.today())
     except RedisError as exc:
         raise store_unavailable(exc) from None
-    names: set[str] = {row["id"] for row in report["accounts"]}
     store = request.app[BUNDLE]
+    names: set[str] = {row["id"] for row in report["accounts"]}
     names.update(store.current.registry.accounts)
-    accounts = []
-    for name in sorted(names)[:500]:
-        try:
-            accounts.append(await account_view(request, name))
-        except web.HTTPException:
-            raise
-        except Exception as exc:  # one broken account must not blank the page
-            accounts.append({"account": name, "error": str(exc)})
-    rules = {
-        "version": store.version,
-        "loaded_at": store.loaded_at,
-        "last_error": store.last_error,
-        "last_error_at": store.last_error_at,
-    }
     return json_response(
         {
             "role": who.role,
             "key": who.name,
             "day": report["from"],
             "timezone": report["timezone"],
-            "accounts": accounts,
-            "top_accounts": [
-                {"id": r["id"], "refused": r["refused_total"]}
-                for r in report["accounts"]
-                if r["refused_total"]
-            ][:10],
-            "top_staff": [
-                {"id": r["id"], "refused": r["refused_total"]} for r in report["staff"] if r["refused_total"]
-            ][:10],
+            "accounts": await account_views(request, sorted(names)[:500]),
+            "top_accounts": top_refused(report["accounts"]),
+            "top_staff": top_refused(report["staff"]),
             "totals": report["totals"],
-            "rules": rules,
-            "alerts_backend": state.alerts.backend,
-            "observer": {
-                "published": state.observer.published,
-                "dropped": state.observer.dropped,
-                "alerts_dropped": state.observer.alerts_dropped,
-                "queue_depth": state.observer.queue_depth,
-                "waiting_for_redis": state.observer.waiting,
-                "spooled_counters": state.observer.spooled_counters,
-                "spooled_alerts": state.observer.spooled_alerts,
+            "rules": {
+                "version": store.version,
+                "loaded_at": store.loaded_at,
+                "last_error": store.last_error,
+                "last_error_at": store.last_error_at,
             },
+            "alerts_backend": state.alerts.backend,
+            "observer": observer_status(state.observer),
             "webhooks": [
                 {
                     "name": s.settings.name,
@@ -95,3 +75,31 @@ async def overview(request: web.Request) -> web.Response:
             ],
         }
     )
+
+
+async def account_views(request: web.Request, names: list[str]) -> list[dict[str, Any]]:
+    views: list[dict[str, Any]] = []
+    for name in names:
+        try:
+            views.append(await account_view(request, name))
+        except web.HTTPException:
+            raise
+        except Exception as exc:  # one broken account must not blank the page
+            views.append({"account": name, "error": str(exc)})
+    return views
+
+
+def top_refused(rows: list[dict[str, Any]], most: int = 10) -> list[dict[str, Any]]:
+    return [{"id": r["id"], "refused": r["refused_total"]} for r in rows if r["refused_total"]][:most]
+
+
+def observer_status(observer: RiskObserver) -> dict[str, int]:
+    return {
+        "published": observer.published,
+        "dropped": observer.dropped,
+        "alerts_dropped": observer.alerts_dropped,
+        "queue_depth": observer.queue_depth,
+        "waiting_for_redis": observer.waiting,
+        "spooled_counters": observer.spooled_counters,
+        "spooled_alerts": observer.spooled_alerts,
+    }
