@@ -7,8 +7,10 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from support import RunningGuard, StubUpstream, eventually, rules_copy, running_guard
@@ -252,6 +254,15 @@ async def test_dashboard_is_served(guard: RunningGuard) -> None:
     status, overview = await get(guard, "/v1/risk/overview", ADMIN)
     assert status == 200 and overview["role"] == "admin"
     assert {a["account"] for a in overview["accounts"]} >= {"acct-a", "acct-b", "acct-c"}
+    assert overview["accounts_total"] >= 3 and len(overview["hourly"]["redline"]) == 24
+    assert overview["hourly"]["refused"] == {} and overview["staff"] == [] and overview["clean_staff"] == []
+    # An account frozen outside the registry, idle today, is still listed (first: frozen before idle).
+    assert (await post(guard, "/v1/accounts/ghost-9/freeze", {}, ADMIN))[0] == 200
+    await settle(guard)
+    status, overview = await get(guard, "/v1/risk/overview", ADMIN)
+    ghost = overview["accounts"][0]
+    assert ghost["account"] == "ghost-9" and ghost["frozen"] and ghost["usage"] == {} and ghost["peak"] == 0
+    assert overview["hourly"]["redline"][datetime.now(ZoneInfo(overview["timezone"])).hour] >= 1
 
 
 async def test_app_webhook_sink_delivers_alerts_from_real_decisions(

@@ -172,6 +172,24 @@ async def test_days_follow_the_configured_timezone_and_periods_add_up(store: Rep
         await reports.period(day, day - timedelta(days=1))
 
 
+async def test_refusals_per_local_hour_and_category(store: ReportStore) -> None:
+    reports = Reports(store, TZ)
+    day = datetime.now(TZ).date() - timedelta(days=2)
+    at = datetime.combine(day, datetime.min.time(), TZ).replace(hour=9, minute=15).timestamp()
+    await reports.record(record("a1", "alice", refused_by="content", text="稳赚投资", at=at))
+    await reports.record(record("a2", "bob", refused_by="content", text="投资", at=at + 60))
+    await reports.record(record("a1", "alice", refused_by="quota", at=at + 3600))
+    await reports.record(record("a1", "alice", at=at + 7200))  # allowed: no hourly count
+    hourly = await reports.hourly(day)
+    assert list(hourly) == ["finance", "quota"]
+    assert hourly["finance"][9] == 2 and sum(hourly["finance"]) == 2
+    assert hourly["quota"][10] == 1 and sum(hourly["quota"]) == 1
+    # The hour counters change no figure of the report.
+    report = await reports.period(day, day)
+    assert report["totals"]["refused"] == 3 and [r["id"] for r in report["accounts"]] == ["a1", "a2"]
+    assert await reports.hourly(day + timedelta(days=1)) == {}
+
+
 async def test_days_older_than_the_retention_are_gone(store: ReportStore) -> None:
     reports = Reports(store, TZ)
     old = time.time() - 200 * 86400

@@ -155,6 +155,10 @@ class AccountDirectory:
     def override(self, account: str) -> Override | None:
         return self._overrides.get(account)
 
+    def frozen_overrides(self) -> list[str]:
+        """The accounts this process's copy of the overrides holds frozen (registered or not), sorted."""
+        return sorted(name for name, o in self._overrides.items() if o.frozen)
+
     def recovering_since(self, account: str) -> date | None:
         override = self._overrides.get(account)
         if override is not None and override.recovering_since is not None:

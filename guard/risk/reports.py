@@ -33,6 +33,8 @@ SEP = "\t"  # between the parts of a counter name; account and staff ids never c
 # Counter names: "<a|s>\t<id>\t<metric>\t<detail>", e.g. "a\tacct-1\trefused\tbroadcast"; metrics:
 # allowed, refused, upstream_refused (by action), hit (by category), limit (by rule), complaints, linked
 # (an account's staff members).
+# And one per hour and refusal category: "h\t<unix hour>\trefused\t<category>" (the hour as
+# int(at // 3600), so the counter needs no timezone; the dashboard's chart of refusals per hour).
 
 
 def day_of(at: float, tz: ZoneInfo) -> date:
@@ -80,6 +82,18 @@ def staff_of_record(record: DecisionRecord) -> str | None:
     return None
 
 
+def refusal_category(record: DecisionRecord) -> str:
+    """What refused a decision, for the chart per hour: the content category of a prohibited term
+    (finance, contact, …), else the check (quota, frozen, attachments, request)."""
+    refusal = record.decision.refusal
+    if refusal is None:
+        return "other"
+    if refusal.check == "content":
+        cats = refusal.categories
+        return cats[0] if cats else (refusal.rule.split(":", 1)[1] if ":" in refusal.rule else "content")
+    return refusal.check
+
+
 def tally(record: DecisionRecord) -> dict[str, int]:
     """The counter increments one decision makes (pure; dry runs count nothing)."""
     if record.dry_run:
@@ -112,7 +126,23 @@ def tally(record: DecisionRecord) -> dict[str, int]:
             add("limit", name)
     if staff:
         out[_field("a", action.account, "linked", staff)] = 1
+    if refused:
+        out[_field("h", str(int(record.at // 3600)), "refused", refusal_category(record))] = 1
     return out
+
+
+def hourly_refusals(counters: Mapping[str, int], day: date, tz: ZoneInfo) -> dict[str, list[int]]:
+    """Refusals per local hour (0-23) of `day` and category, from one day's counters."""
+    out: dict[str, list[int]] = {}
+    for name, n in counters.items():
+        parts = name.split(SEP)
+        if len(parts) != 4 or parts[0] != "h" or parts[2] != "refused" or not parts[1].isdigit():
+            continue
+        local = datetime.fromtimestamp(int(parts[1]) * 3600, tz)
+        if local.date() != day:
+            continue
+        out.setdefault(parts[3], [0] * 24)[local.hour] += n
+    return dict(sorted(out.items(), key=lambda kv: (-sum(kv[1]), kv[0])))
 
 
 class ReportStore(ABC):
@@ -316,6 +346,10 @@ class Reports:
         report = build_report(days, self.tz_name)
         report["from"], report["to"] = start.isoformat(), end.isoformat()
         return report
+
+    async def hourly(self, day: date) -> dict[str, list[int]]:
+        """`day`'s refusals per local hour and category (the `h` counters)."""
+        return hourly_refusals(await self.store.read(day), day, self.tz)
 
 
 # --- rendering -------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date, datetime
 from typing import Any
 
 from aiohttp import web
@@ -10,9 +11,17 @@ from redis.exceptions import RedisError
 from guard.http.auth import authenticate
 from guard.http.keys import BUNDLE
 from guard.http.responses import json_response
-from guard.risk.api.common import account_view, bad_input, parse_day, risk_state, store_unavailable
+from guard.risk.api.common import (
+    account_view,
+    bad_input,
+    directory_of,
+    parse_day,
+    risk_state,
+    store_unavailable,
+)
 from guard.risk.observer import RiskObserver
 from guard.risk.reports import render_csv
+from guard.risk.state import RiskState
 
 
 async def daily_report(request: web.Request) -> web.Response:
@@ -35,27 +44,49 @@ async def daily_report(request: web.Request) -> web.Response:
     return json_response(report)
 
 
+# The overview lists at most this many accounts: frozen ones first, then those active today, then the
+# rest of the registry (the dashboard sorts them by how close each is to a limit).
+MAX_ACCOUNTS = 2000
+
+
 async def overview(request: web.Request) -> web.Response:
-    """What the dashboard shows: accounts with usage, top refusals, rules status, the caller's role."""
+    """What the dashboard shows: accounts with usage, top refusals, rules status, the caller's role, the
+    refusals and red-line alerts per hour today, and today's compliance per staff member."""
     who = authenticate(request, "risk")
     state = risk_state(request)
+    reports = state.reports
+    today = reports.today()
     try:
-        report = await state.reports.period(state.reports.today(), state.reports.today())
+        report = await reports.period(today, today)
+        hourly = await reports.hourly(today)
+        redlines = await redline_per_hour(state, today)
     except RedisError as exc:
         raise store_unavailable(exc) from None
     store = request.app[BUNDLE]
-    names: set[str] = {row["id"] for row in report["accounts"]}
-    names.update(store.current.registry.accounts)
+    rows = {row["id"]: row for row in report["accounts"]}
+    # Frozen accounts come first so an idle frozen one still gets its card (and its Unfreeze button).
+    names = dict.fromkeys(
+        [*directory_of(request).frozen_overrides(), *rows, *sorted(store.current.registry.accounts)]
+    )
+    views = [
+        dashboard_account(v, rows.get(v["account"]))
+        for v in await account_views(request, list(names)[:MAX_ACCOUNTS])
+    ]
+    views.sort(key=lambda v: (-v.get("peak", 0.0), not v.get("frozen"), -v.get("refused", 0), v["account"]))
     return json_response(
         {
             "role": who.role,
             "key": who.name,
             "day": report["from"],
             "timezone": report["timezone"],
-            "accounts": await account_views(request, sorted(names)[:500]),
+            "accounts": views,
+            "accounts_total": len(names),
             "top_accounts": top_refused(report["accounts"]),
             "top_staff": top_refused(report["staff"]),
             "totals": report["totals"],
+            "hourly": {"refused": hourly, "redline": redlines},
+            "staff": [staff_row(row) for row in report["staff"]],
+            "clean_staff": report["clean_staff"],
             "rules": {
                 "version": store.version,
                 "loaded_at": store.loaded_at,
@@ -75,6 +106,49 @@ async def overview(request: web.Request) -> web.Response:
             ],
         }
     )
+
+
+def dashboard_account(view: dict[str, Any], row: dict[str, Any] | None) -> dict[str, Any]:
+    """An account view as the dashboard lists it: only the rules used today (or tried past their limit),
+    `peak` = the highest used / limit of its enforced rules, `refused` = its refusals today."""
+    if "usage" not in view:
+        return view
+    usage: dict[str, list[dict[str, Any]]] = {}
+    peak = 0.0
+    for action, rules in view["usage"].items():
+        used = [r for r in rules if r["used"] or r["attempts"]]
+        if used:
+            usage[action] = used
+        for r in used:
+            if r["mode"] == "enforce" and r["limit"] and r["limit"] > 0:
+                peak = max(peak, r["used"] / r["limit"])
+    return {**view, "usage": usage, "peak": round(peak, 4), "refused": row["refused_total"] if row else 0}
+
+
+def staff_row(row: dict[str, Any]) -> dict[str, Any]:
+    """One staff member's day, the figures of `guard report`."""
+    return {
+        "id": row["id"],
+        "allowed": row["allowed_total"],
+        "refused": row["refused_total"],
+        "complaints": row["complaints"],
+        "violations": row["violations"],
+        "sensitive_hits": sum(row["sensitive_hits"].values()),
+        "limits_reached": sum(row["limits_reached"].values()),
+        "accounts": row["linked"],
+    }
+
+
+async def redline_per_hour(state: RiskState, day: date, most: int = 1000) -> list[int]:
+    """Red-line alerts per local hour (0-23) of `day`, from the newest `most` red-line alerts (one alert per
+    account, rule and window: each is its own event)."""
+    tz = state.reports.tz
+    counts = [0] * 24
+    for alert in await state.alerts.history(level=["redline"], limit=most):
+        local = datetime.fromtimestamp(alert.at, tz)
+        if local.date() == day:
+            counts[local.hour] += 1
+    return counts
 
 
 async def account_views(request: web.Request, names: list[str]) -> list[dict[str, Any]]:
