@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, NamedTuple
 
+from rules.collisions import Collisions
 from rules.detectors import detect
 from rules.matcher import WordMatcher
 from rules.normalize import grapheme_end
@@ -90,6 +91,8 @@ class RuleSet:
         self.allow_count = allow_count
         self.files = files
         self._matcher = matcher
+        # Hits that are two words' neighbouring ends across a separator (黄金，融化 → 金融) are dropped.
+        self._collisions = Collisions.shared()
         contact = policy.of(CONTACT)
         self._detectors = contact.detectors
         self._contact_action: ScanAction = contact.action
@@ -112,6 +115,8 @@ class RuleSet:
         actions = self._actions
         severity = 0
         hits = self._matcher.find(text)
+        if hits:
+            hits = self._collisions.keep(text, hits)
         if hits:
             # Spans already end on whole characters (the matcher extends them over trailing marks).
             try:
