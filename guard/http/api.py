@@ -221,7 +221,7 @@ async def readyz(request: web.Request) -> web.StreamResponse:
         "counters": "redis" if app[SETTINGS].redis_url else "memory",
         "shared_state": app[REDIS] is not None,
     }
-    body["redis_persistence"] = await redis_persistence(app[REDIS])  # a warning, never a failure
+    body["redis_persistence"] = await redis_persistence(app[REDIS] if redis_ok else None)  # a warning only
     return json_response(body, 200 if not problems else 503)
 
 
