@@ -14,7 +14,7 @@ from pathlib import Path
 from rules.accounts import validate_quota_files
 from rules.attachments import AttachmentPolicyError, load_attachment_policy
 from rules.errors import RuleError
-from rules.load import DEFAULT_DIR, load_policy, parse_allow, parse_words
+from rules.load import DEFAULT_DIR, load_policy, parse_allow, parse_homophones_allow, parse_words
 from rules.tomlfile import read_toml
 
 Validator = Callable[[Path], list[RuleError]]
@@ -26,6 +26,10 @@ def validate_words(root: Path) -> list[RuleError]:
 
 def validate_allow(root: Path) -> list[RuleError]:
     return parse_allow(root)[1]
+
+
+def validate_homophones_allow(root: Path) -> list[RuleError]:
+    return parse_homophones_allow(root)[1]
 
 
 def validate_policy(root: Path) -> list[RuleError]:
@@ -99,6 +103,7 @@ def validate_intercept(root: Path) -> list[RuleError]:
 VALIDATORS: list[Validator] = [
     validate_words,
     validate_allow,
+    validate_homophones_allow,
     validate_policy,
     validate_quota_files,
     validate_attachments,

@@ -4,7 +4,8 @@ A rules directory holds:
 * `words/<category>.txt` — UTF-8, one term a line, `#` starts a comment, blank lines ignored;
 * `allow.txt` — phrases that cancel any hit lying inside them (missing = no allowed phrases);
 * `policy.toml` — actions and options per category (missing = the shipped default policy);
-* `tests.txt` — the rule set's own regression tests (`rules.selftest`), run by `load_rules`.
+* `tests.txt` — the rule set's own regression tests (`rules.selftest`), run by `load_rules`;
+* `homophones_allow.txt` — ordinary words that sound like a term (`rules.homophones`; missing = shipped).
 Other files (limits, accounts, profiles) belong to other parts of the guard.
 """
 
@@ -16,6 +17,7 @@ from itertools import product
 from pathlib import Path
 
 from rules.errors import RuleError, RulesInvalid
+from rules.homophones import Homophone, Homophones
 from rules.matcher import Entry, WordMatcher
 from rules.normalize import fold_many, is_cjk, is_word_char
 from rules.policy import CATEGORY_NAME, Policy, parse_policy
@@ -28,6 +30,7 @@ DEFAULT_DIR = Path(__file__).resolve().parent / "default"
 WORDS_DIR = "words"
 ALLOW_FILE = "allow.txt"
 POLICY_FILE = "policy.toml"
+HOMOPHONES_ALLOW_FILE = "homophones_allow.txt"
 SEVERITY = {"block": 0, "warn": 1}
 MIN_PINYIN_LETTERS = 4
 MAX_MIXED_CHARS = 4
@@ -115,6 +118,34 @@ def parse_allow(root: Path) -> tuple[list[TermLine], list[RuleError]]:
     if not path.exists():
         return [], []
     return parse_terms(path)
+
+
+def homophones_allow_path(root: Path) -> Path:
+    own = root / HOMOPHONES_ALLOW_FILE
+    return own if own.exists() else DEFAULT_DIR / HOMOPHONES_ALLOW_FILE
+
+
+def parse_homophones_allow(root: Path) -> tuple[list[TermLine], list[RuleError]]:
+    """The directory's `homophones_allow.txt`, else the shipped one (the words are ordinary Chinese)."""
+    path = homophones_allow_path(root)
+    if not path.exists():
+        return [], []
+    return parse_terms(path)
+
+
+def build_homophones(
+    words: dict[str, list[TermLine]], allow: Iterable[TermLine], root: Path, policy: Policy
+) -> Homophones | None:
+    """The homophone matcher of the categories whose policy enables it (None when none does)."""
+    terms: list[Homophone] = []
+    for category, lines in words.items():
+        action = policy.of(category).homophones
+        if action is not None:
+            terms.extend(Homophone(t.term, t.key, category, action) for t in lines)
+    if not terms:
+        return None
+    phrases = [t.key for t in parse_homophones_allow(root)[0]] + [t.key for t in allow]
+    return Homophones(terms, phrases)
 
 
 # ---------------------------------------------------------------------------------------------- pinyin
@@ -210,6 +241,9 @@ def rule_files(root: Path) -> list[Path]:
     if allow.exists():
         files.append(allow)
     files.append(policy_path(root))
+    homophones_allow = homophones_allow_path(root)
+    if homophones_allow.exists():
+        files.append(homophones_allow)
     tests = root / TESTS_FILE
     if tests.exists():
         files.append(tests)
@@ -251,7 +285,8 @@ def load_rules(path: str | Path | None = None, *, self_test: bool = True) -> Rul
     allow, allow_errors = parse_allow(root)
     policy, policy_errors, _ = load_policy(root)
     tests, test_errors = parse_tests(root) if self_test else ([], [])
-    errors = errors + allow_errors + policy_errors + test_errors
+    homophone_errors = parse_homophones_allow(root)[1]
+    errors = errors + allow_errors + policy_errors + homophone_errors + test_errors
     if errors:
         raise RulesInvalid(errors)
     version = rules_version(root)
@@ -268,6 +303,7 @@ def load_rules(path: str | Path | None = None, *, self_test: bool = True) -> Rul
         term_counts={c: len(t) for c, t in words.items()},
         allow_count=len(allow),
         files=tuple(rule_files(root)),
+        homophones=build_homophones(words, allow, root, policy),
     )
     if tests:
         failures = run_tests(rules, tests, root / TESTS_FILE)

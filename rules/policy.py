@@ -12,6 +12,7 @@ pinyin = false
 [categories.finance]
 action = "block"       # "block" or "warn"
 pinyin = true          # also match 全拼 and mixed hanzi / pinyin variants
+homophones = "warn"    # also match same-sounding characters (菠菜 for 博彩) with this action; default off
 label = "金融投资 / finance and investment"
 
 [categories.contact]   # the contact detectors
@@ -46,6 +47,7 @@ class CategoryPolicy:
     pinyin: bool = False
     label: str = ""
     detectors: tuple[str, ...] = DETECTORS
+    homophones: CategoryAction | None = None  # the action of a homophone (谐音) hit; None: not matched
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +135,7 @@ def _category(body: dict[str, object], section: str, base: CategoryPolicy, err: 
     pinyin = base.pinyin
     label = base.label
     detectors = base.detectors
+    homophones = base.homophones
     for key, value in body.items():
         if key == "action":
             if value not in ACTIONS:
@@ -158,6 +161,15 @@ def _category(body: dict[str, object], section: str, base: CategoryPolicy, err: 
                 err(section, key, f"unknown detector(s) {unknown} (known: {', '.join(DETECTORS)})")
                 continue
             detectors = tuple(value)
+        elif key == "homophones":
+            if value is False:
+                homophones = None
+            elif value not in ACTIONS:
+                err(section, key, f"homophones must be one of: {', '.join(ACTIONS)} or false, got {value!r}")
+            else:
+                homophones = value
         else:
-            err(section, key, f"unknown key {key!r} (expected action, pinyin, label, detectors)")
-    return CategoryPolicy(action=action, pinyin=pinyin, label=label, detectors=detectors)
+            err(section, key, f"unknown key {key!r} (expected action, pinyin, homophones, label, detectors)")
+    return CategoryPolicy(
+        action=action, pinyin=pinyin, label=label, detectors=detectors, homophones=homophones
+    )

@@ -9,6 +9,7 @@ from typing import Literal, NamedTuple
 
 from rules.collisions import Collisions
 from rules.detectors import detect
+from rules.homophones import Homophones
 from rules.matcher import WordMatcher
 from rules.normalize import grapheme_end
 from rules.policy import CONTACT, Policy
@@ -83,6 +84,7 @@ class RuleSet:
         term_counts: Mapping[str, int],
         allow_count: int,
         files: tuple[Path, ...],
+        homophones: Homophones | None = None,
     ) -> None:
         self.path = path
         self.version = version
@@ -91,6 +93,7 @@ class RuleSet:
         self.allow_count = allow_count
         self.files = files
         self._matcher = matcher
+        self._homophones = homophones  # pinyin hits of the categories with `homophones` (谐音) enabled
         # Hits that are two words' neighbouring ends across a separator (黄金，融化 → 金融) are dropped.
         self._collisions = Collisions.shared()
         contact = policy.of(CONTACT)
@@ -132,6 +135,13 @@ class RuleSet:
             append = matches.append
             acts = {m[5] for m in matches}
             severity = 2 if "block" in acts else 1 if "warn" in acts else 0
+        if self._homophones is not None:
+            sounds = self._homophones.find(text, hits)
+            if sounds:
+                for s, t, h in sounds:
+                    append(_new_match(Match, (h.category, h.term, s, t, text[s:t], h.action)))
+                    severity = max(severity, _SEVERITY[h.action])
+                matches.sort(key=_span)
         if self._detectors:
             found = detect(text, self._detectors)
             if found:
