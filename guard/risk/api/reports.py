@@ -85,7 +85,7 @@ async def overview(request: web.Request) -> web.Response:
             "top_staff": top_refused(report["staff"]),
             "totals": report["totals"],
             "hourly": {"refused": hourly, "redline": redlines},
-            "staff": [staff_row(row) for row in report["staff"]],
+            "staff": staff_rows(report),
             "clean_staff": report["clean_staff"],
             "rules": {
                 "version": store.version,
@@ -125,18 +125,25 @@ def dashboard_account(view: dict[str, Any], row: dict[str, Any] | None) -> dict[
     return {**view, "usage": usage, "peak": round(peak, 4), "refused": row["refused_total"] if row else 0}
 
 
-def staff_row(row: dict[str, Any]) -> dict[str, Any]:
-    """One staff member's day, the figures of `guard report`."""
-    return {
-        "id": row["id"],
-        "allowed": row["allowed_total"],
-        "refused": row["refused_total"],
-        "complaints": row["complaints"],
-        "violations": row["violations"],
-        "sensitive_hits": sum(row["sensitive_hits"].values()),
-        "limits_reached": sum(row["limits_reached"].values()),
-        "accounts": row["linked"],
-    }
+def staff_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each staff member's day, the figures of `guard report`, with the accounts they used."""
+    accounts: dict[str, list[str]] = {}
+    for row in report["accounts"]:
+        for staff in row["linked"]:
+            accounts.setdefault(staff, []).append(row["id"])
+    return [
+        {
+            "id": row["id"],
+            "allowed": row["allowed_total"],
+            "refused": row["refused_total"],
+            "complaints": row["complaints"],
+            "violations": row["violations"],
+            "sensitive_hits": sum(row["sensitive_hits"].values()),
+            "limits_reached": sum(row["limits_reached"].values()),
+            "accounts": sorted(accounts.get(row["id"], [])),
+        }
+        for row in report["staff"]
+    ]
 
 
 async def redline_per_hour(state: RiskState, day: date, most: int = 1000) -> list[int]:
