@@ -1,4 +1,4 @@
-"""The `guard` command line: serve, scan, rules check, report."""
+"""The `guard` command line: serve, hash-key, scan, rules check, report, intercept."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from guard import __version__
-from guard.commands import intercept, report, rules_check, scan, serve
+from guard.commands import hash_key, intercept, report, rules_check, scan, serve
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -18,6 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"siyu-guard {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     serve.register(sub)
+    hash_key.register(sub)
     scan.register(sub)
     rules_check.register(sub)
     report.register(sub)

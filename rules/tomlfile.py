@@ -6,6 +6,7 @@ pointed at their line by `KeyLines`, so every configuration file reports problem
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import tomllib
 from collections.abc import Iterable
@@ -83,6 +84,22 @@ def read_toml(path: Path, errors: list[RuleError]) -> tuple[dict[str, Any], KeyL
 
 
 _POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)")
+# A value shaped like a TOML date (`registered = 2026-13-01`) that tomllib refused as a syntax error.
+_DATE_VALUE = re.compile(r"=\s*(\d{4}-\d{2}-\d{2})(?=[\sT#,\]}]|$)")
+
+
+def _bad_date(text: str, line: int) -> str | None:
+    """The reason when the syntax error on `line` is an impossible date (month 13, 30 February)."""
+    lines = text.splitlines()
+    if not 1 <= line <= len(lines):
+        return None
+    for found in _DATE_VALUE.finditer(lines[line - 1]):
+        try:
+            dt.date.fromisoformat(found.group(1))
+        except ValueError as exc:
+            # Still under "TOML syntax:" (an impossible date is invalid TOML), but said as a date.
+            return f"TOML syntax: {found.group(1)} is not a valid date ({exc})"
+    return None
 
 
 def parse_toml(
@@ -95,6 +112,10 @@ def parse_toml(
     except tomllib.TOMLDecodeError as exc:
         match = _POSITION.search(str(exc))
         line = int(match.group(1)) if match else 0
+        bad_date = _bad_date(text, line)
+        if bad_date is not None:
+            errors.append(RuleError.at(path, line, bad_date))
+            return None
         reason = _POSITION.sub("", str(exc)) or "invalid TOML"
         if match:
             reason += f" (column {match.group(2)})"

@@ -76,12 +76,32 @@ async def _from_guard(args: argparse.Namespace) -> dict[str, Any]:
     url = args.url.rstrip("/") + "/v1/reports/daily"
     async with aiohttp.ClientSession() as session, session.get(url, params=params, headers=headers) as resp:
         text = await resp.text()
+        if resp.status in (401, 403):
+            raise ReportError(_refused(url, resp.status, bool(args.key)))
         if resp.status != 200:
-            raise ReportError(f"{url} answered HTTP {resp.status}: {text[:300]}")
+            raise ReportError(f"{url} answered HTTP {resp.status}: {_message(text)}")
         data = json.loads(text)
     if not isinstance(data, dict):
         raise ReportError(f"{url} did not answer a report")
     return data
+
+
+def _refused(url: str, status: int, with_key: bool) -> str:
+    if not with_key:
+        return f"{url} needs a client key (HTTP {status}): pass --key KEY, a key with the risk or admin role"
+    if status == 401:
+        return f"{url} does not know this key (HTTP 401): check --key"
+    return f"{url} refused this key (HTTP 403): the report needs a key with the risk or admin role"
+
+
+def _message(text: str) -> str:
+    """The `message` of a guard's error answer, else the start of the body."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return text[:300]
+    message = data.get("message") if isinstance(data, dict) else None
+    return message if isinstance(message, str) else text[:300]
 
 
 async def _from_redis(args: argparse.Namespace) -> dict[str, Any]:

@@ -22,7 +22,16 @@ ROLES: tuple[str, ...] = ("staff", "risk", "admin")
 FailurePolicy = Literal["refuse", "allow"]
 DEFAULT_UPSTREAM = "https://qyapi.weixin.qq.com"
 
-__all__ = ["DEFAULT_UPSTREAM", "ClientKey", "Settings", "SettingsError", "enforce_loopback", "load_settings"]
+__all__ = [
+    "DEFAULT_UPSTREAM",
+    "FLAG_NAMES",
+    "ClientKey",
+    "Settings",
+    "SettingsError",
+    "enforce_loopback",
+    "flag_name",
+    "load_settings",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +178,11 @@ def _as_url(key: str, value: object, source: str, schemes: tuple[str, ...]) -> s
     if not isinstance(value, str) or not value:
         raise SettingsError(key, f"must be a URL, got {value!r}", source)
     parts = urlsplit(value)
+    if parts.scheme == "unix" and "unix" in schemes:
+        # unix:///path/redis.sock has no host: the socket's path is the URL's.
+        if not parts.path:
+            raise SettingsError(key, f"must be unix:///path/to/redis.sock, got {value!r}", source)
+        return value
     if parts.scheme not in schemes or not parts.netloc:
         raise SettingsError(key, f"must be a {' or '.join(schemes)} URL with a host, got {value!r}", source)
     return value.rstrip("/") if parts.scheme.startswith("http") else value
@@ -216,7 +230,7 @@ def _as_keys(value: object, source: str) -> tuple[ClientKey, ...]:
         if not isinstance(digest, str) or not digest.startswith("sha256:") or len(digest) != 7 + 64:
             raise SettingsError(
                 f"{key}.hash",
-                "must be 'sha256:' and 64 hex digits (make one with: guard serve --hash-key KEY)",
+                "must be 'sha256:' and 64 hex digits (make one with: guard hash-key KEY)",
                 source,
             )
         try:
@@ -375,22 +389,35 @@ def read_toml(path: Path) -> dict[str, Any]:
     return data
 
 
+# The command-line flag of a setting, as `guard serve` spells it (an error names the flag as typed).
+FLAG_NAMES: dict[str, str] = {"rules_dir": "--rules", "redis_url": "--redis"}
+
+
+def flag_name(key: str) -> str:
+    return FLAG_NAMES.get(key, f"--{key.replace('_', '-')}")
+
+
 def load_settings(
     *,
     config: Path | None = None,
     env: Mapping[str, str] | None = None,
     flags: Mapping[str, object] | None = None,
 ) -> Settings:
-    """Defaults < TOML `config` < `GUARD_<KEY>` variables of `env` < `flags` (None values are ignored)."""
+    """Defaults < TOML `config` (else the file `GUARD_CONFIG` names) < `GUARD_<KEY>` variables of `env`
+    (default: the process environment) < `flags` (None values are ignored)."""
     raw: dict[str, tuple[object, str]] = {}
-    if config is None and env is not None and env.get("GUARD_CONFIG"):
+    if env is None:
+        env = os.environ
+    if config is None and env.get("GUARD_CONFIG"):
         config = Path(env["GUARD_CONFIG"])
+        if not config.is_file():
+            raise SettingsError("config", f"no such file: {config}", "GUARD_CONFIG")
     if config is not None:
         for key, value in read_toml(config).items():
             if key not in _FIELDS or key == "reuse_port":
                 raise SettingsError(key, "unknown setting", str(config))
             raw[key] = (value, str(config))
-    for name, value in (env if env is not None else os.environ).items():
+    for name, value in env.items():
         if not name.startswith("GUARD_") or name == "GUARD_CONFIG":
             continue
         key = name[len("GUARD_") :].lower()
@@ -403,8 +430,8 @@ def load_settings(
         if value is None:
             continue
         if key not in _FIELDS:
-            raise SettingsError(key, "unknown setting", f"--{key.replace('_', '-')}")
-        raw[key] = (value, f"--{key.replace('_', '-')}")
+            raise SettingsError(key, "unknown setting", flag_name(key))
+        raw[key] = (value, flag_name(key))
     values = {key: _coerce(key, value, source) for key, (value, source) in raw.items()}
     settings = Settings(**values)  # type: ignore[arg-type]
     if settings.redis_url and settings.redis_url.startswith("redis+cluster://"):
