@@ -77,3 +77,37 @@ def test_a_malformed_tests_line_is_a_problem(tmp_path: Path, capsys: pytest.Capt
 def test_the_shipped_rules_pass_their_own_tests(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["rules", "check"]) == 0
     assert "OK" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("custom", [True, False], ids=["directory", "shipped"])
+async def test_one_rules_version_everywhere(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], custom: bool
+) -> None:
+    """`guard rules check DIR` prints the version a guard serving DIR shows in GET /v1/rules, in
+    guard_rules_info{version} (and on the dashboard, which reads /v1/rules): the directory's hash."""
+    from prometheus_client.parser import text_string_to_metric_families
+    from support import rules_copy, running_guard, stub_upstream
+
+    from guard.config.settings import Settings
+
+    rules_dir = rules_copy(tmp_path, accounts='[accounts."wx1"]\ntier = "new"\n') if custom else None
+    assert main(["rules", "check", *([str(rules_dir)] if rules_dir else [])]) == 0
+    (checked,) = [
+        line.split()[1] for line in capsys.readouterr().out.splitlines() if line.startswith("version ")
+    ]
+    async with (
+        stub_upstream() as stub,
+        running_guard(Settings(upstream=stub.url, reload_interval=0, rules_dir=rules_dir)) as guard,
+    ):
+        async with guard.session.get(guard.url + "/v1/rules") as resp:
+            status = await resp.json()
+        async with guard.session.get(guard.url + "/metrics") as resp:
+            metrics = await resp.text()
+    (info,) = [
+        sample.labels["version"]
+        for family in text_string_to_metric_families(metrics)
+        if family.name == "guard_rules_info"
+        for sample in family.samples
+    ]
+    assert checked == status["version"] == info
+    assert "content_version" not in status

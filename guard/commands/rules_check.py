@@ -15,6 +15,7 @@ from typing import Any
 from guard.core.profiles import ProfileError, load_profile_file
 from rules import DEFAULT_DIR, RuleError, RulesInvalid, load_rules
 from rules.check import check_rules_dir
+from rules.store import directory_hash
 
 _TOML_POSITION = re.compile(r"\(at line (\d+), column \d+\)")
 
@@ -71,5 +72,7 @@ def run_check(args: argparse.Namespace) -> int:
         else:
             detail = "detectors: " + ", ".join(policy.detectors)
         print(f"  {category:<12} {policy.action:<5}  {detail}")
-    print(f"version {rules.version}")
+    # The version a guard serving this directory shows (GET /v1/rules, guard_rules_info{version}, the
+    # dashboard): the directory's hash, as its rules store computes it.
+    print(f"version {directory_hash(root)}")
     return 0

@@ -28,7 +28,7 @@ async def reload_rules(app: web.Application, why: str, *, publish: bool = False)
     ok = await store.reload()
     metrics.rules_reloads.inc("ok" if ok else "error")
     if ok:
-        metrics.rules_version.values.clear()
+        metrics.rules_version.clear()
         metrics.rules_version.set(1, store.version)
         log.info("rules reloaded (%s): version %s", why, store.version)
     else:

@@ -1,143 +1,233 @@
-"""Prometheus metrics of one guard process, rendered in the text exposition format (no dependency).
+"""Prometheus metrics of the guard, kept with prometheus-client behind a small facade.
 
-Counters and histograms are plain dicts keyed by label tuples: the proxy path only increments numbers.
+The rest of the guard calls `GuardMetrics` attributes: `.inc(*labels, by=1)`, `.set(value, *labels)`,
+`.observe(value)`, `.get(*labels)`, `.clear()`; only this module knows prometheus-client.
+
+One process (`guard serve`, the tests): every `GuardMetrics` has its own `CollectorRegistry`, so the many
+apps a test process creates never collide, and /metrics renders that registry.
+
+Several workers (`guard serve --workers N`): each scrape reaches one random worker (SO_REUSEPORT), so a
+worker must answer for all of them. Chosen: prometheus-client's multiprocess mode rather than one process
+that aggregates — no extra process, port or IPC to keep alive, and a worker that dies keeps its counts.
+`guard serve` sets PROMETHEUS_MULTIPROC_DIR to a fresh private temporary directory before it starts the
+workers (and removes it at exit); every worker writes its values to memory-mapped files there, and the
+worker that answers a scrape reads all of them (`MultiProcessCollector`): counters and histograms are
+summed over workers (also over workers that exited), gauges combine by their `multiprocess_mode` —
+`livesum` for queue depths and backlogs (the total waiting), `livemax` for state and info gauges (a
+breaker state is 1 when any live worker is in it; the rules version every live worker serves).
+Gauges that mirror someone else's state (`collectors`) are set when /metrics is read and, in multiprocess
+mode, also every second by each worker, since a scrape runs the collectors of one worker only.
 """
 
 from __future__ import annotations
 
-import bisect
+import logging
+import os
+import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 
+from prometheus_client import CollectorRegistry, disable_created_metrics, generate_latest
+from prometheus_client import Counter as _Counter
+from prometheus_client import Gauge as _Gauge
+from prometheus_client import Histogram as _Histogram
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+from prometheus_client.metrics_core import Metric
+from prometheus_client.multiprocess import MultiProcessCollector
 
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+log = logging.getLogger("guard.metrics")
+
+# The environment variable prometheus-client reads (at import) for its multiprocess mode.
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
+COLLECT_INTERVAL = 1.0
+
+# No `*_created` series: the text format stays what it was (and they mean little summed over workers).
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 
-def _labels(names: Sequence[str], values: Sequence[str], extra: str = "") -> str:
-    parts = [f'{n}="{_escape(v)}"' for n, v in zip(names, values, strict=True)]
-    if extra:
-        parts.append(extra)
-    return "{" + ",".join(parts) + "}" if parts else ""
+def multiprocess_dir() -> str | None:
+    return os.environ.get(MULTIPROC_ENV) or None
 
 
 class Counter:
-    def __init__(self, name: str, help: str, labels: Sequence[str] = ()) -> None:
+    def __init__(
+        self, name: str, help: str, labels: Sequence[str] = (), *, registry: CollectorRegistry
+    ) -> None:
         self.name = name
         self.help = help
         self.label_names = tuple(labels)
-        self.values: dict[tuple[str, ...], float] = {}
+        self.metric = self._make(registry)
+
+    def _make(self, registry: CollectorRegistry) -> _Counter | _Gauge:
+        return _Counter(self.name, self.help, self.label_names, registry=registry)
+
+    def _child(self, labels: Sequence[str]) -> _Counter | _Gauge:
+        return self.metric.labels(*labels) if self.label_names else self.metric
 
     def inc(self, *labels: str, by: float = 1.0) -> None:
-        self.values[labels] = self.values.get(labels, 0.0) + by
+        self._child(labels).inc(by)
 
     def get(self, *labels: str) -> float:
-        return self.values.get(labels, 0.0)
-
-    def render(self) -> Iterable[str]:
-        yield f"# HELP {self.name} {self.help}"
-        yield f"# TYPE {self.name} counter"
-        for labels, value in sorted(self.values.items()):
-            yield f"{self.name}{_labels(self.label_names, labels)} {value:g}"
+        """This process's value (0 for a label set never used; it is not created)."""
+        if self.label_names and tuple(labels) not in self.metric._metrics:
+            return 0.0
+        return float(self._child(labels)._value.get())
 
 
 class Gauge(Counter):
-    def set(self, value: float, *labels: str) -> None:
-        self.values[labels] = value
+    def __init__(
+        self,
+        name: str,
+        help: str,
+        labels: Sequence[str] = (),
+        *,
+        registry: CollectorRegistry,
+        multiprocess_mode: str = "livesum",
+    ) -> None:
+        self.multiprocess_mode = multiprocess_mode
+        super().__init__(name, help, labels, registry=registry)
 
-    def render(self) -> Iterable[str]:
-        yield f"# HELP {self.name} {self.help}"
-        yield f"# TYPE {self.name} gauge"
-        for labels, value in sorted(self.values.items()):
-            yield f"{self.name}{_labels(self.label_names, labels)} {value:g}"
+    def _make(self, registry: CollectorRegistry) -> _Gauge:
+        return _Gauge(
+            self.name,
+            self.help,
+            self.label_names,
+            registry=registry,
+            multiprocess_mode=self.multiprocess_mode,  # type: ignore[arg-type]
+        )
+
+    def _gauge(self, labels: Sequence[str]) -> _Gauge:
+        child = self._child(labels)
+        assert isinstance(child, _Gauge)
+        return child
+
+    def set(self, value: float, *labels: str) -> None:
+        self._gauge(labels).set(value)
+
+    def clear(self) -> None:
+        """Forget every label set. In multiprocess mode a worker's file keeps what it wrote, so the label
+        sets are set to 0 first (and `GuardMetrics` leaves zeros of info gauges out of the exposition)."""
+        for labels in list(self.metric._metrics):
+            self._gauge(labels).set(0)
+        self.metric.clear()
 
 
 class Histogram:
-    def __init__(self, name: str, help: str, buckets: Sequence[float], labels: Sequence[str] = ()) -> None:
+    def __init__(
+        self, name: str, help: str, buckets: Sequence[float], labels: Sequence[str] = (), *,
+        registry: CollectorRegistry,
+    ) -> None:  # fmt: skip
         self.name = name
         self.help = help
         self.buckets = tuple(sorted(buckets))
         self.label_names = tuple(labels)
-        self.series: dict[tuple[str, ...], tuple[list[int], list[float]]] = {}
+        self.metric = _Histogram(name, help, self.label_names, registry=registry, buckets=self.buckets)
 
     def observe(self, value: float, *labels: str) -> None:
-        series = self.series.get(labels)
-        if series is None:
-            series = self.series[labels] = ([0] * (len(self.buckets) + 1), [0.0])
-        series[0][bisect.bisect_left(self.buckets, value)] += 1
-        series[1][0] += value
+        (self.metric.labels(*labels) if self.label_names else self.metric).observe(value)
 
-    def render(self) -> Iterable[str]:
-        yield f"# HELP {self.name} {self.help}"
-        yield f"# TYPE {self.name} histogram"
-        for labels, (counts, total) in sorted(self.series.items()):
-            running = 0
-            for bound, count in zip(self.buckets, counts, strict=False):
-                running += count
-                le = f'le="{bound:g}"'
-                yield f"{self.name}_bucket{_labels(self.label_names, labels, le)} {running}"
-            running += counts[-1]
-            inf = 'le="+Inf"'
-            yield f"{self.name}_bucket{_labels(self.label_names, labels, inf)} {running}"
-            yield f"{self.name}_sum{_labels(self.label_names, labels)} {total[0]:g}"
-            yield f"{self.name}_count{_labels(self.label_names, labels)} {running}"
+
+class _AllWorkers:
+    """The exposition in multiprocess mode: every worker's files, without the zeros of info gauges (a
+    rules version a worker no longer serves)."""
+
+    def __init__(self, path: str, info: set[str]) -> None:
+        self.collector = MultiProcessCollector(None, path)  # type: ignore[no-untyped-call]
+        self.info = info
+
+    def collect(self) -> Iterable[Metric]:
+        for family in self.collector.collect():  # type: ignore[no-untyped-call]
+            if family.name in self.info:
+                family.samples = [s for s in family.samples if s.value != 0]
+            yield family
 
 
 class GuardMetrics:
     def __init__(self) -> None:
+        self.registry = r = CollectorRegistry(auto_describe=True)
+        self.multiprocess_dir = multiprocess_dir()
         self.decisions = Counter(
             "guard_decisions_total",
             "Decisions by action, result and deciding rule.",
             ("action", "result", "rule"),
+            registry=r,
         )
         self.latency = Histogram(
             "guard_decision_seconds",
             "Time from request to decision (parse, checks, counters), excluding the upstream.",
             (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+            registry=r,
         )
         self.requests = Counter(
-            "guard_requests_total", "Requests by route kind and outcome.", ("route", "outcome")
+            "guard_requests_total", "Requests by route kind and outcome.", ("route", "outcome"), registry=r
         )
-        self.upstream_errors = Counter("guard_upstream_errors_total", "Upstream failures by kind.", ("kind",))
+        self.upstream_errors = Counter(
+            "guard_upstream_errors_total", "Upstream failures by kind.", ("kind",), registry=r
+        )
         self.upstream_refusals = Counter(
-            "guard_upstream_refusals_total", "Forwarded actions the upstream refused (quota refunded)."
+            "guard_upstream_refusals_total",
+            "Forwarded actions the upstream refused (quota refunded).",
+            registry=r,
         )
-        self.redis_errors = Counter("guard_redis_errors_total", "Counter storage failures.", ("where",))
-        self.observer_errors = Counter("guard_observer_errors_total", "Observers that raised or timed out.")
-        self.rules_version = Gauge("guard_rules_info", "The loaded rules bundle (value 1).", ("version",))
-        self.rules_reloads = Counter("guard_rules_reloads_total", "Rules reloads by result.", ("result",))
+        self.redis_errors = Counter(
+            "guard_redis_errors_total", "Counter storage failures.", ("where",), registry=r
+        )
+        self.observer_errors = Counter(
+            "guard_observer_errors_total", "Observers that raised or timed out.", registry=r
+        )
+        self.rules_version = Gauge(
+            "guard_rules_info",
+            "The loaded rules bundle (value 1); version: the rules directory's hash, as `guard rules check` "
+            "and GET /v1/rules show it.",
+            ("version",),
+            registry=r,
+            multiprocess_mode="livemax",
+        )
+        self.rules_reloads = Counter(
+            "guard_rules_reloads_total", "Rules reloads by result.", ("result",), registry=r
+        )
         # The risk side (guard.risk.observer): its queue and its spool are gauges set when /metrics is read
         # (by `collectors`); losses are counted when they happen.
-        self.risk_queue = Gauge("guard_risk_queue_depth", "Decisions waiting for the risk observer's worker.")
+        self.risk_queue = Gauge(
+            "guard_risk_queue_depth", "Decisions waiting for the risk observer's worker.", registry=r
+        )
         self.risk_spool = Gauge(
             "guard_risk_spool",
             "Report counters and alerts the risk side keeps until Redis takes them.",
             ("kind",),
+            registry=r,
         )
         self.risk_dropped = Counter(
             "guard_risk_dropped_total",
             "Decisions not counted in the reports and alerts not kept (queue or spool full).",
             ("kind",),
+            registry=r,
         )
         # Called with this object before rendering: set gauges that mirror someone else's state.
         self.collectors: list[Callable[[GuardMetrics], None]] = []
+        self._exposed: CollectorRegistry = r
+        if self.multiprocess_dir is not None:
+            self._exposed = CollectorRegistry()
+            self._exposed.register(_AllWorkers(self.multiprocess_dir, {self.rules_version.name}))
+            threading.Thread(target=self._collect_forever, name="guard-metrics", daemon=True).start()
 
-    def render(self) -> str:
+    def collect(self) -> None:
         for collect in self.collectors:
             collect(self)
-        lines: list[str] = []
-        for metric in (
-            self.decisions,
-            self.latency,
-            self.requests,
-            self.upstream_errors,
-            self.upstream_refusals,
-            self.redis_errors,
-            self.observer_errors,
-            self.rules_version,
-            self.rules_reloads,
-            self.risk_queue,
-            self.risk_spool,
-            self.risk_dropped,
-        ):
-            lines.extend(metric.render())
-        return "\n".join(lines) + "\n"
+
+    def _collect_forever(self) -> None:
+        failed = False
+        while True:
+            time.sleep(COLLECT_INTERVAL)
+            try:
+                self.collect()
+            except Exception:
+                if not failed:
+                    log.exception("setting the metrics' gauges failed")
+                failed = True
+
+    def render(self) -> str:
+        """The text exposition format (0.0.4): this process's metrics, or every worker's."""
+        self.collect()
+        return generate_latest(self._exposed).decode("utf-8")
