@@ -10,10 +10,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -24,6 +26,13 @@ from typing import Any
 from aiohttp import web
 
 log = logging.getLogger("guard.serve")
+# The "guard listening on …" line is printed whatever log_level says (its logger keeps level info).
+listening_log = logging.getLogger("guard.serve.listening")
+# At most this many problems of a broken rules directory are printed at start; `guard rules check` has all.
+MAX_RULE_PROBLEMS = 20
+# Warnings of the start said once the port is open, next to the listening line (a start that fails says
+# only why it failed).
+_after_listening: list[str] = []
 
 
 def register(sub: Any) -> None:
@@ -39,9 +48,8 @@ def register(sub: Any) -> None:
     p.add_argument("--host", help="listen address (default 127.0.0.1)")
     p.add_argument("--port", type=int, help="listen port (default 8080)")
     p.add_argument("--workers", type=int, help="worker processes sharing the port (needs --redis when > 1)")
-    p.add_argument(
-        "--hash-key", metavar="KEY", help="print the hash of a client key for the [[keys]] table and exit"
-    )
+    # The old spelling of `guard hash-key KEY`, kept working.
+    p.add_argument("--hash-key", metavar="KEY", help=argparse.SUPPRESS)
     p.set_defaults(run=run)
 
 
@@ -57,14 +65,13 @@ def _flags(args: argparse.Namespace) -> dict[str, object]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from guard.commands.hash_key import print_hash
     from guard.config.settings import SettingsError, load_settings
-    from guard.http.auth import hash_key
 
     if args.hash_key:
-        print(hash_key(args.hash_key))
-        return 0
+        return print_hash(args.hash_key)
     try:
-        settings = load_settings(config=args.config, flags=_flags(args))
+        settings = load_settings(config=args.config, env=os.environ, flags=_flags(args))
     except SettingsError as exc:
         print(f"guard serve: {exc}", file=sys.stderr)
         return 2
@@ -150,11 +157,12 @@ def serve(settings: Any) -> int:
     from guard.app import create_app
     from guard.config.settings import enforce_loopback
     from guard.observe.audit import configure_logging
+    from rules import RulesInvalid
 
     configure_logging(settings.log_level)
-    settings, warning = enforce_loopback(settings)
-    if warning:
-        log.warning(warning)
+    settings, loopback_warning = enforce_loopback(settings)
+    if loopback_warning:
+        _after_listening.append(loopback_warning)
     try:
         import uvloop
 
@@ -163,10 +171,44 @@ def serve(settings: Any) -> int:
         pass
     try:
         app = create_app(settings, freeze=True)
+    except RulesInvalid as exc:
+        print(
+            rules_problems(settings.rules_dir, all_problems(settings.rules_dir, exc.errors)), file=sys.stderr
+        )
+        return 2
     except Exception as exc:
         print(f"guard serve: cannot load the rules: {exc}", file=sys.stderr)
         return 2
     return asyncio.run(_serve(app, settings))
+
+
+def all_problems(rules_dir: Path | None, raised: list[Any]) -> list[Any]:
+    """What `guard rules check DIR` finds (every file, not only the part that failed first), then the
+    problems the load raised that the check does not list (failing tests.txt lines)."""
+    from guard.commands.rules_check import validate_profiles
+    from rules import DEFAULT_DIR
+    from rules.check import check_rules_dir
+
+    try:
+        found = list(check_rules_dir(rules_dir or DEFAULT_DIR, extra=[validate_profiles]))
+    except Exception:
+        found = []
+    return found + [error for error in raised if error not in found]
+
+
+def rules_problems(rules_dir: Path | None, errors: list[Any]) -> str:
+    """Every problem of a rules directory that stops the start (the first MAX_RULE_PROBLEMS and the
+    count of the rest), one `file:line: reason` a line, and the command that checks the directory."""
+    where = str(rules_dir) if rules_dir is not None else "the shipped rules"
+    count = len(errors)
+    lines = [f"guard serve: cannot load the rules: {count} problem{'s' if count != 1 else ''} in {where}"]
+    lines += [f"  {error.display()}" for error in errors[:MAX_RULE_PROBLEMS]]
+    if count > MAX_RULE_PROBLEMS:
+        lines.append(f"  … and {count - MAX_RULE_PROBLEMS} more")
+    lines.append(
+        f"check the directory with: guard rules check {rules_dir if rules_dir is not None else ''}".rstrip()
+    )
+    return "\n".join(lines)
 
 
 async def _serve(app: web.Application, settings: Any) -> int:
@@ -197,8 +239,14 @@ async def _serve(app: web.Application, settings: Any) -> int:
     site = web.TCPSite(
         runner, settings.host, settings.port, reuse_port=settings.reuse_port or None, backlog=1024
     )
-    await site.start()
-    log.info(
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        print(listen_error(settings.host, settings.port, exc), file=sys.stderr)
+        return 2
+    listening_log.setLevel(logging.INFO)
+    listening_log.info(
         "guard listening on http://%s:%s (rules %s, counters %s, upstream %s)",
         settings.host,
         settings.port,
@@ -206,6 +254,8 @@ async def _serve(app: web.Application, settings: Any) -> int:
         "redis" if settings.redis_url else "memory",
         settings.upstream,
     )
+    while _after_listening:
+        log.warning("%s", _after_listening.pop(0))
     persistence = await redis_persistence(app[REDIS])
     if persistence["warning"]:
         log.warning("%s", persistence["warning"])
@@ -219,6 +269,28 @@ async def _serve(app: web.Application, settings: Any) -> int:
     finally:
         await runner.cleanup()
     return 0
+
+
+def listen_error(host: str, port: int, exc: OSError) -> str:
+    """One or two lines: the address that could not be opened, and what to do."""
+    address = f"{host}:{port}"
+    if exc.errno == errno.EADDRINUSE:
+        return (
+            f"guard serve: cannot listen on {address}: the address is already in use\n"
+            "stop the process that holds it (another guard?) or choose another port: --port N or GUARD_PORT"
+        )
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return (
+            f"guard serve: cannot listen on {address}: permission denied\n"
+            "ports below 1024 need privileges; choose a port of 1024 or more: --port N or GUARD_PORT"
+        )
+    if exc.errno == errno.EADDRNOTAVAIL or isinstance(exc, socket.gaierror):
+        return (
+            f"guard serve: cannot listen on {address}: no such address on this machine "
+            f"({exc.strerror or exc})\n"
+            "use an address of this machine, 127.0.0.1 or 0.0.0.0: --host H or GUARD_HOST"
+        )
+    return f"guard serve: cannot listen on {address}: {exc.strerror or exc}"
 
 
 def carries_client_key(auth: Any, settings: Any) -> Callable[[web.BaseRequest], bool]:

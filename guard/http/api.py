@@ -141,6 +141,44 @@ def decision_json(decision: Decision) -> dict[str, Any]:
     return out
 
 
+# /v1/check forwards nothing, so its errors say the request was not checked (the codes' general texts
+# speak of forwarding, which is true on a platform's path).
+CHECK_ERRORS: dict[str, tuple[str, str]] = {
+    codes.BAD_REQUEST.name: (
+        "请求无法解析（JSON 格式、编码或字段类型有误），未作检查。请修正请求后重试。",
+        "The request could not be parsed (JSON syntax, encoding or a field type), so nothing was checked. "
+        "Fix the request and retry.",
+    ),
+    codes.BODY_TOO_LARGE.name: (
+        "请求体超过大小上限，未作检查。请缩短内容。",
+        "The request body is over the size limit, so nothing was checked. Shorten it.",
+    ),
+    codes.UNSUPPORTED_BODY.name: (
+        "请求体类型或压缩方式不受支持（需 JSON，gzip/deflate 可用），未作检查。",
+        "The body type or encoding is not supported (JSON required; gzip/deflate accepted); "
+        "nothing was checked.",
+    ),
+    codes.MISSING_ACCOUNT.name: (
+        "请求中没有账号（account），无法核对额度，未作检查。请补充 account 字段。",
+        "The request names no account, so its limits cannot be checked; nothing was checked. Add `account`.",
+    ),
+    codes.RECIPIENTS_UNKNOWN.name: (
+        "群发需要 recipients（接收人数）≥ 1 才能核对每日群发人数上限，未作检查。",
+        "A broadcast needs recipients >= 1 to check the daily recipient limit; nothing was checked.",
+    ),
+    codes.ACCOUNT_NOT_PERMITTED.name: (
+        "你的密钥无权操作该账号，未作检查。请使用你负责的账号，或联系管理员授权。",
+        "Your key may not act for this account, so nothing was checked. "
+        "Use an account you manage or ask an admin.",
+    ),
+}
+
+
+def check_error(code: codes.GuardCode, detail: str) -> web.HTTPException:
+    zh, en = CHECK_ERRORS.get(code.name, ("", ""))
+    return api_error(code, detail, zh=zh, en=en)
+
+
 async def check(request: web.Request) -> web.StreamResponse:
     client = authenticate(request)
     started = time.perf_counter()
@@ -148,9 +186,9 @@ async def check(request: web.Request) -> web.StreamResponse:
         _, parsed = await read_json(request, request.app[SETTINGS].body_limit)
         action, dry_run = parse_check_body(a.root_object(parsed))
     except BodyError as exc:
-        raise api_error(exc.code, exc.detail) from None
+        raise check_error(exc.code, exc.detail) from None
     if not client.may_act_for(action.account):
-        raise api_error(codes.ACCOUNT_NOT_PERMITTED, f"account {action.account}")
+        raise check_error(codes.ACCOUNT_NOT_PERMITTED, f"account {action.account}")
     decisions = await request.app[PIPELINE].decide([action], dry_run=dry_run)
     request.app[METRICS].latency.observe(time.perf_counter() - started)
     await record_decisions(request.app, decisions, "checked", client=client, dry_run=dry_run)
