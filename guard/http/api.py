@@ -204,6 +204,8 @@ def rules_status(app: web.Application) -> dict[str, Any]:
     store = app[BUNDLE]
     bundle = store.current
     return {
+        # The rules directory's hash (rules.directory_hash): what `guard rules check DIR` prints and
+        # guard_rules_info{version} shows.
         "version": store.version,
         "directory": str(bundle.directory),
         "loaded_at": store.loaded_at,
