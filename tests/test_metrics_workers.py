@@ -108,7 +108,10 @@ async def test_every_scrape_of_two_workers_counts_every_decision(redis_url: str,
                 for _ in range(SCRAPES):
                     async with session.get(url + "/metrics") as resp:
                         assert resp.status == 200
-                        scraped.append(decisions_total(await resp.text()))
+                        text = await resp.text()
+                    scraped.append(decisions_total(text))
+                    # Labels in their declared order, as one process writes them.
+                    assert 'guard_decisions_total{action="message",result="allow",rule=""} ' in text
             assert scraped == [DECISIONS] * SCRAPES
         finally:
             proc.send_signal(signal.SIGTERM)

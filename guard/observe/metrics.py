@@ -27,13 +27,14 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 
-from prometheus_client import CollectorRegistry, disable_created_metrics, generate_latest
+from prometheus_client import CollectorRegistry, disable_created_metrics
 from prometheus_client import Counter as _Counter
 from prometheus_client import Gauge as _Gauge
 from prometheus_client import Histogram as _Histogram
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.utils import floatToGoString
 
 log = logging.getLogger("guard.metrics")
 
@@ -143,6 +144,27 @@ class _AllWorkers:
             yield family
 
 
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def render_text(families: Iterable[Metric], label_order: dict[str, tuple[str, ...]]) -> str:
+    """The text exposition format 0.0.4, as prometheus-client's `generate_latest` writes it but with the
+    labels in their declared order (`le` last) rather than sorted, as the guard always wrote them."""
+    lines: list[str] = []
+    for family in families:
+        name = family.name + "_total" if family.type == "counter" else family.name
+        help_text = family.documentation.replace("\\", "\\\\").replace("\n", "\\n")
+        lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {family.type}"]
+        order = label_order.get(family.name, ())
+        for sample in family.samples:
+            names = [n for n in order if n in sample.labels] + [n for n in sample.labels if n not in order]
+            labels = ",".join(f'{n}="{_escape(sample.labels[n])}"' for n in names)
+            lines.append(f"{sample.name}{{{labels}}}" if labels else sample.name)
+            lines[-1] += " " + floatToGoString(sample.value)  # type: ignore[no-untyped-call]
+    return "\n".join(lines) + "\n"
+
+
 class GuardMetrics:
     def __init__(self) -> None:
         self.registry = r = CollectorRegistry(auto_describe=True)
@@ -206,6 +228,9 @@ class GuardMetrics:
         )
         # Called with this object before rendering: set gauges that mirror someone else's state.
         self.collectors: list[Callable[[GuardMetrics], None]] = []
+        self._label_order = {
+            m.metric._name: m.label_names for m in vars(self).values() if isinstance(m, Counter | Histogram)
+        }
         self._exposed: CollectorRegistry = r
         if self.multiprocess_dir is not None:
             self._exposed = CollectorRegistry()
@@ -230,4 +255,4 @@ class GuardMetrics:
     def render(self) -> str:
         """The text exposition format (0.0.4): this process's metrics, or every worker's."""
         self.collect()
-        return generate_latest(self._exposed).decode("utf-8")
+        return render_text(self._exposed.collect(), self._label_order)
