@@ -20,8 +20,10 @@ import aiohttp
 import pytest
 from aiohttp import web
 from servers import free_port
+from support import running_guard
 
 from guard.cli import main
+from guard.config.settings import Settings
 from guard.wecom.client import WeComClient, WeComError
 from guard.wecom.intercept import diff, owned_name, plan_from
 from rules import DEFAULT_DIR
@@ -555,3 +557,32 @@ async def test_sync_dry_run_writes_nothing(
     assert rc == 0, err
     assert out["dry_run"] is True and "siyu-finance-1" in out["created"]
     assert wecom.writes() == [] and wecom.rules == {}
+
+
+async def test_every_instance_shows_the_last_sync(
+    wecom: StandIn,
+    creds: None,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    redis_url: str,
+) -> None:
+    root = rules_copy(tmp_path)
+    settings = Settings(upstream=wecom.url, reload_interval=0, redis_url=redis_url, rules_dir=root)
+    async with running_guard(settings) as guard:
+        async with guard.session.get(guard.url + "/v1/rules") as resp:
+            assert (await resp.json())["intercept"] is None
+        monkeypatch.setenv("GUARD_REDIS_URL", redis_url)
+        rc, out, err = await sync(wecom, root, capsys)
+        assert rc == 0, err
+        async with guard.session.get(guard.url + "/v1/rules") as resp:
+            shown = (await resp.json())["intercept"]
+        assert shown["ok"] is True and shown["created"] == len(out["created"]) > 0
+        assert shown["updated"] == shown["deleted"] == shown["errors"] == 0
+        async with guard.session.get(guard.url + "/v1/risk/overview") as resp:
+            assert (await resp.json())["rules"]["intercept"] == shown
+        # A second sync that changes nothing is shown as such.
+        rc, out, err = await sync(wecom, root, capsys)
+        async with guard.session.get(guard.url + "/v1/rules") as resp:
+            shown = (await resp.json())["intercept"]
+        assert shown["created"] == 0 and shown["unchanged"] == len(out["unchanged"]) > 0

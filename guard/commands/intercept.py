@@ -13,15 +13,18 @@ import argparse
 import asyncio
 import json
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
 from guard.config.settings import SettingsError, load_settings
+from guard.core.shared_state import INTERCEPT_LAST_SYNC, encode_summary, sync_summary
 from guard.wecom.client import WeComClient, WeComError
 from guard.wecom.intercept import Plan, build_plan
 from guard.wecom.sync import sync_plan
+from ratelimit import RedisTarget, connect, resolve
 from rules import RulesInvalid
 
 
@@ -85,6 +88,16 @@ async def _sync(upstream: str, corpid: str, secret: str, plan: Plan, dry_run: bo
         return await sync_plan(client, plan, dry_run=dry_run)
 
 
+async def _record(redis_url: str, cluster: bool | None, report: Mapping[str, Any]) -> None:
+    """Leave the outcome where every guard instance shows it (/v1/rules, the dashboard)."""
+    target = await resolve(RedisTarget.from_url(redis_url, cluster=cluster), socket_timeout=5.0)
+    client = connect(target, socket_timeout=5.0, socket_connect_timeout=5.0)
+    try:
+        await client.set(INTERCEPT_LAST_SYNC, encode_summary(sync_summary(report)))
+    finally:
+        await client.aclose()
+
+
 def run_sync(args: argparse.Namespace) -> int:
     try:
         settings = load_settings(
@@ -112,6 +125,11 @@ def run_sync(args: argparse.Namespace) -> int:
         print(f"guard intercept sync: nothing written: {exc}", file=sys.stderr)
         return 2
     report["left_out"] = [item.to_json() for item in plan.left_out]
+    if settings.redis_url and not args.dry_run:
+        try:
+            asyncio.run(_record(settings.redis_url, settings.redis_cluster, report))
+        except Exception as exc:  # the sync itself is done; only its record for the dashboard is missing
+            print(f"guard intercept sync: could not record the outcome in Redis: {exc}", file=sys.stderr)
     print(json.dumps(report, ensure_ascii=False))
     _say_left_out(plan)
     for error in report["errors"]:

@@ -13,6 +13,7 @@ from aiohttp import web
 from guard.core import codes
 from guard.core import fields as a
 from guard.core.body import BodyError
+from guard.core.shared_state import read_last_sync
 from guard.core.types import ACTION_KINDS, Action, Attachment, Decision, TextField, Verdict
 from guard.http.auth import authenticate
 from guard.http.body import read_json
@@ -200,7 +201,7 @@ async def check(request: web.Request) -> web.StreamResponse:
 # ---- rules ----
 
 
-def rules_status(app: web.Application) -> dict[str, Any]:
+async def rules_status(app: web.Application) -> dict[str, Any]:
     store = app[BUNDLE]
     bundle = store.current
     return {
@@ -216,18 +217,20 @@ def rules_status(app: web.Application) -> dict[str, Any]:
         "profiles": [p.name for p in bundle.profiles.profiles],
         "tiers": list(bundle.limits.tier_names),
         "accounts": len(bundle.registry),
+        # The last `guard intercept sync` of any instance (None without Redis or before the first).
+        "intercept": await read_last_sync(app[REDIS]),
     }
 
 
 async def rules_get(request: web.Request) -> web.StreamResponse:
     authenticate(request)
-    return json_response(rules_status(request.app))
+    return json_response(await rules_status(request.app))
 
 
 async def rules_reload(request: web.Request) -> web.StreamResponse:
     client = authenticate(request, "admin")
     ok = await reload_rules(request.app, f"POST /v1/rules/reload by {client.name}", publish=True)
-    status = rules_status(request.app)
+    status = await rules_status(request.app)
     status["reloaded"] = ok
     return json_response(status, 200 if ok else 422)
 

@@ -9,8 +9,9 @@ from typing import Any
 from aiohttp import web
 from redis.exceptions import RedisError
 
+from guard.core.shared_state import read_last_sync
 from guard.http.auth import authenticate
-from guard.http.keys import BUNDLE
+from guard.http.keys import BUNDLE, REDIS
 from guard.http.responses import json_response
 from guard.risk.api.common import (
     account_view,
@@ -93,6 +94,7 @@ async def overview(request: web.Request) -> web.Response:
                 "loaded_at": store.loaded_at,
                 "last_error": store.last_error,
                 "last_error_at": store.last_error_at,
+                "intercept": await read_last_sync(request.app[REDIS]),
             },
             "alerts_backend": state.alerts.backend,
             "observer": observer_status(state.observer),

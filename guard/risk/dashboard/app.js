@@ -454,6 +454,14 @@ async function fetchOverview() {
   const ruleError = $("rules-error");
   ruleError.textContent = data.rules.last_error || "无 none";
   ruleError.className = data.rules.last_error ? "bad" : "";
+  const sync = data.rules.intercept;
+  const syncEl = $("rules-intercept");
+  syncEl.textContent = sync
+    ? `${fmtTime(Number(sync.at))} · ${sync.ok ? "成功 ok" : "有错误 errors " + sync.errors} · ` +
+      `新建 created ${sync.created} · 更新 updated ${sync.updated} · 删除 deleted ${sync.deleted} · ` +
+      `未变 unchanged ${sync.unchanged}`
+    : "未同步 never synced (guard intercept sync)";
+  syncEl.className = sync && !sync.ok ? "bad" : "";
   $("alerts-backend").replaceChildren(data.alerts_backend === "redis"
     ? bilingual("Redis（所有进程共享）", "Redis, shared by every guard process")
     : bilingual("本进程内存（重启后清空）", "this process's memory (gone on restart)"));
