@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -28,6 +30,18 @@ async def redis_url(redis_server: RedisServer) -> AsyncIterator[str]:
     finally:
         await client.aclose()
     yield redis_server.url
+
+
+@pytest.fixture
+def own_redis() -> Iterator[RedisServer]:
+    """A redis-server of the test's own, to stop, freeze (SIGSTOP) or restart; never left frozen."""
+    server = RedisServer().start()
+    try:
+        yield server
+    finally:
+        if server.proc is not None:
+            os.kill(server.proc.pid, signal.SIGCONT)
+        server.cleanup()
 
 
 @pytest.fixture(scope="session")

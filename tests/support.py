@@ -12,10 +12,14 @@ on a free loopback port, a writable copy of the shipped rules, and waiting for a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import json
+import os
 import shutil
+import signal
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -246,3 +250,72 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], logs: list[Path], within
             return False
 
     wait_until(ready, within=within, interval=0.1, what=f"{url}/readyz answering 200")
+
+
+# ---- `guard serve --workers N` as a user starts it ----
+
+
+def listens(pid: int, port: int) -> bool:
+    """Whether process `pid` holds a socket listening on TCP `port` (its fds matched to /proc/net/tcp)."""
+    inodes: set[str] = set()
+    try:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                target = os.readlink(fd)
+                if target.startswith("socket:["):
+                    inodes.add(target[len("socket:[") : -1])
+    except OSError:
+        return False
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, state, inode = fields[1], fields[3], fields[9]
+        if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port and inode in inodes:
+            return True
+    return False
+
+
+def children(pid: int) -> list[int]:
+    out = subprocess.run(
+        ["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True, check=False
+    )
+    return [int(p) for p in out.stdout.split()]
+
+
+@asynccontextmanager
+async def serve_workers(
+    redis_url: str, upstream: str, log: Path, *, workers: int = 2, env: dict[str, str] | None = None
+) -> AsyncIterator[str]:
+    """`python3 -m guard serve --workers N` on a free port over one Redis, both profiles' upstreams at
+    `upstream`; yields its URL once every worker listens, and stops it (SIGTERM) afterwards."""
+    port = free_port()
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("GUARD_", "PROMETHEUS_"))}
+    # Many requests landing at once on processes sharing two cores with the test itself: more than the
+    # default 100 ms, so that a slow moment is not read as Redis being down.
+    environ["GUARD_REDIS_TIMEOUT"] = "2.0"
+    environ["GUARD_UPSTREAMS"] = f"gewe={upstream}"
+    environ.update(env or {})
+    argv = [
+        sys.executable, "-m", "guard", "serve", "--workers", str(workers), "--redis", redis_url,
+        "--port", str(port), "--upstream", upstream,
+    ]  # fmt: skip
+    with log.open("wb") as log_file:
+        proc = await asyncio.to_thread(
+            subprocess.Popen, argv, env=environ, stdout=subprocess.DEVNULL, stderr=log_file
+        )
+        try:
+            url = f"http://127.0.0.1:{port}"
+            await asyncio.to_thread(wait_ready, url, proc, [log])
+            pids = children(proc.pid)
+            assert len(pids) == workers, pids
+            # /readyz answered from one of them: the others may still be starting.
+            await asyncio.to_thread(
+                wait_until, lambda: all(listens(w, port) for w in pids), what="every worker listening"
+            )
+            yield url
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.to_thread(proc.wait, 20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

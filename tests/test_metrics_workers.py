@@ -4,17 +4,12 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from servers import free_port
-from support import RunningGuard, stub_upstream, wait_ready
+from support import RunningGuard, serve_workers, stub_upstream
 
 from guard.http.keys import BUNDLE, METRICS
 
@@ -72,52 +67,25 @@ async def test_two_apps_in_one_process_count_apart(guard: RunningGuard) -> None:
 
 @pytest.mark.slow
 async def test_every_scrape_of_two_workers_counts_every_decision(redis_url: str, tmp_path: Path) -> None:
-    async with stub_upstream() as stub:
-        port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("GUARD_", "PROMETHEUS_"))}
-        env["GUARD_REDIS_TIMEOUT"] = "2.0"
-        env["GUARD_UPSTREAMS"] = f"gewe={stub.url}"
-        log = tmp_path / "guard.log"
-        log_file = log.open("wb")
-        proc = await asyncio.to_thread(
-            subprocess.Popen,
-            [
-                sys.executable, "-m", "guard", "serve", "--workers", "2", "--redis", redis_url,
-                "--port", str(port), "--upstream", stub.url,
-            ],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=log_file,
-        )  # fmt: skip
-        try:
-            url = f"http://127.0.0.1:{port}"
-            await asyncio.to_thread(wait_ready, url, proc, [log])
-            body = {"kind": "message", "account": "wx_shop_01", "text": "新品到店", "dry_run": True}
-            # A fresh connection per request: SO_REUSEPORT spreads connections, not requests.
-            connector = aiohttp.TCPConnector(limit=20, force_close=True)
-            async with aiohttp.ClientSession(connector=connector) as session:
+    async with stub_upstream() as stub, serve_workers(redis_url, stub.url, tmp_path / "guard.log") as url:
+        body = {"kind": "message", "account": "wx_shop_01", "text": "新品到店", "dry_run": True}
+        # A fresh connection per request: SO_REUSEPORT spreads connections, not requests.
+        connector = aiohttp.TCPConnector(limit=20, force_close=True)
+        async with aiohttp.ClientSession(connector=connector) as session:
 
-                async def one() -> str:
-                    async with session.post(url + "/v1/check", json=body) as resp:
-                        return str((await resp.json())["decision"])
+            async def one() -> str:
+                async with session.post(url + "/v1/check", json=body) as resp:
+                    return str((await resp.json())["decision"])
 
-                results = await asyncio.gather(*(one() for _ in range(DECISIONS)))
-                assert results == ["allow"] * DECISIONS
+            results = await asyncio.gather(*(one() for _ in range(DECISIONS)))
+            assert results == ["allow"] * DECISIONS
 
-                scraped: list[float] = []
-                for _ in range(SCRAPES):
-                    async with session.get(url + "/metrics") as resp:
-                        assert resp.status == 200
-                        text = await resp.text()
-                    scraped.append(decisions_total(text))
-                    # Labels in their declared order, as one process writes them.
-                    assert 'guard_decisions_total{action="message",result="allow",rule=""} ' in text
-            assert scraped == [DECISIONS] * SCRAPES
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            log_file.close()
+            scraped: list[float] = []
+            for _ in range(SCRAPES):
+                async with session.get(url + "/metrics") as resp:
+                    assert resp.status == 200
+                    text = await resp.text()
+                scraped.append(decisions_total(text))
+                # Labels in their declared order, as one process writes them.
+                assert 'guard_decisions_total{action="message",result="allow",rule=""} ' in text
+        assert scraped == [DECISIONS] * SCRAPES

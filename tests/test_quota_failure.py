@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from collections.abc import Iterator
 
 import pytest
 from servers import RedisServer
@@ -17,17 +16,6 @@ from support import Clock
 from ratelimit import Charge, CircuitBreaker, Limiter, MemoryStorage, RedisStorage, Rule, StorageUnavailable
 
 RULE = Rule("add_friend.active", "day", 100)
-
-
-@pytest.fixture
-def own_redis() -> Iterator[RedisServer]:
-    server = RedisServer().start()
-    try:
-        yield server
-    finally:
-        if server.proc is not None:
-            os.kill(server.proc.pid, signal.SIGCONT)  # in case a test left it stopped
-        server.cleanup()
 
 
 async def test_stopped_redis_fails_typed_then_breaker_then_recovers(own_redis: RedisServer) -> None:

@@ -46,17 +46,6 @@ Key = tuple[str, str, str | None]  # (level, rule, account) of an alert
 # ---- a Redis of the test's own, frozen or restarted ----------------------------------------------------
 
 
-@pytest.fixture
-def own_redis() -> Iterator[RedisServer]:
-    server = RedisServer().start()
-    try:
-        yield server
-    finally:
-        if server.proc is not None:
-            os.kill(server.proc.pid, signal.SIGCONT)  # never leave it frozen for the cleanup
-        server.cleanup()
-
-
 @contextlib.contextmanager
 def frozen(server: RedisServer) -> Iterator[None]:
     """The redis-server process stopped (SIGSTOP): connections stay open, nothing answers."""
