@@ -11,6 +11,7 @@ import logging
 import os
 import signal
 import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -40,11 +41,13 @@ from guard.http.keys import (
     RELOAD_NOW,
     SETTINGS,
 )
+from guard.http.notify import notify_system
 from guard.http.reload import listen_reloads, watch_rules
 from guard.observe.audit import AuditLog
 from guard.observe.metrics import GuardMetrics
 from guard.risk import install as risk
-from ratelimit import Limiter, MemoryStorage, RedisStorage, Storage
+from ratelimit import Limiter, MemoryStorage, RedisStorage, Storage, StorageEvents
+from ratelimit.breaker import STATES as BREAKER_STATES
 
 log = logging.getLogger("guard.app")
 
@@ -67,12 +70,76 @@ async def connect_redis(settings: Settings) -> aioredis.Redis | RedisCluster:
     return connect(target, socket_timeout=2.0, socket_connect_timeout=2.0)
 
 
-def counter_storage(settings: Settings, cluster: bool | None) -> Storage:
+def counter_storage(settings: Settings, cluster: bool | None, events: StorageEvents | None = None) -> Storage:
     """Redis counters when a URL is configured (`cluster`: single node or Cluster, None = ask Redis on first
-    use), else counters in this process."""
+    use), else counters in this process. `events`: told of Redis failures and breaker changes."""
     if settings.redis_url:
-        return RedisStorage.from_url(settings.redis_url, cluster=cluster, timeout=settings.redis_timeout)
+        return RedisStorage.from_url(
+            settings.redis_url,
+            cluster=cluster,
+            timeout=settings.redis_timeout,
+            max_connections=settings.redis_max_in_flight,
+            queue_timeout=settings.redis_queue_timeout,
+            events=events,
+        )
     return MemoryStorage()
+
+
+class CounterEvents:
+    """What the Redis counters report (ratelimit.StorageEvents), as metrics, and as the risk side's
+    `redis_down` system event, whatever the failure policy: with `redis_down = allow` an outage lets actions
+    through uncounted, which the risk manager must hear of too. At most one event per `DOWN_EVERY` seconds
+    per process (the risk side deduplicates across processes)."""
+
+    DOWN_EVERY = 10.0
+
+    def __init__(self, app: web.Application) -> None:
+        self.app = app
+        self._told_at = -self.DOWN_EVERY
+        self._tasks: set[asyncio.Task[None]] = set()
+        app[METRICS].redis_breaker.set(1.0, "closed")
+
+    def watch(self, storage: Storage) -> Storage:
+        """Show `storage`'s line and backlog in /metrics (read when /metrics is rendered)."""
+        if isinstance(storage, RedisStorage):
+
+            def collect(metrics: GuardMetrics) -> None:
+                metrics.redis_waiting.set(storage.waiting)
+                metrics.redis_backlog.set(storage.backlog)
+
+            self.app[METRICS].collectors.append(collect)
+        return storage
+
+    def failure(self, operation: str, kind: str, detail: str) -> None:
+        metrics = self.app[METRICS]
+        metrics.redis_unavailable.inc(operation, kind)
+        if kind in ("timeout", "connection", "error"):  # Redis was asked and failed
+            metrics.redis_errors.inc("counters")
+            self._tell_down(f"{operation}: {detail}")
+
+    def breaker(self, state: str) -> None:
+        for name in BREAKER_STATES:
+            self.app[METRICS].redis_breaker.set(1.0 if name == state else 0.0, name)
+        if state == "open":
+            self._tell_down("circuit breaker open after repeated failures")
+
+    def reconciled(self, what: str) -> None:
+        self.app[METRICS].redis_reconciled.inc(what)
+
+    def _tell_down(self, detail: str) -> None:
+        now = time.monotonic()
+        if now - self._told_at < self.DOWN_EVERY:
+            return
+        self._told_at = now
+        message = "counters (Redis) unavailable: guarded actions are refused, or let through uncounted where "
+        message += "redis_down allows it"
+        event = notify_system(self.app, "redis_down", message, {"error": detail})
+        task = asyncio.get_running_loop().create_task(event)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def aclose(self) -> None:
+        await stop_tasks(list(self._tasks))
 
 
 def freeze_heap(*, full: bool) -> None:
@@ -113,8 +180,14 @@ async def _core(app: web.Application) -> AsyncIterator[None]:
     app[REDIS] = await connect_redis(settings) if settings.redis_url else None
     if app.get(LIMITER) is None:
         # Single node or Cluster: what connect_redis found out (the kind of the shared client).
-        storage = counter_storage(settings, cluster=isinstance(app[REDIS], RedisCluster))
+        cluster = isinstance(app[REDIS], RedisCluster)
+        events = CounterEvents(app) if settings.redis_url else None
+        storage = counter_storage(settings, cluster, events)
+        if events is not None:
+            events.watch(storage)
         app[LIMITER] = Limiter(storage, tz=settings.timezone)
+        # Connect the counters now rather than under the first burst (failing, it only counts as one).
+        await app[LIMITER].ping()
     limiter = app[LIMITER]
     store = app[BUNDLE]
     directory = AccountDirectory(bundle=lambda: store.current, limiter=limiter, redis=app[REDIS])
@@ -140,6 +213,9 @@ async def _core(app: web.Application) -> AsyncIterator[None]:
             loop.remove_signal_handler(signal.SIGHUP)
         await app[CLIENT].close()
         await limiter.aclose()
+        events = getattr(limiter.storage, "events", None)
+        if isinstance(events, CounterEvents):
+            await events.aclose()
         shared = app[REDIS]
         if shared is not None:
             await shared.aclose()
@@ -174,9 +250,11 @@ def create_app(
     app[RELOAD_NOW] = asyncio.Event()
     app[PROCESS_TOKEN] = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
     if limiter is None and clock is not None:
-        limiter = Limiter(
-            counter_storage(settings, settings.redis_cluster), tz=settings.timezone, clock=clock
-        )
+        events = CounterEvents(app) if settings.redis_url else None
+        storage = counter_storage(settings, settings.redis_cluster, events)
+        if events is not None:
+            events.watch(storage)
+        limiter = Limiter(storage, tz=settings.timezone, clock=clock)
     if limiter is not None:
         app[LIMITER] = limiter
     app.cleanup_ctx.append(_core)

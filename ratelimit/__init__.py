@@ -8,7 +8,7 @@ from ratelimit.breaker import CircuitBreaker
 from ratelimit.clients import RedisTarget, connect, probe, resolve
 from ratelimit.limiter import Limiter
 from ratelimit.memory import MemoryStorage
-from ratelimit.redis import RedisStorage, Script
+from ratelimit.redis import RedisStorage, Script, StorageEvents
 from ratelimit.storage import Storage
 from ratelimit.types import (
     MODES,
@@ -42,6 +42,7 @@ __all__ = [
     "RuleOutcome",
     "Script",
     "Storage",
+    "StorageEvents",
     "StorageUnavailable",
     "Threshold",
     "Window",

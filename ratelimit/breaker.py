@@ -2,13 +2,17 @@
 
 closed → (``failures`` consecutive failures) → open: every call fails at once for ``cooldown`` seconds
 → half-open: the next call is let through as a probe (others keep failing fast) → closed on success,
-open again on failure. No background task: the first call after the cooldown is the probe.
+open again on failure. The breaker itself runs no task: the first call after the cooldown is the probe
+(RedisStorage also pings Redis in the background while the breaker is open, and closes it on the first
+answer). ``on_change`` is told every change of state ("closed", "open", "half-open").
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+
+STATES = ("closed", "half-open", "open")
 
 
 class CircuitBreaker:
@@ -23,6 +27,7 @@ class CircuitBreaker:
         self._consecutive = 0
         self._opened_at: float | None = None
         self._probing = False
+        self.on_change: Callable[[str], None] | None = None
 
     @property
     def state(self) -> str:
@@ -39,19 +44,29 @@ class CircuitBreaker:
         if self._probing or self._clock() - self._opened_at < self.cooldown:
             return False
         self._probing = True
+        if self.on_change is not None:
+            self.on_change("half-open")
         return True
 
     def record_success(self) -> None:
+        was_closed = self._opened_at is None
         self._consecutive = 0
         self._opened_at = None
         self._probing = False
+        if not was_closed and self.on_change is not None:
+            self.on_change("closed")
 
     def release(self) -> None:
         """The call ended without an answer either way (e.g. the caller cancelled it): free the probe."""
         self._probing = False
 
     def record_failure(self) -> None:
+        # Tripped from closed, or a failed probe: "open" (again). More failures of calls that were in
+        # flight when it opened only restart the cooldown.
+        tripped = self._opened_at is None or self._probing
         self._consecutive += 1
         if self._probing or self._consecutive >= self.failures:
             self._opened_at = self._clock()
+            if tripped and self.on_change is not None:
+                self.on_change("open")
         self._probing = False

@@ -7,6 +7,12 @@ A target is a URL plus whether it is a Cluster: `redis://` (TCP), `rediss://` (T
 hands the known target to everything that connects. `connect` makes a `redis.asyncio.Redis` or a
 `RedisCluster` for a known target; every timeout, pool size and retry policy is the caller's choice
 (left out: redis-py's default).
+
+A Redis restart must not cost the first command of every pooled connection: a pooled connection whose
+server closed it is opened again when it is taken from the pool, before a command is written on it. (redis-py
+skips that check while its "maintenance notifications" are on, which they are by default: `connect` turns
+them off — they are a Redis Enterprise feature the guard does not use.) Nothing is retried after a command
+was written, unless the caller's `retry` says so: whether that is safe depends on the command.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
+from redis.maint_notifications import MaintNotificationsConfig
 from redis.retry import Retry
 
 SCHEMES = ("redis", "rediss", "unix")
@@ -97,6 +104,8 @@ def connect(
     if target.cluster is None:
         raise ValueError(f"{target!r}: single node or Cluster is not known yet; resolve the target first")
     options = _options(socket_timeout, socket_connect_timeout, max_connections, retry)
+    # See the module docstring: a connection the server closed is noticed before it is used.
+    options["maint_notifications_config"] = MaintNotificationsConfig(enabled=False)
     if target.cluster:
         return RedisCluster.from_url(target.url, **options)
     return Redis.from_url(target.url, **options)

@@ -1,16 +1,34 @@
-"""A lean, auto-pipelined Redis connection for the counters' hot path (single node).
+"""Lean, auto-pipelined Redis connections for the counters' hot path: one node (`PipelinedNode`) or a
+Cluster (`PipelinedCluster`), over `PipelinedConnection`s.
 
 redis-py's asyncio client spends most of a counter hit on its own bookkeeping (pool acquire and release,
 command packing in Python, a read per reply). Here every command is one `hiredis.pack_command` call and
 one future: while commands are in flight, the ones issued in the same event-loop tick go out in ONE
 socket write (a command with nothing in flight is written at once), and the replies are parsed by
 hiredis as they arrive and handed back in order (Redis answers a connection's commands in the order it
-received them). Each command is still its own command — an EVALSHA stays one atomic script
-run; only the syscalls are shared.
+received them). Each command is still its own command — an EVALSHA stays one atomic script run; only the
+syscalls are shared.
 
-A command that times out does not desynchronise the connection: its reply still arrives and is dropped.
-The caller (RedisStorage) bounds every command with its timeout and closes the connection after one
-timed out, so a hung server is never waited on twice; the next command connects again.
+Timeouts measure Redis, not the guard. A command's clock starts when it is WRITTEN to the socket (not when
+a caller asked for it), with a monotonic deadline per command. One timer per connection watches the
+oldest deadline; when it passes, the connection looks again after the loop has read its sockets (a timer
+that fires late because the loop was busy — uvloop runs due timers before it polls — must not fail a
+reply that is already waiting in the socket buffer), and only then fails the commands still unanswered.
+
+A command may carry its deadline to Redis (`deadline=True`): its last argument is a fixed-width
+placeholder, replaced when the command is written by the moment, on Redis's own clock (`TIME`), after
+which the script must do nothing — `write + timeout × (1 - REPLY_MARGIN)` minus the uncertainty of the
+clock offset (measured with TIME when the connection opens, again every minute; see `script_budget`).
+The caller gives up at `write + timeout` at the earliest, so a script that did run had its reply on the
+way at least `REPLY_MARGIN × timeout` before that; a command that timed out on the guard's side either
+never runs or runs as a no-op. A reply that still arrives for a command its caller gave up on goes to the
+command's `on_late` callback (the counters refund a charge they find there: belt and braces).
+
+A timed-out command does not desynchronise the connection and does not drop it under other callers: the
+connection is retired (no new commands; the next caller gets a fresh connection), keeps reading the late
+replies, and closes once nothing is pending (or after `RETIRE_SECONDS`). A connection the server closed is
+noticed at once (connection_lost) and replaced on the next call, so a Redis restart costs no request that
+arrives after Redis is back.
 """
 
 from __future__ import annotations
@@ -18,11 +36,43 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import logging
+import socket
+import time
+from collections.abc import Callable
 from typing import Any, NamedTuple, cast
 from urllib.parse import unquote, urlsplit
 
 import hiredis
+from redis.crc import key_slot
 from redis.exceptions import NoScriptError, ResponseError
+
+log = logging.getLogger("ratelimit.connection")
+
+# The deadline argument: microseconds since the epoch on Redis's clock, 16 digits (zero-padded).
+DEADLINE_PLACEHOLDER = "0" * 16
+_DEADLINE_TAIL = len(DEADLINE_PLACEHOLDER) + 2  # the digits and their CRLF end a packed command
+# Part of a command's timeout kept back for its reply to travel (Redis answers a batch at the end of its
+# event-loop turn, then the network): a script may start no later than write + timeout × (1 - margin).
+REPLY_MARGIN = 0.2
+# How long after its deadline an unanswered command is failed: one more look once the loop has polled.
+CONFIRM_SECONDS = 0.001
+# A retired connection (a command on it timed out) is closed at the latest this long after retirement.
+RETIRE_SECONDS = 2.0
+# The clock offset to Redis is measured again this often (seconds); within a second while it is known no
+# better than PRECISE_CLOCK (seconds).
+CLOCK_REFRESH_SECONDS = 60.0
+PRECISE_CLOCK = 0.002
+
+
+def script_budget(timeout: float, clock_error: float) -> float:
+    """How long after a command is written its script may still start: the timeout less the margin for the
+    reply and the uncertainty of the clock offset — but never less than half the timeout, so that one
+    imprecise measurement (re-measured within a second) cannot make every hit late."""
+    return max(timeout * (1.0 - REPLY_MARGIN) - clock_error, timeout / 2)
+
+
+LateCallback = Callable[[Any], None]
 
 
 class ConnectionSpec(NamedTuple):
@@ -56,6 +106,38 @@ class ConnectionSpec(NamedTuple):
         )
 
 
+class ConnectionLost(ConnectionError):
+    """The connection is gone. `sent`: the command had been written, so it may have run on Redis."""
+
+    def __init__(self, message: str, *, sent: bool) -> None:
+        super().__init__(message)
+        self.sent = sent
+
+
+class ReplyTimeout(TimeoutError):
+    """No reply within the command's timeout, counted from when it was written."""
+
+
+class _Sent:
+    __slots__ = ("due", "future", "on_late", "packed", "timeout", "with_deadline", "written")
+
+    def __init__(
+        self,
+        future: asyncio.Future[Any],
+        packed: bytes,
+        timeout: float | None,
+        with_deadline: bool,
+        on_late: LateCallback | None,
+    ) -> None:
+        self.future = future
+        self.packed = packed
+        self.timeout = timeout
+        self.with_deadline = with_deadline
+        self.on_late = on_late
+        self.written = False
+        self.due: float | None = None  # time.monotonic() when written, + timeout
+
+
 class PipelinedConnection(asyncio.Protocol):
     """One TCP connection to Redis; `execute` may be called by many tasks at once."""
 
@@ -63,26 +145,94 @@ class PipelinedConnection(asyncio.Protocol):
         self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
         self._reader = hiredis.Reader()
-        self._pending: collections.deque[asyncio.Future[Any]] = collections.deque()
-        self._outgoing: list[bytes] = []
+        self._pending: collections.deque[_Sent] = collections.deque()
+        self._outgoing: list[_Sent] = []
         self._flush_scheduled = False
         self._closed = self._loop.create_future()
+        self._timer: asyncio.TimerHandle | None = None
+        self._suspect_since: float | None = None
+        self._retire_timer: asyncio.TimerHandle | None = None
         self.broken: BaseException | None = None
+        self.retired = False
+        # Redis's clock minus ours (seconds), how far off that may be, and when it was measured.
+        self.clock_offset = 0.0
+        self.clock_error = 0.0
+        self._clock_due = 0.0  # monotonic: when to measure the offset again (0: never measured)
+        self._clock_pending = False
+        self.on_lost: Callable[[PipelinedConnection], None] | None = None
 
     @classmethod
-    async def open(cls, spec: ConnectionSpec) -> PipelinedConnection:
+    async def open(
+        cls,
+        spec: ConnectionSpec,
+        *,
+        connect_timeout: float | None = None,
+        reply_timeout: float | None = None,
+    ) -> PipelinedConnection:
+        """Connect (within `connect_timeout`), authenticate, select the database and measure the clock
+        offset to Redis (each reply within `reply_timeout` of writing its command)."""
         loop = asyncio.get_running_loop()
-        _, conn = await loop.create_connection(cls, spec.host, spec.port)
+        sock = await connect_socket(spec.host, spec.port, connect_timeout)
+        try:
+            _, conn = await loop.create_connection(cls, sock=sock)
+        except BaseException:
+            sock.close()
+            raise
         try:
             if spec.password is not None:
                 auth = (spec.username, spec.password) if spec.username else (spec.password,)
-                await conn.execute("AUTH", *auth)
+                await conn.execute("AUTH", *auth, reply_timeout=reply_timeout)
             if spec.db:
-                await conn.execute("SELECT", spec.db)
+                await conn.execute("SELECT", spec.db, reply_timeout=reply_timeout)
+            await conn.measure_clock(reply_timeout)
         except BaseException:
+            conn.abort(ConnectionError("connection set-up failed"))
             await asyncio.shield(conn.aclose())
             raise
         return conn
+
+    async def measure_clock(self, reply_timeout: float | None = None) -> None:
+        """The offset of Redis's clock (TIME) to ours: the best of up to five round trips. One too imprecise
+        (the loop was busy: it read the answer late) is measured again in a second (`_refresh_clock`)."""
+        best: tuple[float, float] | None = None
+        for _ in range(5):
+            before = time.time()
+            reply = await self.execute("TIME", reply_timeout=reply_timeout)
+            after = time.time()
+            redis_now = int(reply[0]) + int(reply[1]) / 1e6
+            sample = (redis_now - (before + after) / 2, (after - before) / 2)
+            if best is None or sample[1] < best[1]:
+                best = sample
+            if best[1] < 0.001:
+                break
+        assert best is not None
+        self.clock_offset, self.clock_error = best
+        self._clock_measured()
+
+    def _clock_measured(self) -> None:
+        again = CLOCK_REFRESH_SECONDS if self.clock_error <= PRECISE_CLOCK else 1.0
+        self._clock_due = time.monotonic() + again
+
+    def _refresh_clock(self) -> None:
+        """Measure the offset again in the background (clocks drift); keep the old one unless the new
+        sample is about as precise."""
+        self._clock_pending = True
+        before = time.time()
+        future = self.execute("TIME", reply_timeout=1.0)
+
+        def done(f: asyncio.Future[Any]) -> None:
+            self._clock_pending = False
+            if f.cancelled() or f.exception() is not None:
+                return
+            after = time.time()
+            reply = f.result()
+            error = (after - before) / 2
+            if error <= max(self.clock_error, PRECISE_CLOCK):
+                self.clock_offset = int(reply[0]) + int(reply[1]) / 1e6 - (before + after) / 2
+                self.clock_error = error
+            self._clock_measured()
+
+        future.add_done_callback(done)
 
     # ---- asyncio.Protocol ----
 
@@ -101,12 +251,18 @@ class PipelinedConnection(asyncio.Protocol):
                 self._break(ConnectionError(f"Redis protocol error: {exc}"))
                 return
             if reply is False:
-                return
+                break
             if not pending:
                 self._break(ConnectionError("Redis sent a reply nobody asked for"))
                 return
-            future = pending.popleft()
-            if future.done():  # its caller timed out or was cancelled: drop the late reply
+            sent = pending.popleft()
+            future = sent.future
+            if future.done():  # its caller gave up (timed out or cancelled): the reply is late
+                if sent.on_late is not None:
+                    try:
+                        sent.on_late(reply)
+                    except Exception:
+                        log.exception("handling a late Redis reply failed")
                 continue
             if isinstance(reply, hiredis.ReplyError):
                 message = str(reply)
@@ -115,36 +271,61 @@ class PipelinedConnection(asyncio.Protocol):
                 )
             else:
                 future.set_result(reply)
+        if self.retired and not pending:
+            self.close_now()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
         if self.broken is None:
             self.broken = exc or ConnectionError("Redis closed the connection")
         self._fail_pending()
+        for timer in (self._timer, self._retire_timer):
+            if timer is not None:
+                timer.cancel()
+        self._timer = self._retire_timer = None
         if not self._closed.done():
             self._closed.set_result(None)
+        if self.on_lost is not None:
+            self.on_lost(self)
 
     # ---- commands ----
 
     @property
     def usable(self) -> bool:
-        return self.broken is None and self._transport is not None
+        """Open and taking new commands (not broken, not retired after a timeout)."""
+        return self.broken is None and self._transport is not None and not self.retired
 
-    def execute(self, *args: Any) -> asyncio.Future[Any]:
-        """Send one command (in the next write of this tick) and return the future of its reply."""
+    def execute(
+        self,
+        *args: Any,
+        reply_timeout: float | None = None,
+        deadline: bool = False,
+        on_late: LateCallback | None = None,
+    ) -> asyncio.Future[Any]:
+        """Send one command (in the next write of this tick) and return the future of its reply.
+
+        `reply_timeout`: seconds the reply may take from when the command is written (None: no limit).
+        `deadline`: the last argument is `DEADLINE_PLACEHOLDER`, replaced at write time by the moment on
+        Redis's clock (µs) after which the script must do nothing (needs `reply_timeout`).
+        `on_late`: called with the reply if it arrives after the caller gave up.
+        """
         future: asyncio.Future[Any] = self._loop.create_future()
         if not self.usable:
-            future.set_exception(ConnectionError(f"Redis connection is closed: {self.broken}"))
+            reason = "retired after a timeout" if self.retired and self.broken is None else self.broken
+            future.set_exception(ConnectionLost(f"Redis connection is closed: {reason}", sent=False))
             return future
-        packed = hiredis.pack_command(args)
+        if deadline and reply_timeout is None:
+            raise ValueError("a command with a deadline needs a reply timeout")
+        sent = _Sent(future, hiredis.pack_command(args), reply_timeout, deadline, on_late)
+        if self._clock_due and not self._clock_pending and time.monotonic() >= self._clock_due:
+            self._refresh_clock()
         if not self._pending:
             # Nothing in flight (one request at a time): no one to share a write with, send it now.
-            self._pending.append(future)
-            assert self._transport is not None
-            self._transport.write(packed)
+            self._pending.append(sent)
+            self._write([sent])
             return future
-        self._outgoing.append(packed)
-        self._pending.append(future)
+        self._outgoing.append(sent)
+        self._pending.append(sent)
         if not self._flush_scheduled:
             self._flush_scheduled = True
             self._loop.call_soon(self._flush)
@@ -155,7 +336,81 @@ class PipelinedConnection(asyncio.Protocol):
         outgoing, self._outgoing = self._outgoing, []
         if self._transport is None or not outgoing:
             return
-        self._transport.write(outgoing[0] if len(outgoing) == 1 else b"".join(outgoing))
+        self._write(outgoing)
+
+    def _write(self, batch: list[_Sent]) -> None:
+        """Write `batch`: each command's clock starts now, and its deadline on Redis's clock is filled in."""
+        assert self._transport is not None
+        # The real time, not loop.time(): uvloop's is cached at the start of the loop's turn, which may have
+        # begun long before this write.
+        now = time.monotonic()
+        wall = 0.0
+        earliest: float | None = None
+        chunks: list[bytes] = []
+        for sent in batch:
+            sent.written = True
+            packed = sent.packed
+            if sent.timeout is not None:
+                sent.due = now + sent.timeout
+                if earliest is None or sent.due < earliest:
+                    earliest = sent.due
+                if sent.with_deadline:
+                    if not wall:
+                        wall = time.time()
+                    budget = script_budget(sent.timeout, self.clock_error)
+                    micros = int((wall + self.clock_offset + budget) * 1_000_000)
+                    packed = packed[:-_DEADLINE_TAIL] + b"%016d\r\n" % micros
+            chunks.append(packed)
+        self._transport.write(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+        if earliest is not None and self._timer is None:
+            self._timer = self._loop.call_later(earliest - now, self._watch)
+
+    def _watch(self) -> None:
+        """The oldest deadline passed (or the confirming look): fail what is still unanswered."""
+        self._timer = None
+        now = time.monotonic()
+        live = [s for s in self._pending if s.due is not None and not s.future.done()]
+        if not live:
+            self._suspect_since = None
+            return
+        if self._suspect_since is None:
+            earliest = min(s.due for s in live if s.due is not None)
+            if earliest > now:
+                self._timer = self._loop.call_later(earliest - now, self._watch)
+                return
+            # Past due. Before blaming Redis, let the loop read what has arrived meanwhile: a timer
+            # scheduled from here fires only after the loop polled its sockets (asyncio and uvloop).
+            self._suspect_since = now
+            self._timer = self._loop.call_later(CONFIRM_SECONDS, self._watch)
+            return
+        cutoff, self._suspect_since = self._suspect_since, None
+        failed = False
+        for sent in live:
+            if sent.due is not None and sent.due <= cutoff:
+                sent.future.set_exception(
+                    ReplyTimeout(f"no reply from Redis within {sent.timeout:g} s of writing the command")
+                )
+                failed = True
+        if failed:
+            self._retire()
+        rest = [s.due for s in live if s.due is not None and not s.future.done()]
+        if rest:
+            self._timer = self._loop.call_later(max(0.0, min(rest) - now), self._watch)
+
+    def _retire(self) -> None:
+        """Take no new commands; close once every reply arrived, at the latest after RETIRE_SECONDS
+        (every command on it is past its deadline by then)."""
+        if self.retired:
+            return
+        self.retired = True
+        longest = max((s.timeout or 0.0 for s in self._pending), default=0.0)
+        self._retire_timer = self._loop.call_later(max(RETIRE_SECONDS, 2 * longest), self.close_now)
+
+    def close_now(self) -> None:
+        if self._transport is not None:
+            if self.broken is None:
+                self.broken = ConnectionError("connection closed by the client")
+            self._transport.abort()
 
     def _break(self, exc: BaseException) -> None:
         if self.broken is None:
@@ -167,18 +422,14 @@ class PipelinedConnection(asyncio.Protocol):
     def _fail_pending(self) -> None:
         self._outgoing.clear()
         while self._pending:
-            future = self._pending.popleft()
-            if not future.done():
-                # Commands queued behind one that timed out have waited just as long: they time out too.
-                error: BaseException = (
-                    TimeoutError("an earlier command on this connection timed out")
-                    if isinstance(self.broken, TimeoutError)
-                    else ConnectionError(f"Redis connection lost: {self.broken}")
+            sent = self._pending.popleft()
+            if not sent.future.done():
+                sent.future.set_exception(
+                    ConnectionLost(f"Redis connection lost: {self.broken}", sent=sent.written)
                 )
-                future.set_exception(error)
 
     def abort(self, reason: BaseException) -> None:
-        """Drop the connection now (a command on it timed out); waiting commands fail."""
+        """Drop the connection now; waiting commands fail."""
         self._break(reason)
 
     async def aclose(self) -> None:
@@ -191,3 +442,202 @@ class PipelinedConnection(asyncio.Protocol):
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(1.0):
                     await asyncio.shield(self._closed)
+
+
+async def connect_socket(host: str, port: int, handshake_timeout: float | None) -> socket.socket:
+    """A TCP socket connected to `host`:`port` within `handshake_timeout` seconds — of the network and
+    Redis, not of this event loop: when the deadline passes the socket itself is asked whether the kernel
+    finished the handshake meanwhile (a busy loop just did not get to it yet), and only an unfinished
+    handshake times out."""
+    loop = asyncio.get_running_loop()
+    family, kind, proto, _, address = (await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM))[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setblocking(False)
+    try:
+        connecting = asyncio.ensure_future(loop.sock_connect(sock, address))
+        try:
+            due = None if handshake_timeout is None else time.monotonic() + handshake_timeout
+            while not connecting.done():
+                left = None if due is None else due - time.monotonic()
+                if left is not None and left <= 0:
+                    if not _connected(sock):
+                        raise TimeoutError(
+                            f"no TCP connection to {host}:{port} within {handshake_timeout:g} s"
+                        )
+                    left = None  # connected: only the loop is behind
+                await asyncio.wait((connecting,), timeout=left)
+            connecting.result()
+        finally:
+            if not connecting.done():
+                connecting.cancel()
+                connecting.add_done_callback(_consume)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _connected(sock: socket.socket) -> bool:
+    if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
+        return False
+    try:
+        sock.getpeername()
+    except OSError:  # ENOTCONN: the handshake is still under way
+        return False
+    return True
+
+
+class PipelinedNode:
+    """One Redis node: its current `PipelinedConnection`, opened on first use and again whenever the last
+    one broke or was retired. Concurrent callers share one connection attempt."""
+
+    def __init__(self, spec: ConnectionSpec, *, connect_timeout: float, timeout: float) -> None:
+        self.spec = spec
+        self.connect_timeout = connect_timeout
+        self.timeout = timeout
+        self.conn: PipelinedConnection | None = None
+        self._opening: asyncio.Task[PipelinedConnection] | None = None
+        self._all: set[PipelinedConnection] = set()
+
+    async def connection(self) -> PipelinedConnection:
+        conn = self.conn
+        if conn is not None and conn.usable:
+            return conn
+        opening = self._opening
+        if opening is None:
+            opening = self._opening = asyncio.get_running_loop().create_task(self._open())
+            opening.add_done_callback(self._opened)
+        return await asyncio.shield(opening)
+
+    async def _open(self) -> PipelinedConnection:
+        conn = await PipelinedConnection.open(
+            self.spec, connect_timeout=self.connect_timeout, reply_timeout=self.timeout
+        )
+        conn.on_lost = self._all.discard
+        self._all.add(conn)
+        self.conn = conn
+        return conn
+
+    def _opened(self, task: asyncio.Task[PipelinedConnection]) -> None:
+        self._opening = None
+        if not task.cancelled():
+            task.exception()  # retrieved: every waiter got it already
+
+    async def call(self, key: str | None, *args: Any, **options: Any) -> Any:
+        """`execute` on the current connection (`key` is for the Cluster's routing; unused here)."""
+        conn = await self.connection()
+        return await conn.execute(*args, **options)
+
+    async def aclose(self) -> None:
+        if self._opening is not None:
+            self._opening.cancel()
+            with contextlib.suppress(BaseException):
+                await self._opening
+        for conn in list(self._all):
+            await conn.aclose()
+        self._all.clear()
+        self.conn = None
+
+
+class PipelinedCluster:
+    """A Redis Cluster over `PipelinedNode`s: the slot map is read with CLUSTER SLOTS, each command goes
+    to the master of its first key's slot; MOVED updates the map (and reads it again), ASK sends ASKING
+    and the command to the named node. A node that cannot be reached fails its own slots only."""
+
+    MAX_REDIRECTS = 5
+
+    def __init__(self, spec: ConnectionSpec, *, connect_timeout: float, timeout: float) -> None:
+        self.spec = spec
+        self.connect_timeout = connect_timeout
+        self.timeout = timeout
+        self._nodes: dict[tuple[str, int], PipelinedNode] = {}
+        self._slots: list[tuple[str, int]] = []
+        self._refreshing: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def _node(self, address: tuple[str, int]) -> PipelinedNode:
+        node = self._nodes.get(address)
+        if node is None:
+            spec = self.spec._replace(host=address[0], port=address[1], db=0)
+            node = self._nodes[address] = PipelinedNode(
+                spec, connect_timeout=self.connect_timeout, timeout=self.timeout
+            )
+        return node
+
+    async def initialize(self) -> None:
+        """Read the slot map from the first node that answers (the URL's, then every known one)."""
+        candidates = [(self.spec.host, self.spec.port), *self._nodes]
+        error: BaseException | None = None
+        for address in dict.fromkeys(candidates):
+            try:
+                reply = await self._node(address).call(None, "CLUSTER", "SLOTS", reply_timeout=self.timeout)
+            except (OSError, TimeoutError, ResponseError) as exc:
+                error = exc
+                continue
+            slots: list[tuple[str, int]] = [("", 0)] * 16384
+            for start, end, master, *_ in reply:
+                host = master[0].decode() if isinstance(master[0], bytes) else str(master[0])
+                where = (host or address[0], int(master[1]))
+                slots[int(start) : int(end) + 1] = [where] * (int(end) - int(start) + 1)
+            self._slots = slots
+            return
+        raise ConnectionLost(f"no Cluster node answered CLUSTER SLOTS: {error}", sent=False)
+
+    def _refresh_soon(self) -> None:
+        if self._refreshing is None or self._refreshing.done():
+            task = asyncio.get_running_loop().create_task(self._refresh())
+            self._refreshing = task
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _refresh(self) -> None:
+        with contextlib.suppress(OSError, TimeoutError, ResponseError):
+            await self.initialize()
+
+    async def call(self, key: str | None, *args: Any, **options: Any) -> Any:
+        if not self._slots:
+            await self.initialize()
+        slot = key_slot(key.encode("utf-8")) if key is not None else 0
+        address = self._slots[slot]
+        asking = False
+        for _ in range(self.MAX_REDIRECTS):
+            if not address[0]:
+                raise ConnectionLost(f"slot {slot} is served by no node", sent=False)
+            conn = await self._node(address).connection()
+            if asking:
+                # Written in the same write as the command, right before it.
+                conn.execute("ASKING").add_done_callback(_consume)
+            try:
+                return await conn.execute(*args, **options)
+            except ResponseError as exc:
+                kind, _, rest = str(exc).partition(" ")
+                if kind not in ("MOVED", "ASK"):
+                    raise
+                moved_slot, _, where = rest.partition(" ")
+                host, _, port = where.rpartition(":")
+                address = (host or address[0], int(port))
+                if kind == "MOVED":
+                    self._slots[int(moved_slot)] = address
+                    self._refresh_soon()
+                    asking = False
+                else:
+                    asking = True
+            except OSError:
+                # The node is gone or restarting: read the map again (a failover moves its slots).
+                self._refresh_soon()
+                raise
+        raise ConnectionLost(f"slot {slot}: too many Cluster redirections", sent=False)
+
+    async def aclose(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+        for node in list(self._nodes.values()):
+            await node.aclose()
+        self._nodes.clear()
+
+
+def _consume(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()

@@ -128,13 +128,38 @@ class Limiter:
         request_id = request_id or None
         now = self.clock()
         spans = [self._span(c.rule.window, now) for c in charges]
+        plan = self._plan(account, charges, spans, request_id, dry_run, now)
+        day = self._span("day", now)
+        raw = await self.storage.hit(plan)
+
+        if raw.status == STATUS_DUPLICATE:
+            return self._replay(raw.descriptor, raw.numbers, request_id, day.end)
+        if raw.status == STATUS_FROZEN:
+            return HitResult(False, (), frozen=True, request_id=request_id, day_resets_at=day.end)
+        outcomes = tuple(
+            self._outcome(c.rule.name, c.rule.window, c.rule.limit, c.rule.mode, c.cost, s.end, r)
+            for c, s, r in zip(charges, spans, raw.rules, strict=True)
+        )
+        return HitResult(raw.allowed, outcomes, request_id=request_id, day_resets_at=day.end)
+
+    def _plan(
+        self,
+        account: str,
+        charges: Sequence[Charge],
+        spans: Sequence[Span],
+        request_id: str | None,
+        dry_run: bool,
+        now: float,
+        *,
+        enforce: bool = True,
+    ) -> HitPlan:
         items = tuple(
             PlanItem(
                 key=counter_key(account, c.rule.name, c.rule.window, s.end),
                 limit=c.rule.limit,
                 warn_at=-1 if c.rule.warn_at is None else c.rule.warn_at,
                 alert_over=-1 if c.rule.alert_over is None else c.rule.alert_over,
-                enforce=c.rule.mode == "enforce",
+                enforce=enforce and c.rule.mode == "enforce",
                 cost=c.cost,
                 ttl=s.ttl(now),
             )
@@ -150,18 +175,50 @@ class Limiter:
                 separators=(",", ":"),
             )
         day = self._span("day", now)
-        plan = HitPlan(account, items, dry_run, request_id, day.end, day.ttl(now), descriptor, now)
-        raw = await self.storage.hit(plan)
+        return HitPlan(account, items, dry_run, request_id, day.end, day.ttl(now), descriptor, now)
 
-        if raw.status == STATUS_DUPLICATE:
-            return self._replay(raw.descriptor, raw.numbers, request_id, day.end)
-        if raw.status == STATUS_FROZEN:
-            return HitResult(False, (), frozen=True, request_id=request_id, day_resets_at=day.end)
-        outcomes = tuple(
-            self._outcome(c.rule.name, c.rule.window, c.rule.limit, c.rule.mode, c.cost, s.end, r)
-            for c, s, r in zip(charges, spans, raw.rules, strict=True)
+    def charge_later(self, account: str, charges: Sequence[Charge], *, request_id: str | None = None) -> bool:
+        """Charge an action that was let through while the storage was unavailable (`redis_down =
+        allow`), once the storage answers again: in the windows of now, every rule counting even past its
+        limit (the action was sent). With a request id it is charged at most once, like a hit.
+
+        False when the storage has no such backlog (the in-memory storage never fails)."""
+        defer = getattr(self.storage, "charge_later", None)
+        if defer is None:
+            return False
+        charges = [_as_charge(c) for c in charges]
+        self._check(account, charges)
+        now = self.clock()
+        spans = [self._span(c.rule.window, now) for c in charges]
+        defer(self._plan(account, charges, spans, request_id or None, False, now, enforce=False))
+        return True
+
+    def refund_later(
+        self,
+        account: str,
+        charges: Sequence[Charge],
+        *,
+        request_id: str | None = None,
+        attempts: bool = False,
+    ) -> bool:
+        """Give back, once the storage answers again, what `charge_later` was asked to charge (the upstream
+        refused the action after all). The storage keeps the order: the charge first, then this."""
+        defer = getattr(self.storage, "refund_later", None)
+        if defer is None:
+            return False
+        charges = [_as_charge(c) for c in charges]
+        self._check(account, charges)
+        now = self.clock()
+        items = tuple(
+            RefundItem(
+                counter_key(account, c.rule.name, c.rule.window, self._span(c.rule.window, now).end),
+                c.cost,
+                c.cost if attempts else 0,
+            )
+            for c in charges
         )
-        return HitResult(raw.allowed, outcomes, request_id=request_id, day_resets_at=day.end)
+        defer(RefundPlan(account, items, request_id or None, self._span("day", now).end, now))
+        return True
 
     @staticmethod
     def _outcome(

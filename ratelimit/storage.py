@@ -14,6 +14,8 @@ from typing import NamedTuple, Protocol
 WARN, LIMIT, ALERT_OVER = 1, 2, 4
 
 STATUS_DONE, STATUS_FROZEN, STATUS_DUPLICATE = 0, 1, 2
+# The hit script ran after the deadline it was given (RedisStorage): it did nothing at all.
+STATUS_LATE = 3
 
 
 def account_tag(account: str) -> str:
@@ -29,6 +31,11 @@ def counter_key(account: str, rule_name: str, window: str, window_end: int) -> s
 
 def frozen_key(account: str) -> str:
     return f"{account_tag(account)}:frozen"
+
+
+def recent_key(account: str) -> str:
+    # The account's last hit tokens (hit.lua), to settle a hit whose answer was lost (settle.lua).
+    return f"{account_tag(account)}:recent"
 
 
 def request_key(account: str, request_id: str | None, day_end: int) -> str:

@@ -144,10 +144,17 @@ class HitResult(NamedTuple):
 class StorageUnavailable(Exception):
     """The counter storage could not answer in time (or its circuit breaker is open).
 
-    The only error a storage failure surfaces as; callers apply their policy (refuse or allow).
+    The only error a storage failure surfaces as; callers apply their policy (refuse or allow). `kind`
+    says why: timeout, connection, error (Redis was asked and failed), queue (the guard had no free slot
+    towards Redis in time), circuit_open (Redis was not asked: the breaker is open). `maybe_applied`: the
+    operation was written and its answer lost, so it may have happened.
     """
 
-    def __init__(self, backend: str, reason: str) -> None:
+    def __init__(
+        self, backend: str, reason: str, *, kind: str = "error", maybe_applied: bool = False
+    ) -> None:
         super().__init__(f"{backend} unavailable: {reason}")
         self.backend = backend
         self.reason = reason
+        self.kind = kind
+        self.maybe_applied = maybe_applied

@@ -60,7 +60,13 @@ class Settings:
     redis_url: str | None = None
     # None: detect (a `redis+cluster://` URL or `cluster = true`).
     redis_cluster: bool | None = None
+    # Seconds Redis may take to answer a counter command, counted from when the command is written (not
+    # from when a request asked for it): past it Redis counts as down for that call.
     redis_timeout: float = 0.1
+    # Counter calls in flight to Redis at once, per process; the others wait in line, each at most
+    # `redis_queue_timeout` seconds (the guard being busy is not Redis being down).
+    redis_max_in_flight: int = 64
+    redis_queue_timeout: float = 5.0
     connect_timeout: float = 3.0
     read_timeout: float = 30.0
     body_limit: int = 1024 * 1024
@@ -348,6 +354,8 @@ _COERCE: dict[str, Callable[[str, object, str], object]] = {
     "open_without_keys": _as_bool,
     "http_error_status": _as_bool,
     "redis_timeout": _float_in(0.001, 60.0),
+    "redis_max_in_flight": _int_in(1, 100_000),
+    "redis_queue_timeout": _float_in(0.001, 3600.0),
     "connect_timeout": _float_in(0.001, 3600.0),
     "read_timeout": _float_in(0.001, 3600.0),
     "observer_timeout": _float_in(0.001, 60.0),

@@ -133,6 +133,9 @@ def format_reset(epoch: int, tz: ZoneInfo) -> str:
     return datetime.fromtimestamp(epoch, tz).strftime("%Y-%m-%d %H:%M %Z")
 
 
+# The rule of a quota verdict given without the counters (Redis unavailable: refused, or allowed by policy).
+UNAVAILABLE_RULE = "quota:unavailable"
+
 WINDOW_ZH = {"day": "今日", "hour": "本小时", "minute": "本分钟"}
 WINDOW_EN = {"day": "today", "hour": "this hour", "minute": "this minute"}
 
@@ -175,15 +178,20 @@ class QuotaCheck:
                 action.account, charges, request_id=action.request_id, dry_run=ctx.dry_run
             )
         except StorageUnavailable as exc:
+            # Nothing was charged: a hit the guard gave up on does nothing when it reaches Redis late,
+            # and one whose answer was lost is settled once Redis is back (ratelimit.redis).
             if self.failure_policy(action.limit_name) == "allow":
+                # Let through uncounted now; the pipeline has it charged once Redis answers again
+                # (`Pipeline.decide`), so the counters still see every action that was sent.
                 return (
                     Verdict(
                         check="quota",
                         outcome="warn",
-                        rule="quota:unavailable",
-                        reason_zh="计数服务不可用，按配置放行",
-                        reason_en="counters unavailable; allowed by the configured failure policy",
-                        details={"error": str(exc)},
+                        rule=UNAVAILABLE_RULE,
+                        reason_zh="计数服务不可用，按配置放行（恢复后补记）",
+                        reason_en="counters unavailable; allowed by the configured failure policy "
+                        "(counted once they are back)",
+                        details={"error": str(exc), "reason": exc.kind},
                     ),
                     None,
                 )
@@ -191,10 +199,11 @@ class QuotaCheck:
                 refuse(
                     "quota",
                     codes.COUNTERS_UNAVAILABLE,
-                    "quota:unavailable",
+                    UNAVAILABLE_RULE,
                     "",
                     "",
                     error=str(exc),
+                    reason=exc.kind,
                 ),
                 None,
             )

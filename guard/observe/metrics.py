@@ -195,6 +195,37 @@ class GuardMetrics:
         self.redis_errors = Counter(
             "guard_redis_errors_total", "Counter storage failures.", ("where",), registry=r
         )
+        # The counters' own view of Redis (ratelimit.RedisStorage), whatever the redis_down policy.
+        self.redis_unavailable = Counter(
+            "guard_redis_unavailable_total",
+            "Counter calls answered without Redis, by operation and why: timeout, connection, error (Redis "
+            "was asked), queue (no free slot towards Redis in time), circuit_open (not asked).",
+            ("operation", "kind"),
+            registry=r,
+        )
+        self.redis_breaker = Gauge(
+            "guard_redis_breaker_state",
+            "The counters' circuit breaker: 1 for the state it is in (closed, half-open, open).",
+            ("state",),
+            registry=r,
+            multiprocess_mode="livemax",
+        )
+        self.redis_waiting = Gauge(
+            "guard_redis_waiting", "Counter calls waiting in line for a free slot towards Redis.", registry=r
+        )
+        self.redis_backlog = Gauge(
+            "guard_redis_backlog",
+            "Counter operations waiting for Redis to answer again: settles, charges, refunds.",
+            registry=r,
+        )
+        self.redis_reconciled = Counter(
+            "guard_redis_reconciled_total",
+            "Counter operations made good after a Redis fault: settled (a hit whose answer was lost, "
+            "undone), late_hit (a reply after the guard gave up, undone), charged (an action let through "
+            "uncounted), refunded; *_lost / dropped: could not be made good.",
+            ("what",),
+            registry=r,
+        )
         self.observer_errors = Counter(
             "guard_observer_errors_total", "Observers that raised or timed out.", registry=r
         )

@@ -2,16 +2,40 @@
 --
 -- KEYS[1]  frozen switch of the account
 -- KEYS[2]  idempotency record of the request (unused when ARGV[2] is '0')
--- KEYS[3…] one hash per rule and window: u = used, a = attempts, f = thresholds already reported
+-- KEYS[3]  the account's recent attempt tokens (a list, newest first): how the guard learns later
+--          whether a hit whose answer it lost (the connection broke) ran — settle.lua
+-- KEYS[4…] one hash per rule and window: u = used, a = attempts, f = thresholds already reported
 -- ARGV[1] dry run '1'|'0'; ARGV[2] has request id '1'|'0'; ARGV[3] record ttl (s); ARGV[4] descriptor
--- ARGV[5…] one per rule: 'limit:warn_at:alert_over:enforce:cost:ttl' (warn_at / alert_over -1: none;
+-- ARGV[5…4+n] one per rule: 'limit:warn_at:alert_over:enforce:cost:ttl' (warn_at / alert_over -1: none;
 --          enforce 1|0; ttl in seconds). One packed argument per rule keeps the call cheap to encode.
+-- ARGV[5+n] token of this attempt ('' for none), stored with the request record and in KEYS[3] as
+--          'token:1' (charged) or 'token:0' (refused)
+-- ARGV[6+n] deadline: microseconds since the epoch on this server's clock (TIME) after which the guard
+--          has given up on this call; run later, the script does nothing ('0' or absent: none)
 --
 -- Returns {0, allowed, used, attempts, crossed, allowed_rule, …}  done
 --         {1, 0}                                                  account frozen, nothing charged
---         {2, descriptor, numbers}                                a retry: the first hit's answer
+--         {2, descriptor, numbers, token}                         a retry: the first hit's answer
+--         {3}                                                     past the deadline: nothing done
 -- crossed is a mask: 1 warn_at reached, 2 first attempt over the limit, 4 attempts passed alert_over;
 -- each is reported once per window (remembered in field f).
+
+-- TIME before writes: effects replication (the default since Redis 5; asked for on older ones).
+if redis.replicate_commands then
+  redis.replicate_commands()
+end
+
+local n = #KEYS - 3
+
+-- Past its deadline the guard has already answered without this call (refused, or allowed uncounted):
+-- charging now would charge an action that was never sent.
+local deadline = tonumber(ARGV[6 + n]) or 0
+if deadline > 0 then
+  local now = redis.call('TIME')
+  if tonumber(now[1]) * 1000000 + tonumber(now[2]) > deadline then
+    return {3}
+  end
+end
 
 local dry = ARGV[1] == '1'
 local has_request = ARGV[2] == '1'
@@ -25,11 +49,15 @@ if has_request then
   local record = redis.call('GET', KEYS[2])
   if record then
     local cut = string.find(record, '\n', 1, true)
-    return {2, string.sub(record, 1, cut - 1), string.sub(record, cut + 1)}
+    local rest = string.sub(record, cut + 1)
+    local second = string.find(rest, '\n', 1, true)
+    if second then
+      return {2, string.sub(record, 1, cut - 1), string.sub(rest, 1, second - 1), string.sub(rest, second + 1)}
+    end
+    return {2, string.sub(record, 1, cut - 1), rest, ''}
   end
 end
 
-local n = #KEYS - 2
 local specs = {}
 for i = 1, n do
   local spec = {}
@@ -44,7 +72,7 @@ local allowed = true
 for i = 1, n do
   local limit = specs[i][1]
   local cost = specs[i][5]
-  local values = redis.call('HMGET', KEYS[i + 2], 'u', 'a', 'f')
+  local values = redis.call('HMGET', KEYS[i + 3], 'u', 'a', 'f')
   fresh[i] = not values[1] and not values[2] and not values[3]
   used[i] = tonumber(values[1]) or 0
   attempts[i] = tonumber(values[2]) or 0
@@ -77,7 +105,7 @@ for i = 1, n do
     crossed = crossed + 4
   end
   if not dry then
-    local key = KEYS[i + 2]
+    local key = KEYS[i + 3]
     if allowed and cost ~= 0 then
       redis.call('HINCRBY', key, 'u', cost)
     end
@@ -100,7 +128,18 @@ for i = 1, n do
   numbers[#numbers + 1] = rule_pass
 end
 
+local token = ARGV[5 + n] or ''
+if token ~= '' and not dry then
+  -- The account's last 64 tokens, kept for 10 minutes after its last hit.
+  local length = redis.call('LPUSH', KEYS[3], token .. (allowed and ':1' or ':0'))
+  if length > 64 then
+    redis.call('LTRIM', KEYS[3], 0, 63)
+  end
+  redis.call('EXPIRE', KEYS[3], 600)
+end
+
 if has_request and not dry then
-  redis.call('SET', KEYS[2], ARGV[4] .. '\n' .. table.concat(numbers, ','), 'EX', tonumber(ARGV[3]))
+  local record = ARGV[4] .. '\n' .. table.concat(numbers, ',') .. '\n' .. (ARGV[5 + n] or '')
+  redis.call('SET', KEYS[2], record, 'EX', tonumber(ARGV[3]))
 end
 return out
