@@ -13,7 +13,6 @@ import os
 import shutil
 import signal
 import subprocess
-from collections.abc import Iterator
 
 import pytest
 import redis.asyncio as aioredis
@@ -42,17 +41,6 @@ class Events:
 
     def reconciled(self, what: str) -> None:
         self.done.append(what)
-
-
-@pytest.fixture
-def own_redis() -> Iterator[RedisServer]:
-    server = RedisServer().start()
-    try:
-        yield server
-    finally:
-        if server.proc is not None:
-            os.kill(server.proc.pid, signal.SIGCONT)  # never leave it frozen for the cleanup
-        server.cleanup()
 
 
 def freeze(server: RedisServer, frozen: bool) -> None:

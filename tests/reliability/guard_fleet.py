@@ -24,7 +24,7 @@ import aiohttp
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster as ClusterClient
 from servers import free_port
-from support import rules_copy, wait_ready, wait_until
+from support import children, listens, rules_copy, wait_ready, wait_until
 
 GEWE_ADD = "/gewe/v2/api/contacts/addContacts"
 DEFAULT_LIMITS = Path(__file__).resolve().parents[2] / "rules" / "default" / "limits.toml"
@@ -46,31 +46,6 @@ def roomy_rules(tmp: Path) -> Path:
     assert old in shipped, "the shipped limits changed: update roomy_rules"
     new = '"add_friend.active" = { day = { limit = 1000000, alert_over = 2000000 } }'
     return rules_copy(tmp, limits=shipped.replace(old, new, 1))
-
-
-def _listens(pid: int, port: int) -> bool:
-    """Whether process `pid` holds a socket listening on TCP `port` (its fds matched to /proc/net/tcp)."""
-    inodes: set[str] = set()
-    try:
-        for fd in Path(f"/proc/{pid}/fd").iterdir():
-            with contextlib.suppress(OSError):
-                target = os.readlink(fd)
-                if target.startswith("socket:["):
-                    inodes.add(target[len("socket:[") : -1])
-    except OSError:
-        return False
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        fields = line.split()
-        local, state, inode = fields[1], fields[3], fields[9]
-        if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port and inode in inodes:
-            return True
-    return False
-
-
-def _children(pid: int) -> list[int]:
-    ps = ["ps", "-o", "pid=", "--ppid", str(pid)]
-    out = subprocess.run(ps, capture_output=True, text=True, check=False)
-    return [int(p) for p in out.stdout.split()]
 
 
 @contextlib.asynccontextmanager
@@ -101,10 +76,10 @@ async def guard_fleet(
         try:
             url = f"http://127.0.0.1:{port}"
             await asyncio.to_thread(wait_ready, url, proc, [log])
-            pids = _children(proc.pid)
+            pids = children(proc.pid)
             assert len(pids) == workers, pids
             await asyncio.to_thread(
-                wait_until, lambda: all(_listens(p, port) for p in pids), what="every worker listening"
+                wait_until, lambda: all(listens(p, port) for p in pids), what="every worker listening"
             )
             yield url
         finally:
