@@ -32,6 +32,7 @@ from typing import Literal
 import aiohttp
 
 from guard.config.risk import WebhookSettings
+from guard.core.pubsub import raise_if_cancelled
 from guard.risk.model import Alert
 from guard.risk.sinks.format import AlertFormat, JsonWebhook
 from guard.risk.sinks.wecom import WeComRobot
@@ -155,6 +156,9 @@ class WebhookSink:
         store_backoff = min(self.settings.backoff_initial, STORE_RETRY_MAX)
         while True:
             try:
+                # redis-py's blocking reads may swallow a cancellation that lands as they time out: a
+                # stop asked for is honoured here whatever the last Redis call did.
+                raise_if_cancelled()
                 delivered = await self._deliver_next()
                 store_backoff = min(self.settings.backoff_initial, STORE_RETRY_MAX)
                 if delivered:
@@ -171,6 +175,7 @@ class WebhookSink:
                 raise
             except Exception as exc:
                 # The store itself failing (Redis down): wait and retry; alerts stay in the stream.
+                raise_if_cancelled()
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.warning("webhook %s: %s", self.settings.name, self.last_error)
                 await asyncio.sleep(store_backoff)
