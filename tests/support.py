@@ -283,21 +283,26 @@ def children(pid: int) -> list[int]:
 
 @asynccontextmanager
 async def serve_workers(
-    redis_url: str, upstream: str, log: Path, *, workers: int = 2, env: dict[str, str] | None = None
+    redis_url: str,
+    upstream: str,
+    log: Path,
+    *,
+    workers: int = 2,
+    env: dict[str, str] | None = None,
+    rules: Path | None = None,
 ) -> AsyncIterator[str]:
     """`python3 -m guard serve --workers N` on a free port over one Redis, both profiles' upstreams at
     `upstream`; yields its URL once every worker listens, and stops it (SIGTERM) afterwards."""
     port = free_port()
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("GUARD_", "PROMETHEUS_"))}
-    # Many requests landing at once on processes sharing two cores with the test itself: more than the
-    # default 100 ms, so that a slow moment is not read as Redis being down.
-    environ["GUARD_REDIS_TIMEOUT"] = "2.0"
     environ["GUARD_UPSTREAMS"] = f"gewe={upstream}"
     environ.update(env or {})
     argv = [
         sys.executable, "-m", "guard", "serve", "--workers", str(workers), "--redis", redis_url,
         "--port", str(port), "--upstream", upstream,
     ]  # fmt: skip
+    if rules is not None:
+        argv += ["--rules", str(rules)]
     with log.open("wb") as log_file:
         proc = await asyncio.to_thread(
             subprocess.Popen, argv, env=environ, stdout=subprocess.DEVNULL, stderr=log_file
@@ -315,7 +320,7 @@ async def serve_workers(
         finally:
             proc.send_signal(signal.SIGTERM)
             try:
-                await asyncio.to_thread(proc.wait, 20)
+                await asyncio.to_thread(proc.wait, 30)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()

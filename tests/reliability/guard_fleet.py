@@ -9,11 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
-import signal
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -23,8 +19,7 @@ from typing import Any
 import aiohttp
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster as ClusterClient
-from servers import free_port
-from support import children, listens, rules_copy, wait_ready, wait_until
+from support import rules_copy, serve_workers
 
 GEWE_ADD = "/gewe/v2/api/contacts/addContacts"
 DEFAULT_LIMITS = Path(__file__).resolve().parents[2] / "rules" / "default" / "limits.toml"
@@ -60,35 +55,11 @@ async def guard_fleet(
 ) -> AsyncIterator[str]:
     """`guard serve --workers N` on a free port with Redis counters; yields its URL once every worker
     listens. `env`: extra GUARD_… settings."""
-    port = free_port()
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("GUARD_")}
-    environ["GUARD_UPSTREAMS"] = f"gewe={upstream}"
-    environ["GUARD_LOG_LEVEL"] = "warning"  # no audit line per decision: thousands of them
-    environ.update(env or {})
-    args = [sys.executable, "-m", "guard", "serve", "--workers", str(workers), "--redis", redis_url,
-            "--port", str(port), "--upstream", upstream]  # fmt: skip
-    if rules is not None:
-        args += ["--rules", str(rules)]
-    with log.open("wb") as log_file:
-        proc = await asyncio.to_thread(
-            subprocess.Popen, args, env=environ, stdout=subprocess.DEVNULL, stderr=log_file
-        )
-        try:
-            url = f"http://127.0.0.1:{port}"
-            await asyncio.to_thread(wait_ready, url, proc, [log])
-            pids = children(proc.pid)
-            assert len(pids) == workers, pids
-            await asyncio.to_thread(
-                wait_until, lambda: all(listens(p, port) for p in pids), what="every worker listening"
-            )
-            yield url
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.to_thread(proc.wait, 30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                await asyncio.to_thread(proc.wait)
+    quiet = {"GUARD_LOG_LEVEL": "warning"}  # no audit line per decision: thousands of them
+    async with serve_workers(
+        redis_url, upstream, log, workers=workers, env={**quiet, **(env or {})}, rules=rules
+    ) as url:
+        yield url
 
 
 @dataclass(frozen=True)
