@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
+import gc
 import os
 import re
 import shutil
@@ -218,7 +219,20 @@ def install_hooks() -> list[tuple[str, str]]:
     ]  # fmt: skip
     for stage, owner, name, _ in stages:
         timed(owner, name, stage)
-    return [(stage, covers) for stage, _, _, covers in stages]
+    gc.callbacks.append(_collection)
+    return [(stage, covers) for stage, _, _, covers in stages] + [
+        ("garbage collector", "collections, charged to no stage (gc.callbacks)")
+    ]
+
+
+def _collection(phase: str, info: dict[str, int]) -> None:
+    """A collection interrupts whatever stage runs: its time is its own row."""
+    if not ON[0]:
+        return
+    if phase == "start":
+        _enter("garbage collector")
+    elif _STACK and _STACK[-1][0] == "garbage collector":
+        _leave()
 
 
 def hook_cost_ns() -> float:
