@@ -272,8 +272,12 @@ def compile_entries(
         yield t.key, Entry.of(t.key, t.term, None)
 
 
-def load_rules(path: str | Path | None = None, *, self_test: bool = True) -> RuleSet:
+def load_rules(
+    path: str | Path | None = None, *, self_test: bool = True, engine: str | None = None
+) -> RuleSet:
     """Load and compile a rules directory (None = the shipped `rules/default/`), then run its `tests.txt`.
+    `engine`: the Aho-Corasick engine (`rules.engine.choose`: None = GUARD_SCAN_ENGINE, else the fastest
+    installed).
 
     Raises `RulesInvalid` with every problem when the directory cannot be used, including every line of
     its tests.txt that is malformed or fails (`self_test=False` skips running them).
@@ -294,6 +298,7 @@ def load_rules(path: str | Path | None = None, *, self_test: bool = True) -> Rul
         compile_entries(words, allow, policy),
         max_gap=policy.max_gap,
         collapse_repeats=policy.collapse_repeats,
+        engine=engine,
     )
     rules = RuleSet(
         path=root,

@@ -33,7 +33,7 @@ import math
 import re
 from bisect import bisect_left, bisect_right
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from itertools import accumulate
 from operator import itemgetter
 from typing import Any, NamedTuple
@@ -41,17 +41,18 @@ from typing import Any, NamedTuple
 import ahocorasick
 
 from rules.charfreq import COMMON_CHARS, RANK
+from rules.engine import DAACHORSE, daachorse_module
+from rules.engine import choose as choose_engine
 from rules.normalize import (
     CODED_INVISIBLE,
     CODED_VISIBLE,
     INVISIBLE,
     VISIBLE,
     View,
-    coded_view,
     grapheme_end,
     is_word_char,
     marked_match,
-    strip_coded,
+    marked_view,
     tables,
 )
 
@@ -203,18 +204,75 @@ def _encode_table(base: Sequence[str], code: dict[str, str]) -> list[str]:
 
 
 class WordMatcher:
-    """The compiled word lists and allow list of a RuleSet."""
+    """The compiled word lists and allow list of a RuleSet.
+
+    `engine` (see `rules.engine`): pyahocorasick runs over the CODED folding (two symbols per character, see
+    the module doc); daachorse, a double-array automaton with no linear child search, over the plain MATCH
+    folding (one symbol per character). `unit` is that number of symbols per folded character: the rest of
+    the scan is the same code for both.
+    """
 
     def __init__(
-        self, entries: Iterable[tuple[str, Entry]], *, max_gap: int = 3, collapse_repeats: bool = True
+        self,
+        entries: Iterable[tuple[str, Entry]],
+        *,
+        max_gap: int = 3,
+        collapse_repeats: bool = True,
+        engine: str | None = None,
     ) -> None:
         self.max_gap = max_gap
         self.collapse_repeats = collapse_repeats
+        self.engine = choose_engine(engine)
         by_key: dict[str, Entry] = {}
         for key, entry in entries:
             if key:
                 seen = by_key.get(key)
                 by_key[key] = entry if seen is None else _merge(seen, entry)
+        self.size = len(by_key)
+        # Filled in by _build_plain / _build_coded:
+        self.unit = 1
+        self._encode: Sequence[str] = ()
+        self._code: dict[str, str] = {}
+        self._automaton: Any = None
+        self._scan: Callable[[str], list[tuple[int, Entry]]] | None = None
+        if self.engine == DAACHORSE:
+            self._build_plain(by_key)
+        else:
+            self._build_coded(by_key)
+
+    def _build_plain(self, by_key: dict[str, Entry]) -> None:
+        """daachorse over the MATCH folding as it is (its double array has no per-node child search)."""
+        self.unit = 1
+        self._encode = tables().match
+        self._invisible, self._visible = INVISIBLE, VISIBLE
+        self._word_codes = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
+        term_chars = set("".join(by_key))
+        self.term_chars = frozenset(term_chars | self._word_codes)
+        # A run of one repeated term character that is no ASCII letter or digit (as `_DUP_CODE`).
+        repeatable = "".join(re.escape(c) for c in sorted(term_chars) if not is_word_char(c)) or "\x00"
+        self._dup_pair = re.compile(f"([{repeatable}])\\1")
+        self._dup_run = re.compile(f"([{repeatable}])\\1+")
+        if not by_key:
+            return
+        module = daachorse_module()
+        assert module is not None  # choose_engine picked it because it imports
+        keys = list(by_key)
+        automaton = module.CharwiseDoubleArrayAhoCorasick(keys)
+        values = list(by_key.values())
+        find_overlapping = automaton.find_overlapping
+
+        def scan(encoded: str) -> list[tuple[int, Entry]]:
+            # pyahocorasick's form: (index of the last character, value), by end, longest first at one end.
+            return [(end - 1, values[i]) for _, end, i in find_overlapping(encoded)]
+
+        self._automaton = automaton
+        self._scan = scan
+
+    def _build_coded(self, by_key: dict[str, Entry]) -> None:
+        """pyahocorasick over the coded folding (see the module doc)."""
+        self.unit = 2
+        self._invisible, self._visible = CODED_INVISIBLE, CODED_VISIBLE
+        self._dup_pair, self._dup_run = _DUP_PAIR, _DUP_CODE
         freq: Counter[str] = Counter("".join(by_key))
         term_chars = set(freq) | set("abcdefghijklmnopqrstuvwxyz0123456789")
         self.term_chars = frozenset(term_chars)
@@ -235,8 +293,6 @@ class WordMatcher:
         self._code = code
         # Codes of ASCII letters and digits, for the whole-word test of Latin / digit terms.
         self._word_codes = frozenset(code[c] for c in code if is_word_char(c))
-        self.size = len(by_key)
-        self._automaton: Any = None
         if not by_key:
             return
         automaton = ahocorasick.Automaton()
@@ -257,36 +313,46 @@ class WordMatcher:
             automaton.add_word(key.translate(to_code), by_key[key])
         automaton.make_automaton()
         self._automaton = automaton
+        iterate = automaton.iter
+
+        def scan(encoded: str) -> list[tuple[int, Entry]]:
+            # Every hit is a real key's: the root placeholder keys end in PLACEHOLDER, which no coded text
+            # holds.
+            return list(iterate(encoded))
+
+        self._scan = scan
 
     def _outside(self, ch: str) -> str:
         """Code of a folded character past the translate table (CJK extension B and beyond)."""
+        if self.unit == 1:
+            return ch
         return self._code.get(ch, SENTINEL_CODE)
 
     def find(self, text: str) -> list[Hit]:
         """Selected hits in `text` (original offsets), in order of start."""
-        if self._automaton is None or not text:
+        if self._scan is None or not text:
             return []
+        unit = self.unit
         coded = marked_match(text, self._encode, self._outside)
-        # The common case: one symbol pair per original character and no invisible deleted character. Then
-        # splitting at the deleted pairs both strips them and gives the way back to the original: folded
+        # The common case: `unit` symbols per original character and no invisible deleted character. Then
+        # splitting at the deleted characters both strips them and gives the way back to the original: folded
         # character i of segment k is original character i + k (each split consumed one deleted character).
         pieces: list[str] | None = None
-        if CODED_INVISIBLE not in coded and len(coded) == 2 * len(text):
-            pieces = coded.split(CODED_VISIBLE)
+        if self._invisible not in coded and len(coded) == unit * len(text):
+            pieces = coded.split(self._visible)
             encoded = "".join(pieces)
         else:
-            encoded = strip_coded(coded)
+            encoded = coded.replace(self._invisible, "").replace(self._visible, "")
         if not encoded:
             return []
-        iterate = self._automaton.iter
-        # Every hit is a real key's: the root placeholder keys end in PLACEHOLDER, which no coded text holds.
-        first: list[tuple[int, Entry]] = list(iterate(encoded))
+        scan = self._scan
+        first = scan(encoded)
         collapsed: _Collapsed | None = None
         second: list[tuple[int, Entry]] = []
-        dup = _DUP_PAIR.search(encoded) if self.collapse_repeats else None
+        dup = self._dup_pair.search(encoded) if self.collapse_repeats else None
         if dup is not None:
-            collapsed = _Collapsed(encoded, _DUP_CODE, start=dup.start())
-            second = list(iterate(collapsed.text))
+            collapsed = _Collapsed(encoded, self._dup_run, unit, start=dup.start())
+            second = scan(collapsed.text)
         if not first and not second:
             return []
         terms: list[Hit] = []
@@ -296,17 +362,18 @@ class WordMatcher:
             first, view = self._place_plain(text, coded, pieces, first, terms, allowed)
         if first or collapsed is not None:
             if view is None:
-                view = coded_view(text, coded, self._encode, self._outside)
+                view = marked_view(text, coded, self._encode, self._outside, unit)
             for end, value in first:
-                # Every folded character is two symbols: symbol index 2k+1 ends folded character k.
-                stop = (end >> 1) + 1
+                # Every folded character is `unit` symbols: symbol index unit*(k+1)-1 ends folded character k.
+                stop = end // unit + 1
                 self._consider(view, encoded, stop - value.length, stop, value, terms, allowed)
             if collapsed is not None:
                 for end, value in second:
-                    start = end + 1 - 2 * value.length
+                    start = end + 1 - unit * value.length
                     where = collapsed.span(start, end + 1)
                     if where is not None:
-                        self._consider(view, encoded, where[0] >> 1, where[1] >> 1, value, terms, allowed)
+                        start, stop = where[0] // unit, where[1] // unit
+                        self._consider(view, encoded, start, stop, value, terms, allowed)
         if allowed:
             terms = [h for h in terms if not any(a <= h[0] and h[1] <= b for a, b in allowed)]
         if len(terms) > 1:
@@ -329,7 +396,7 @@ class WordMatcher:
         """The common case of `find` (no invisible character deleted, one symbol pair per character): map
         the hits of the first scan to the original without a View where they need no word test. Returns the
         hits left for the View (those of Latin / digit terms) and the View if one had to be built."""
-        max_gap = self.max_gap
+        max_gap, unit = self.max_gap, self.unit
         view: View | None = None
         # Symbol offsets where each segment starts (and the end): hits are mapped without a View.
         bounds = list(accumulate(map(len, pieces), initial=0))
@@ -338,17 +405,17 @@ class WordMatcher:
             if value.word_start or value.word_end:
                 rest.append((end, value))
                 continue
-            # Symbol index 2i+1 ends folded character i; a key of n characters is 2n symbols.
-            start = end + 1 - 2 * value.length
+            # Symbol index unit*(i+1)-1 ends folded character i; a key of n characters is unit*n symbols.
+            start = end + 1 - unit * value.length
             k_start = bisect_right(bounds, start) - 1
             k_end = bisect_right(bounds, end) - 1
-            o_start = (start >> 1) + k_start
-            o_end = (end >> 1) + k_end + 1
+            o_start = start // unit + k_start
+            o_end = end // unit + k_end + 1
             # k_end - k_start deleted characters lie inside the span; only more than max_gap of them
             # can make a run of more than max_gap.
             if k_end - k_start > max_gap:
                 if view is None:
-                    view = coded_view(text, coded, self._encode, self._outside)
+                    view = marked_view(text, coded, self._encode, self._outside, unit)
                 if view.max_visible_gap(o_start, o_end) > max_gap:
                     continue
             if value.allow:
@@ -369,11 +436,11 @@ class WordMatcher:
     ) -> None:
         # A Latin / digit end of a term must not continue a Latin / digit word (sb in sbc), unless a visible
         # separator stands between them in the original (sb-c is two words).
-        words = self._word_codes
-        glued_before = value.word_start and start > 0 and encoded[2 * start - 2 : 2 * start] in words
+        words, unit = self._word_codes, self.unit
+        glued_before = value.word_start and start > 0 and encoded[unit * (start - 1) : unit * start] in words
         if glued_before and not view.separated(view.orig(start - 1), view.orig(start)):
             return
-        glued_after = value.word_end and encoded[2 * end : 2 * end + 2] in words
+        glued_after = value.word_end and encoded[unit * end : unit * (end + 1)] in words
         if glued_after and not view.separated(view.orig(end - 1), view.orig(end)):
             return
         o_start, o_end = view.span(start, end)

@@ -447,29 +447,38 @@ class View:
 _VISIBLE_RUN = re.compile(VISIBLE + "+")
 
 
-def coded_view(text: str, coded: str, table: Sequence[str], outside: Callable[[str], str]) -> View:
-    """The View of `text` given its coded folding (`marked_match` with a coding `table`)."""
-    if len(coded) == 2 * len(text):
-        # One symbol pair per original character: the first symbols say kept / deleted, the second ones
-        # carry the marker of a deleted character.
+def marked_view(
+    text: str, marked: str, table: Sequence[str], outside: Callable[[str], str], unit: int = 1
+) -> View:
+    """The View of `text` given its folding with markers (`marked_match`), `unit` symbols per folded
+    character: 1 for the MATCH folding itself (a deleted character is its marker), 2 for a CODED one (a
+    deleted character is "\x00" + its marker)."""
+    if len(marked) == unit * len(text):
+        # One unit per original character. With unit 2 the first symbols say kept / deleted ("\x00"), the
+        # second ones carry the marker of a deleted character; with unit 1 the markers are the deleted ones.
         # Split at deleted characters: segment j starts at folded index sum(len(seg[:j])) and at original
         # index that plus j (each split consumed one deleted character). All of it runs in C.
-        segments = coded[::2].split("\x00")
+        if unit == 2:
+            marks = marked[1::2]
+            segments = marked[::2].split("\x00")
+        else:
+            marks = marked
+            segments = marked.replace(VISIBLE, INVISIBLE).split(INVISIBLE)
         segments.pop()
         run_n = list(accumulate(map(len, segments), initial=0))
         run_o = list(map(add, run_n, range(len(run_n))))
-        return View(coded[1::2], run_n, run_o, None)
+        return View(marks, run_n, run_o, None)
     # Some character folds to several (㎏ → kg, ß → ss): map character by character.
-    marks: list[str] = []
+    mark_list: list[str] = []
     src: list[int] = []
     for i, ch in enumerate(text):
         folded = marked_match(ch, table, outside)
-        if folded[0] == "\x00":
-            marks.append(folded[1])
+        if (folded[0] == "\x00") if unit == 2 else (folded in (INVISIBLE, VISIBLE)):
+            mark_list.append(folded[-1])
             continue
-        marks.append("k")
-        src.extend([i] * (len(folded) // 2))
-    return View("".join(marks), [], [], src)
+        mark_list.append("k")
+        src.extend([i] * (len(folded) // unit))
+    return View("".join(mark_list), [], [], src)
 
 
 @dataclass(slots=True)

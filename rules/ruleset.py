@@ -93,6 +93,7 @@ class RuleSet:
         self.allow_count = allow_count
         self.files = files
         self._matcher = matcher
+        self.engine = matcher.engine  # the Aho-Corasick engine of the word lists (`rules.engine`)
         self._homophones = homophones  # pinyin hits of the categories with `homophones` (谐音) enabled
         # Hits that are two words' neighbouring ends across a separator (黄金，融化 → 金融) are dropped.
         self._collisions = Collisions.shared()
@@ -168,6 +169,7 @@ class RuleSet:
             },
             "allow": self.allow_count,
             "keys": self._matcher.size,
+            "engine": self.engine,
         }
 
     def __repr__(self) -> str:
