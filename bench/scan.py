@@ -3,14 +3,18 @@
     python3 bench/scan.py [--lexicon FILE] [--seeds DIR] [--repeat N]
 
 Loads the 65k-term benchmark lexicon as ONE category (never shipped as product rules), cuts the seed
-articles into 200-character messages, and prints:
-* raw pyahocorasick: words added in file order, `iter()` over each message as-is — Mchar/s;
-* full pipeline: `RuleSet.scan` (folding, t2s, both scans, allow list, detectors, offsets) — Mchar/s;
-* the same C-level passes alone (the match folding + coded automaton, then also the detectors' folding):
-  the ceiling for any pipeline built on them;
-* their ratio (target ≥ 4×), the load+compile time of the lexicon (target ≤ 1.0 s, measured in a fresh
-  process so the per-process folding tables are included) and its RSS growth (target ≤ 64 MiB).
-Figures are printed, never asserted.
+articles into 200-character messages, and prints, for every Aho-Corasick engine installed (`rules.engine`:
+pyahocorasick, the default, and daachorse, the optional `fast` extra):
+* raw pyahocorasick: words added in file order, `iter()` over each message as-is — Mchar/s (the baseline);
+* full pipeline: `RuleSet.scan` (folding, t2s, both scans, allow list, detectors, offsets) — Mchar/s and
+  its ratio to raw (target >= 4x);
+* the floor: the C-level passes every message pays (the foldings and the automaton), with no Python logic;
+* the full pipeline with the shipped rules;
+* the load + compile time of the lexicon (target <= 1.0 s, measured in a fresh process so the per-process
+  folding tables are included) and its RSS growth (target <= 64 MiB);
+* whether every engine gave the same results on every message (lexicon and shipped rules).
+All candidates take turns within each of `--repeat` rounds and the best round counts. Figures are printed,
+never asserted.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -62,17 +67,18 @@ def prepare_rules(lexicon: Path, into: Path) -> tuple[int, int]:
     return len(terms), len(errors)
 
 
-def measure_load(rules_dir: Path) -> dict[str, float]:
-    """Load + compile in a fresh interpreter: seconds and RSS growth (imports excluded)."""
+def measure_load(rules_dir: Path, engine: str) -> dict[str, float]:
+    """Load + compile with `engine` in a fresh interpreter: seconds and RSS growth (imports excluded)."""
     code = f"""
 import json, time, sys
 sys.path.insert(0, {str(ROOT)!r})
-import ahocorasick, opencc, pypinyin, rules.load
+import ahocorasick, opencc, pypinyin, rules.load, rules.engine
+rules.engine.daachorse_module()
 sys.path.insert(0, {str(Path(__file__).parent)!r})
 from scan import rss_kib
 before = rss_kib()
 t = time.perf_counter()
-r = rules.load.load_rules({str(rules_dir)!r})
+r = rules.load.load_rules({str(rules_dir)!r}, engine={engine!r})
 seconds = time.perf_counter() - t
 print(json.dumps({{"seconds": seconds, "rss_mib": (rss_kib() - before) / 1024, "keys": r.summary()["keys"]}}))
 """
@@ -95,6 +101,26 @@ def throughputs(fns: list[Callable[[str], object]], msgs: list[str], repeat: int
     return [chars / b / 1e6 for b in best]
 
 
+def row(label: str, figure: str) -> None:
+    print(f"  {label + ':':<44}{figure}")
+
+
+def floor_of(rules: Any) -> Callable[[str], object]:
+    """What every message pays before any Python-level logic of the scan: the foldings (one
+    `str.translate` each) and the automaton over the folded text. No pipeline built on them is faster."""
+    from rules.normalize import detect_text, marked_match
+
+    m = rules._matcher
+    encode, outside, scan = m._encode, m._outside, m._scan
+    markers = (m._invisible, m._visible)
+
+    def floor(text: str) -> None:
+        scan(marked_match(text, encode, outside).replace(markers[0], "").replace(markers[1], ""))
+        detect_text(text)
+
+    return floor
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--lexicon", type=Path, default=SHARED / "bench" / "lexicon-65k.txt")
@@ -105,68 +131,65 @@ def main() -> int:
     import ahocorasick
 
     from rules import load_rules
-    from rules.normalize import detect_text, marked_match, strip_coded
+    from rules.engine import available
 
+    engines = available()
     msgs = messages(args.seeds)
     chars = sum(len(m) for m in msgs)
     with tempfile.TemporaryDirectory() as tmp:
         rules_dir = Path(tmp) / "rules"
         kept, dropped = prepare_rules(args.lexicon, rules_dir)
-        load = measure_load(rules_dir)
-        rules = load_rules(rules_dir)
+        loads = {e: measure_load(rules_dir, e) for e in engines}
+        lexicon = {e: load_rules(rules_dir, engine=e) for e in engines}
+        shipped = {e: load_rules(engine=e) for e in engines}
 
-        words = [w.strip() for w in args.lexicon.read_text(encoding="utf-8").splitlines() if w.strip()]
-        raw = ahocorasick.Automaton()
-        for w in words:
-            raw.add_word(w, w)
-        raw.make_automaton()
+    words = [w.strip() for w in args.lexicon.read_text(encoding="utf-8").splitlines() if w.strip()]
+    raw = ahocorasick.Automaton()
+    for w in words:
+        raw.add_word(w, w)
+    raw.make_automaton()
 
-        def raw_scan(text: str) -> None:
-            for _ in raw.iter(text):
-                pass
+    def raw_scan(text: str) -> None:
+        for _ in raw.iter(text):
+            pass
 
-        matcher = (
-            rules._matcher
-        )  # the word matcher alone: folding + coded automaton, no offsets, no detectors
-        encode, outside, automaton = matcher._encode, matcher._outside, matcher._automaton
-
-        def automaton_pass(text: str) -> None:
-            for _ in automaton.iter(strip_coded(marked_match(text, encode, outside))):
-                pass
-
-        def floor_pass(text: str) -> None:
-            # What every message pays before any Python-level logic: both foldings (one str.translate
-            # each) and the automaton over the coded text. No pipeline built on them can be faster.
-            for _ in automaton.iter(strip_coded(marked_match(text, encode, outside))):
-                pass
-            detect_text(text)
-
-        shipped = load_rules()
-        raw_mcs, full_mcs, pass_mcs, floor_mcs, shipped_mcs = throughputs(
-            [raw_scan, rules.scan, automaton_pass, floor_pass, shipped.scan], msgs, args.repeat
-        )
-        hits = sum(1 for m in msgs if rules.scan(m).matches)
-        shipped_hits = sum(1 for m in msgs if shipped.scan(m).matches)
+    fns: list[Callable[[str], object]] = [raw_scan]
+    for e in engines:
+        fns += [lexicon[e].scan, floor_of(lexicon[e]), shipped[e].scan]
+    mcs = throughputs(fns, msgs, args.repeat)
+    raw_mcs = mcs[0]
+    first = engines[0]
+    hits = sum(1 for m in msgs if lexicon[first].scan(m).matches)
+    shipped_hits = sum(1 for m in msgs if shipped[first].scan(m).matches)
+    same = all(
+        lexicon[e].scan(m) == lexicon[first].scan(m) and shipped[e].scan(m) == shipped[first].scan(m)
+        for e in engines[1:]
+        for m in msgs
+    )
 
     print(f"lexicon: {kept} terms as one category ({dropped} lines rejected by the checker)")
     print(f"messages: {len(msgs)} x {MESSAGE_CHARS} chars from {args.seeds}")
-    print(f"          ({chars} chars, {hits} messages with a match)")
-    print(f"raw pyahocorasick (file order, text as-is): {raw_mcs:6.2f} Mchar/s")
-    print(f"full RuleSet.scan pipeline:                 {full_mcs:6.2f} Mchar/s")
-    print(f"ratio full / raw:                           {full_mcs / raw_mcs:6.2f}x   (target >= 4x)")
-    print(
-        f"folding + coded automaton only:             {pass_mcs:6.2f} Mchar/s ({pass_mcs / raw_mcs:.2f}x raw)"
-    )
-    print(
-        f"+ the detectors' folding (the floor):      {floor_mcs:6.2f} Mchar/s "
-        f"({floor_mcs / raw_mcs:.2f}x raw)"
-    )
-    print(
-        f"full pipeline, shipped rules instead:       {shipped_mcs:6.2f} Mchar/s "
-        f"({shipped_hits} messages with a match)"
-    )
-    print(f"load + compile (fresh process):             {load['seconds']:6.3f} s     (target <= 1.0 s)")
-    print(f"RSS growth for the lexicon:                 {load['rss_mib']:6.1f} MiB   (target <= 64 MiB)")
+    print(f"          ({chars} chars, {hits} with a match; shipped rules: {shipped_hits} with a match)")
+    print(f"{'raw pyahocorasick (file order, text as-is):':<46}{raw_mcs:6.2f} Mchar/s  (baseline)")
+    for i, e in enumerate(engines):
+        full_mcs, floor_mcs, shipped_mcs = mcs[1 + 3 * i : 4 + 3 * i]
+        load = loads[e]
+        print(f"engine {e}:")
+        row(
+            "full RuleSet.scan pipeline",
+            f"{full_mcs:6.2f} Mchar/s  {full_mcs / raw_mcs:5.2f}x raw  (target >= 4x)",
+        )
+        row(
+            "floor (foldings + automaton, no Python)",
+            f"{floor_mcs:6.2f} Mchar/s  {floor_mcs / raw_mcs:5.2f}x raw",
+        )
+        row("full pipeline, shipped rules", f"{shipped_mcs:6.2f} Mchar/s")
+        row("load + compile (fresh process)", f"{load['seconds']:6.3f} s       (target <= 1.0 s)")
+        row("RSS growth for the lexicon", f"{load['rss_mib']:6.1f} MiB     (target <= 64 MiB)")
+    if len(engines) > 1:
+        print(f"same results from every engine on every message: {'yes' if same else 'NO'}")
+    else:
+        print("daachorse is not installed (pip install '.[fast]'): pyahocorasick only")
     return 0
 
 
