@@ -542,7 +542,8 @@ class PipelinedNode:
 class PipelinedCluster:
     """A Redis Cluster over `PipelinedNode`s: the slot map is read with CLUSTER SLOTS, each command goes
     to the master of its first key's slot; MOVED updates the map (and reads it again), ASK sends ASKING
-    and the command to the named node. A node that cannot be reached fails its own slots only."""
+    and the command to the named node. A node that cannot be reached fails its own slots only, and has the
+    map read again (from any node the map named: a replica promoted after its master died takes over)."""
 
     MAX_REDIRECTS = 5
 
@@ -552,6 +553,9 @@ class PipelinedCluster:
         self.timeout = timeout
         self._nodes: dict[tuple[str, int], PipelinedNode] = {}
         self._slots: list[tuple[str, int]] = []
+        # Every node the Cluster named in its slot map (masters and their replicas): where to read the map
+        # again when the URL's node is gone — after its master died and a replica took over its slots.
+        self._known: dict[tuple[str, int], None] = {}
         self._refreshing: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -565,8 +569,12 @@ class PipelinedCluster:
         return node
 
     async def initialize(self) -> None:
-        """Read the slot map from the first node that answers (the URL's, then every known one)."""
-        candidates = [(self.spec.host, self.spec.port), *self._nodes]
+        """Read the slot map from the first node that answers: one we are talking to now, then the URL's,
+        then every other node the Cluster named (the URL's node may be the master that died)."""
+        talking = [
+            address for address, node in self._nodes.items() if node.conn is not None and node.conn.usable
+        ]
+        candidates = [*talking, (self.spec.host, self.spec.port), *self._known, *self._nodes]
         error: BaseException | None = None
         for address in dict.fromkeys(candidates):
             try:
@@ -575,11 +583,14 @@ class PipelinedCluster:
                 error = exc
                 continue
             slots: list[tuple[str, int]] = [("", 0)] * 16384
-            for start, end, master, *_ in reply:
-                host = master[0].decode() if isinstance(master[0], bytes) else str(master[0])
-                where = (host or address[0], int(master[1]))
-                slots[int(start) : int(end) + 1] = [where] * (int(end) - int(start) + 1)
+            known: dict[tuple[str, int], None] = {}
+            for start, end, *served_by in reply:
+                # The master first, then its replicas: each [host, port, id, …].
+                nodes = [(_host(entry[0]) or address[0], int(entry[1])) for entry in served_by]
+                slots[int(start) : int(end) + 1] = [nodes[0]] * (int(end) - int(start) + 1)
+                known.update(dict.fromkeys(nodes))
             self._slots = slots
+            self._known = known
             return
         raise ConnectionLost(f"no Cluster node answered CLUSTER SLOTS: {error}", sent=False)
 
@@ -603,7 +614,14 @@ class PipelinedCluster:
         for _ in range(self.MAX_REDIRECTS):
             if not address[0]:
                 raise ConnectionLost(f"slot {slot} is served by no node", sent=False)
-            conn = await self._node(address).connection()
+            try:
+                conn = await self._node(address).connection()
+            except OSError:
+                # No connection (refused, or no answer in time): the node is down. Read the map again, as
+                # for a connection lost below — else, with every connection to the dead master failing
+                # here, the map would never learn which replica took its slots over.
+                self._refresh_soon()
+                raise
             if asking:
                 # Written in the same write as the command, right before it.
                 conn.execute("ASKING").add_done_callback(_consume)
@@ -636,6 +654,10 @@ class PipelinedCluster:
         for node in list(self._nodes.values()):
             await node.aclose()
         self._nodes.clear()
+
+
+def _host(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _consume(future: asyncio.Future[Any]) -> None:

@@ -158,3 +158,135 @@ class RedisCluster:
     def cleanup(self) -> None:
         for node in self.nodes:
             node.cleanup()
+
+
+class ReplicatedCluster(RedisCluster):
+    """A real Redis Cluster that can fail over: `masters` masters with `replicas` replicas each, every node
+    with an append-only file synced on every write, a short `node_timeout` (ms) so that a master that stops
+    answering is failed over within seconds, and `cluster-replica-validity-factor 0` so that a replica of a
+    busy master is never too stale to be promoted.
+
+    `start()` only launches the processes and joins them (`redis-cli --cluster create`); the caller waits
+    for `problems()` to come back empty — every node `cluster_state:ok` and knowing every other node, every
+    replica attached to its master and in sync — with its own `eventually` / `wait_until`, since startup
+    takes as long as the machine needs. The other helpers read the live topology: which master serves a
+    key's slot, its replicas, and stopping, freezing or starting one node.
+    """
+
+    def __init__(self, masters: int = 3, replicas: int = 1, node_timeout: int = 1000) -> None:
+        super().__init__(masters=masters * (1 + replicas))
+        self.masters = masters
+        self.replicas = replicas
+        for node in self.nodes:
+            node.extra += [
+                "--cluster-node-timeout", str(node_timeout),
+                "--cluster-replica-validity-factor", "0",
+                "--appendonly", "yes",
+                "--appendfsync", "always",
+            ]  # fmt: skip
+
+    def start(self, timeout: float = 60.0) -> ReplicatedCluster:
+        try:
+            for node in self.nodes:
+                node.start()
+            addresses = [f"127.0.0.1:{port}" for port in self.ports]
+            replicas = ["--cluster-replicas", str(self.replicas)]
+            subprocess.run(
+                ["redis-cli", "--cluster", "create", *addresses, *replicas, "--cluster-yes"],
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=True,
+            )
+        except BaseException:
+            self.cleanup()
+            raise
+        return self
+
+    def node(self, port: int) -> RedisServer:
+        return next(node for node in self.nodes if node.port == port)
+
+    def topology(self, via: int | None = None) -> list[dict[str, str]]:
+        """`CLUSTER NODES` as seen from node `via` (default: the first running node), one dict a node:
+        id, port, role (master / slave), master (its master's id or "-"), flags, link."""
+        if via is None:
+            via = next(node.port for node in self.nodes if node.proc is not None)
+        rows = []
+        for line in self._cli(via, "cluster", "nodes", timeout=5.0).splitlines():
+            fields = line.split()
+            if len(fields) < 8:
+                continue
+            flags = fields[2].split(",")
+            rows.append({
+                "id": fields[0],
+                "port": fields[1].split("@")[0].rsplit(":", 1)[1],
+                "role": "master" if "master" in flags else "slave",
+                "master": fields[3],
+                "flags": fields[2],
+                "link": fields[7],
+            })  # fmt: skip
+        return rows
+
+    def master_of(self, key: str, via: int | None = None) -> int:
+        """The port of the master serving `key`'s slot, as node `via` sees the Cluster."""
+        if via is None:
+            via = next(node.port for node in self.nodes if node.proc is not None)
+        slot = int(self._cli(via, "cluster", "keyslot", key, timeout=5.0).strip())
+        for line in self._cli(via, "cluster", "nodes", timeout=5.0).splitlines():
+            fields = line.split()
+            if len(fields) < 9 or "master" not in fields[2].split(","):
+                continue
+            for served in fields[8:]:
+                if served.startswith("["):
+                    continue  # a slot being migrated or imported
+                first, _, last = served.partition("-")
+                if int(first) <= slot <= int(last or first):
+                    return int(fields[1].split("@")[0].rsplit(":", 1)[1])
+        raise RuntimeError(f"no master serves slot {slot} (seen from {via})")
+
+    def replicas_of(self, port: int) -> list[int]:
+        """Ports of the replicas attached to the master on `port`."""
+        rows = self.topology()
+        master = next(row["id"] for row in rows if row["port"] == str(port))
+        return [int(row["port"]) for row in rows if row["master"] == master and "fail" not in row["flags"]]
+
+    def problems(self) -> list[str]:
+        """What keeps the Cluster from being ready to fail over; empty when it is ready."""
+        found: list[str] = []
+        running = [node.port for node in self.nodes if node.proc is not None]
+        for port in running:
+            try:
+                info = self._cli(port, "cluster", "info", timeout=5.0)
+                replication = self._cli(port, "info", "replication", timeout=5.0)
+            except (RuntimeError, subprocess.TimeoutExpired) as exc:
+                found.append(f"{port}: {exc}")
+                continue
+            if "cluster_state:ok" not in info:
+                found.append(f"{port}: cluster_state not ok")
+            if f"cluster_known_nodes:{len(self.nodes)}" not in info:
+                found.append(f"{port}: does not know every node yet")
+            if "role:slave" in replication and (
+                "master_link_status:up" not in replication or "master_sync_in_progress:0" not in replication
+            ):
+                found.append(f"{port}: replica not in sync")
+            if "role:master" in replication:
+                expected = self.replicas if len(running) == len(self.nodes) else 0
+                connected = int(replication.split("connected_slaves:", 1)[1].split()[0])
+                if connected < expected:
+                    found.append(f"{port}: {connected} of {expected} replicas attached")
+        return found
+
+    def ready(self) -> bool:
+        return not self.problems()
+
+    def kill(self, port: int) -> None:
+        """SIGKILL the node on `port` (its append-only file stays for a later `revive`)."""
+        node = self.node(port)
+        assert node.proc is not None
+        node.proc.kill()
+        node.proc.wait(timeout=10)
+        node.proc = None
+
+    def revive(self, port: int) -> None:
+        """Start the node on `port` again, with its directory (append-only file and cluster state file)."""
+        self.node(port).start()
