@@ -106,17 +106,23 @@ def row(label: str, figure: str) -> None:
 
 
 def floor_of(rules: Any) -> Callable[[str], object]:
-    """What every message pays before any Python-level logic of the scan: the foldings (one
-    `str.translate` each) and the automaton over the folded text. No pipeline built on them is faster."""
-    from rules.normalize import detect_text, marked_match
+    """What every message pays before any Python-level logic of the scan: the foldings (`str.translate`:
+    one for both with the plain engine, else one each) and the automaton over the folded text. No pipeline
+    built on them is faster."""
+    from rules.normalize import detect_text, fold_paired, marked_match
 
     m = rules._matcher
     encode, outside, scan = m._encode, m._outside, m._scan
-    markers = (m._invisible, m._visible)
+    invisible, visible = m._invisible, m._visible
 
     def floor(text: str) -> None:
-        scan(marked_match(text, encode, outside).replace(markers[0], "").replace(markers[1], ""))
-        detect_text(text)
+        paired = fold_paired(text) if rules._paired else None
+        if paired is None:
+            marked = marked_match(text, encode, outside)
+            detect_text(text)
+        else:
+            marked = paired[0]
+        scan(marked.replace(invisible, "").replace(visible, ""))
 
     return floor
 

@@ -311,11 +311,15 @@ def _cut_urls(found: list[tuple[int, int, str]], text: str, view: DetectView) ->
     return out
 
 
-def detect(text: str, kinds: Iterable[str] = tuple(DETECTOR_FUNCS)) -> list[Detection]:
-    """Contact details in `text`, leftmost-longest, spans in the original text."""
+def detect(
+    text: str, kinds: Iterable[str] = tuple(DETECTOR_FUNCS), folded: str | None = None
+) -> list[Detection]:
+    """Contact details in `text`, leftmost-longest, spans in the original text. `folded`: the caller's
+    `detect_text(text)`, when it has it already."""
     if not text:
         return []
-    folded = detect_text(text)
+    if folded is None:
+        folded = detect_text(text)
     if _ANY_HINT.search(folded) is None:
         return []
     found: list[tuple[int, int, str]] = []

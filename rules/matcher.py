@@ -328,12 +328,14 @@ class WordMatcher:
             return ch
         return self._code.get(ch, SENTINEL_CODE)
 
-    def find(self, text: str) -> list[Hit]:
-        """Selected hits in `text` (original offsets), in order of start."""
+    def find(self, text: str, marked: str | None = None) -> list[Hit]:
+        """Selected hits in `text` (original offsets), in order of start. `marked`: the caller's
+        `marked_match(text, tables().match)` when it has it already (only with `unit` 1, the plain
+        folding)."""
         if self._scan is None or not text:
             return []
         unit = self.unit
-        coded = marked_match(text, self._encode, self._outside)
+        coded = marked if marked is not None else marked_match(text, self._encode, self._outside)
         # The common case: `unit` symbols per original character and no invisible deleted character. Then
         # splitting at the deleted characters both strips them and gives the way back to the original: folded
         # character i of segment k is original character i + k (each split consumed one deleted character).

@@ -11,7 +11,7 @@ from rules.collisions import Collisions
 from rules.detectors import detect
 from rules.homophones import Homophones
 from rules.matcher import WordMatcher
-from rules.normalize import grapheme_end
+from rules.normalize import fold_paired, grapheme_end
 from rules.policy import CONTACT, Policy
 
 ScanAction = Literal["allow", "warn", "block"]
@@ -99,6 +99,8 @@ class RuleSet:
         self._collisions = Collisions.shared()
         contact = policy.of(CONTACT)
         self._detectors = contact.detectors
+        # The plain matcher and the detectors read two foldings of the text: one translate gives both.
+        self._paired = matcher.unit == 1 and bool(self._detectors)
         self._contact_action: ScanAction = contact.action
         names = list(term_counts)
         if self._detectors and CONTACT not in names:
@@ -118,7 +120,8 @@ class RuleSet:
         append = matches.append
         actions = self._actions
         severity = 0
-        hits = self._matcher.find(text)
+        paired = fold_paired(text) if self._paired else None
+        hits = self._matcher.find(text, paired[0] if paired else None)
         if hits:
             hits = self._collisions.keep(text, hits)
         if hits:
@@ -144,7 +147,7 @@ class RuleSet:
                     severity = max(severity, _SEVERITY[h.action])
                 matches.sort(key=_span)
         if self._detectors:
-            found = detect(text, self._detectors)
+            found = detect(text, self._detectors, paired[1] if paired else None)
             if found:
                 contact = self._contact_action
                 for d in found:
