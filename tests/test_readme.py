@@ -30,11 +30,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 from servers import free_port
 from support import wait_ready, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
+# The documents whose examples are run: the README and the pages it links under docs/.
+DOCUMENTS = (README, *sorted((ROOT / "docs").glob("*.md")))
 # Covered by tests/test_start.py: its command is not followed directly by its output.
 SCAN_EXAMPLE = re.compile(r"^guard scan '[^'\n]+'$")
 
@@ -74,15 +77,15 @@ def fenced_blocks(text: str, pos: int) -> list[tuple[int, int, Block]]:
     return found
 
 
-def examples() -> list[Example]:
-    text = README.read_text(encoding="utf-8")
+def examples(document: Path = README) -> list[Example]:
+    text = document.read_text(encoding="utf-8")
     found = []
     for m in MARKER.finditer(text):
         blocks = tuple(b for _, _, b in fenced_blocks(text, m.end()))
-        assert blocks, f"README example {m.group(1)}: no code block after its marker"
+        assert blocks, f"{document.name} example {m.group(1)}: no code block after its marker"
         found.append(Example(m.group(1), int(m.group(2) or 0), blocks))
     names = [e.name for e in found]
-    assert len(names) == len(set(names)), f"README example names repeat: {names}"
+    assert len(names) == len(set(names)), f"{document.name} example names repeat: {names}"
     return found
 
 
@@ -215,10 +218,11 @@ def assert_curl_shows(example: Example, real: str) -> None:
 # ---- the examples outside the tour ----
 
 
-def test_every_command_with_output_is_an_example() -> None:
+@pytest.mark.parametrize("document", DOCUMENTS, ids=lambda p: p.name)
+def test_every_command_with_output_is_an_example(document: Path) -> None:
     """A shell command block directly followed by another block shows its output: it must be marked (so
-    that this file runs it), or be the `guard scan` example tests/test_start.py compares."""
-    text = README.read_text(encoding="utf-8")
+    that this file runs it), or be the README's `guard scan` example that tests/test_start.py compares."""
+    text = document.read_text(encoding="utf-8")
     marked = {m.end() for m in MARKER.finditer(text)}
     pos = 0
     unmarked = []
@@ -233,16 +237,18 @@ def test_every_command_with_output_is_an_example() -> None:
             first.lang == "sh"
             and len(blocks) > 1
             and line_start not in marked
-            and not SCAN_EXAMPLE.match(first.text)
+            and not (document == README and SCAN_EXAMPLE.match(first.text))
         ):
             unmarked.append(first.text)
         pos = blocks[-1][1]
-    assert not unmarked, f"README commands shown with an output but not marked as examples: {unmarked}"
+    assert not unmarked, f"{document.name}: commands shown with an output, not marked as examples: {unmarked}"
 
 
-def test_examples_outside_the_tour_print_what_the_readme_shows() -> None:
-    others = [e for e in examples() if not e.name.startswith("tour-")]
-    assert {e.name for e in others} >= {"rules-check", "scan-stdin"}, [e.name for e in others]
+@pytest.mark.parametrize("document", DOCUMENTS, ids=lambda p: p.name)
+def test_examples_outside_the_tour_print_what_they_show(document: Path) -> None:
+    others = [e for e in examples(document) if not e.name.startswith("tour-")]
+    if document == README:
+        assert {e.name for e in others} >= {"rules-check", "scan-stdin"}, [e.name for e in others]
     for example in others:
         result = shell(example.command, ROOT)
         assert result.returncode == example.exit, (example.name, result.returncode, result.stderr)
