@@ -494,6 +494,17 @@ def select_leftmost_longest(hits: Iterable[Hit]) -> list[Hit]:
     pending = hits if isinstance(hits, list) else list(hits)
     if not pending:
         return []
+    # Most texts' hits are already in order of start and overlap nowhere (the 65k lexicon over the seed
+    # messages: 128 of the 146 texts with two or more hits): then every one of them is selected, and one
+    # pass saying so is cheaper than the sort by `_rank`, a Python key call per hit (selection 1.2 -> 0.5
+    # us per message).
+    last = -1
+    for hit in pending:
+        if hit[0] < last:
+            break
+        last = hit[1]
+    else:
+        return pending
     level = pending[0][2].severity
     for hit in pending:
         if hit[2].severity != level:
