@@ -68,11 +68,11 @@ MARKER = re.compile(r"^<!-- example: ([\w-]+)(?: exit=(\d+))? -->\n", re.MULTILI
 FENCE = re.compile(r"\s*^```(\w*)\n(.*?)\n```$", re.MULTILINE | re.DOTALL)
 
 
-def fenced_blocks(text: str, pos: int) -> list[tuple[int, int, Block]]:
-    """The fenced blocks that follow `pos` with nothing but blank lines between them."""
+def fenced_blocks(text: str, pos: int) -> list[tuple[Block, int]]:
+    """The fenced blocks that follow `pos` with nothing but blank lines between them, each with its end."""
     found = []
     while (m := FENCE.match(text, pos)) is not None:
-        found.append((m.start(1), m.end(), Block(m.group(1), m.group(2))))
+        found.append((Block(m.group(1), m.group(2)), m.end()))
         pos = m.end()
     return found
 
@@ -81,7 +81,7 @@ def examples(document: Path = README) -> list[Example]:
     text = document.read_text(encoding="utf-8")
     found = []
     for m in MARKER.finditer(text):
-        blocks = tuple(b for _, _, b in fenced_blocks(text, m.end()))
+        blocks = tuple(b for b, _ in fenced_blocks(text, m.end()))
         assert blocks, f"{document.name} example {m.group(1)}: no code block after its marker"
         found.append(Example(m.group(1), int(m.group(2) or 0), blocks))
     names = [e.name for e in found]
@@ -232,7 +232,7 @@ def test_every_command_with_output_is_an_example(document: Path) -> None:
         if not blocks:
             pos = start + 3
             continue
-        first = blocks[0][2]
+        first = blocks[0][0]
         if (
             first.lang == "sh"
             and len(blocks) > 1
@@ -343,6 +343,7 @@ def shows(example: Example, real: str) -> bool:
     return True
 
 
+@pytest.mark.slow
 def test_quick_tour_as_written(tmp_path: Path) -> None:
     steps = [e for e in examples() if e.name.startswith("tour-")]
     names = [s.name for s in steps]
