@@ -21,8 +21,9 @@ which the script must do nothing — `write + timeout × (1 - REPLY_MARGIN)` min
 clock offset (measured with TIME when the connection opens, again every minute; see `script_budget`).
 The caller gives up at `write + timeout` at the earliest, so a script that did run had its reply on the
 way at least `REPLY_MARGIN × timeout` before that; a command that timed out on the guard's side either
-never runs or runs as a no-op. A reply that still arrives for a command its caller gave up on goes to the
-command's `on_late` callback (the counters refund a charge they find there: belt and braces).
+never runs or runs as a no-op — or ran in that margin, which the caller settles afterwards (the counters
+look up the hit's token once its deadline has passed: ratelimit.redis). A reply that still arrives for a
+command its caller gave up on is read and dropped.
 
 A timed-out command does not desynchronise the connection and does not drop it under other callers: the
 connection is retired (no new commands; the next caller gets a fresh connection), keeps reading the late
@@ -72,9 +73,6 @@ def script_budget(timeout: float, clock_error: float) -> float:
     return max(timeout * (1.0 - REPLY_MARGIN) - clock_error, timeout / 2)
 
 
-LateCallback = Callable[[Any], None]
-
-
 class ConnectionSpec(NamedTuple):
     """Where and how to connect: a `redis://` URL's host, port, database and credentials."""
 
@@ -119,7 +117,7 @@ class ReplyTimeout(TimeoutError):
 
 
 class _Sent:
-    __slots__ = ("due", "future", "on_late", "packed", "timeout", "with_deadline", "written")
+    __slots__ = ("due", "future", "packed", "timeout", "with_deadline", "written")
 
     def __init__(
         self,
@@ -127,13 +125,11 @@ class _Sent:
         packed: bytes,
         timeout: float | None,
         with_deadline: bool,
-        on_late: LateCallback | None,
     ) -> None:
         self.future = future
         self.packed = packed
         self.timeout = timeout
         self.with_deadline = with_deadline
-        self.on_late = on_late
         self.written = False
         self.due: float | None = None  # time.monotonic() when written, + timeout
 
@@ -258,11 +254,6 @@ class PipelinedConnection(asyncio.Protocol):
             sent = pending.popleft()
             future = sent.future
             if future.done():  # its caller gave up (timed out or cancelled): the reply is late
-                if sent.on_late is not None:
-                    try:
-                        sent.on_late(reply)
-                    except Exception:
-                        log.exception("handling a late Redis reply failed")
                 continue
             if isinstance(reply, hiredis.ReplyError):
                 message = str(reply)
@@ -300,14 +291,12 @@ class PipelinedConnection(asyncio.Protocol):
         *args: Any,
         reply_timeout: float | None = None,
         deadline: bool = False,
-        on_late: LateCallback | None = None,
     ) -> asyncio.Future[Any]:
         """Send one command (in the next write of this tick) and return the future of its reply.
 
         `reply_timeout`: seconds the reply may take from when the command is written (None: no limit).
         `deadline`: the last argument is `DEADLINE_PLACEHOLDER`, replaced at write time by the moment on
         Redis's clock (µs) after which the script must do nothing (needs `reply_timeout`).
-        `on_late`: called with the reply if it arrives after the caller gave up.
         """
         future: asyncio.Future[Any] = self._loop.create_future()
         if not self.usable:
@@ -316,7 +305,7 @@ class PipelinedConnection(asyncio.Protocol):
             return future
         if deadline and reply_timeout is None:
             raise ValueError("a command with a deadline needs a reply timeout")
-        sent = _Sent(future, hiredis.pack_command(args), reply_timeout, deadline, on_late)
+        sent = _Sent(future, hiredis.pack_command(args), reply_timeout, deadline)
         if self._clock_due and not self._clock_pending and time.monotonic() >= self._clock_due:
             self._refresh_clock()
         if not self._pending:

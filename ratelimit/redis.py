@@ -22,14 +22,16 @@ How a call can fail, and what the guard may conclude (RedisStorage):
   own clock and does nothing when it runs after it (status LATE), so a command that reaches Redis late (a
   hung server woken by SIGCONT, a command left in a socket buffer) is a no-op. We chose that over
   refunding afterwards because it needs no second round trip, holds when Redis comes back after the guard
-  process is gone, and cannot race a refund against the late hit. A reply that still arrives after the
-  guard gave up (the hit ran in the margin kept for the reply's travel) is refunded (`on_late`): belt and
-  braces. A hit whose answer was lost with its connection may have run: every hit leaves its token in
-  the account's recent list, and once Redis answers again the hit is settled (settle.lua: undone if it
-  ran). Refunds carry the deadline too: one that failed is made later when it surely did not happen.
-- What is owed to Redis waits in a backlog worked through in order once Redis answers (`_flush`): the
-  settles, the refunds, and the charges of actions let through while Redis was down (`charge_later`,
-  for `redis_down = allow`). So after a fault what Redis counted equals what the guard let through.
+  process is gone, and cannot race a refund against the late hit. A hit that was written but never
+  answered — timed out (it may have run in the margin kept for the reply's travel, its reply then lost)
+  or its connection lost — may have run: every hit leaves its token in a list of the account's recent
+  hits by this process, and once the hit's deadline has passed and Redis answers, the hit is settled
+  (settle.lua: undone if it ran, nothing if not). Refunds carry the deadline too: one that failed is made
+  later when it surely did not happen.
+- What is owed to Redis waits in a backlog worked through once Redis answers (`_flush`): the settles
+  first (each looks for its token among the process's recent hits, which newer hits push out), then in
+  order the refunds and the charges of actions let through while Redis was down (`charge_later`, for
+  `redis_down = allow`). So after a fault what Redis counted equals what the guard let through.
 - A connection that broke is replaced on the next call, and an operation is tried again once on a fresh
   connection when that is safe: always when the command was never written; after it was written only
   when running it twice does no harm — reads, PING, a freeze switch, a hit or a refund with a request
@@ -85,7 +87,6 @@ from ratelimit.storage import (
     RawRead,
     RawRule,
     ReadPlan,
-    RefundItem,
     RefundPlan,
     decode_numbers,
     frozen_key,
@@ -113,9 +114,8 @@ class Script:
     use on that server, or after SCRIPT FLUSH / a restart). Works on a redis-py client (single node or
     Cluster: the keys route it) and on the pipelined connections of ratelimit.connection.
 
-    On a pipelined client, `reply_timeout` bounds the reply from when the command is written, `deadline` adds
-    the deadline argument (filled in at write time, see ratelimit.connection) and `on_late` receives a
-    reply that arrives after the caller gave up."""
+    On a pipelined client, `reply_timeout` bounds the reply from when the command is written and `deadline`
+    adds the deadline argument (filled in at write time, see ratelimit.connection)."""
 
     def __init__(self, name: str, source: str) -> None:
         self.name = name
@@ -144,16 +144,11 @@ class Script:
         *,
         reply_timeout: float | None = None,
         deadline: bool = False,
-        on_late: Callable[[Any], None] | None = None,
     ) -> Any:
         if isinstance(client, PipelinedNode | PipelinedCluster | PipelinedConnection):
             extra = (DEADLINE_PLACEHOLDER,) if deadline else ()
             command = ("EVALSHA", self.sha, len(keys), *keys, *args, *extra)
-            options: dict[str, Any] = {
-                "reply_timeout": reply_timeout,
-                "deadline": deadline,
-                "on_late": on_late,
-            }
+            options: dict[str, Any] = {"reply_timeout": reply_timeout, "deadline": deadline}
             if isinstance(client, PipelinedConnection):
                 try:
                     return await client.execute(*command, **options)
@@ -166,7 +161,7 @@ class Script:
             except NoScriptError:
                 await client.call(key, "SCRIPT", "LOAD", self.source, reply_timeout=reply_timeout)
                 return await client.call(key, *command, **options)
-        if deadline or on_late is not None:
+        if deadline:
             raise ValueError("a redis-py client takes the deadline as an argument of the script")
         try:
             return await client.evalsha(self.sha, len(keys), *keys, *args)
@@ -300,6 +295,13 @@ def _kind(exc: BaseException) -> str:
     return "error"
 
 
+def _unanswered(exc: StorageUnavailable) -> bool:
+    """The call timed out waiting for its reply (not: Redis answered that it ran too late). A hit with a
+    deadline may still have run, in the margin kept for the reply's travel, and its reply then been lost
+    (the connection broke before it was read): only a settle can tell."""
+    return exc.kind == "timeout" and not isinstance(exc.__cause__, LateReply)
+
+
 def _is_late(reply: Any) -> bool:
     """The script ran after its deadline and did nothing: hit.lua answers {3}, refund.lua -1."""
     if isinstance(reply, list):
@@ -345,6 +347,7 @@ class RedisStorage:
         self._gate = _Gate(max_connections)
         self._prober: asyncio.Task[None] | None = None
         self._backlog: collections.deque[_Later] = collections.deque()
+        self._settles: collections.deque[_Later] = collections.deque()
         self._flusher: asyncio.Task[None] | None = None
         # Hit tokens: unique per storage (random prefix) and per hit (a counter).
         self._token_prefix = secrets.token_hex(4)
@@ -528,13 +531,10 @@ class RedisStorage:
         args: Sequence[str | int],
         *,
         deadline: bool = False,
-        on_late: Callable[[Any], None] | None = None,
     ) -> Any:
         """Run `script`; with `deadline`, a run after the guard gave up does nothing (LateReply)."""
         if isinstance(client, PipelinedNode | PipelinedCluster):
-            reply = await script(
-                client, keys, args, reply_timeout=self.timeout, deadline=deadline, on_late=on_late
-            )
+            reply = await script(client, keys, args, reply_timeout=self.timeout, deadline=deadline)
             if deadline and _is_late(reply):
                 raise LateReply(f"Redis ran {script.name} after its deadline ({self.timeout:g} s)")
             return reply
@@ -613,17 +613,22 @@ class RedisStorage:
     # ---- reconciliation: what is made good once Redis answers again ----
 
     def _later(self, entry: _Later) -> None:
-        if len(self._backlog) >= BACKLOG_MAX:
-            dropped = self._backlog.popleft()
+        if self.backlog >= BACKLOG_MAX:
+            dropped = (self._backlog or self._settles).popleft()
             log.error("reconciliation backlog full: dropped a %s of %s", dropped.what, dropped.account)
             self.events.reconciled("dropped")
-        self._backlog.append(entry)
+        self._queue_of(entry).append(entry)
         self._kick()
 
+    def _queue_of(self, entry: _Later) -> collections.deque[_Later]:
+        # Settles go first: each looks for its hit's token among the process's recent hits, which every
+        # newer hit of the account (a charge made good here, a live request) pushes towards the end.
+        return self._settles if entry.what == "settle" else self._backlog
+
     def _kick(self) -> None:
-        """Work through the backlog (in order) unless that is under way or the breaker is open (its
-        closing kicks again)."""
-        if not self._backlog or (self._flusher is not None and not self._flusher.done()):
+        """Work through the backlog unless that is under way or the breaker is open (its closing kicks
+        again)."""
+        if not self.backlog or (self._flusher is not None and not self._flusher.done()):
             return
         if self.breaker.state == "open":
             return
@@ -631,39 +636,39 @@ class RedisStorage:
             self._flusher = asyncio.get_running_loop().create_task(self._flush())
 
     async def _flush(self) -> None:
-        while self._backlog:
-            entry = self._backlog[0]
+        while queue := self._settles or self._backlog:
+            entry = queue[0]
             wait = entry.not_before - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
+                continue  # look again: a settle may have been queued meanwhile
+            queue.popleft()
             try:
                 await entry.run()
+            except asyncio.CancelledError:
+                queue.appendleft(entry)  # not made good: still owed (aclose reports it)
+                raise
             except StorageUnavailable as exc:
-                if self._backlog and self._backlog[0] is entry:
-                    self._backlog.popleft()
-                    if entry.redo(exc):
-                        self._backlog.append(entry)  # behind what its failure queued (a settle)
-                    else:
-                        log.error("could not %s for %s, and cannot tell whether it happened: %s",
-                                  entry.what, entry.account, exc)  # fmt: skip
-                        self.events.reconciled(f"{entry.what}_lost")
+                if entry.redo(exc):
+                    self._queue_of(entry).append(entry)  # behind what its failure queued (a settle)
+                else:
+                    log.error("could not %s for %s, and cannot tell whether it happened: %s",
+                              entry.what, entry.account, exc)  # fmt: skip
+                    self.events.reconciled(f"{entry.what}_lost")
                 if self.breaker.state == "open":
                     return  # the breaker's closing kicks again
                 await asyncio.sleep(BACKLOG_RETRY)
-                continue
-            if self._backlog and self._backlog[0] is entry:
-                self._backlog.popleft()
 
     @property
     def backlog(self) -> int:
         """Operations waiting for Redis to answer again (settles, charges, refunds)."""
-        return len(self._backlog)
+        return len(self._settles) + len(self._backlog)
 
     def _settle_later(self, plan: HitPlan, token: str) -> None:
         """A hit was written but its answer lost: once its deadline passed and Redis answers, undo it if
         it ran (settle.lua), since the guard answered without it."""
         keys = [
-            recent_key(plan.account),
+            recent_key(plan.account, self._token_prefix),
             request_key(plan.account, plan.request_id, plan.day_end),
             *(item.key for item in plan.items),
         ]
@@ -701,7 +706,7 @@ class RedisStorage:
         keys = [
             frozen_key(plan.account),
             request_key(plan.account, plan.request_id, plan.day_end),
-            recent_key(plan.account),
+            recent_key(plan.account, self._token_prefix),
         ]
         args: list[str | int] = [
             int(plan.dry_run),
@@ -715,16 +720,16 @@ class RedisStorage:
                 f"{item.limit}:{item.warn_at}:{item.alert_over}:{int(item.enforce)}:{item.cost}:{item.ttl}"
             )
         args.append(token)
-        on_late = None if plan.dry_run else self._late_hit(plan)
 
         async def run(client: Client) -> Any:
-            return await self._script(client, HIT, keys, args, deadline=True, on_late=on_late)
+            return await self._script(client, HIT, keys, args, deadline=True)
 
         try:
             # With a request id a second run answers like the first (the record): safe to repeat.
             reply = await self._run(what, run, repeatable=plan.request_id is not None)
         except StorageUnavailable as exc:
-            if exc.maybe_applied and token:
+            if token and (exc.maybe_applied or _unanswered(exc)):
+                exc.maybe_applied = True
                 self._settle_later(plan, token)
             raise
         status = int(reply[0])
@@ -740,21 +745,6 @@ class RedisStorage:
             for i in range(0, len(values), 4)
         )
         return RawHit(status, bool(int(reply[1])), rules)
-
-    def _late_hit(self, plan: HitPlan) -> Callable[[Any], None]:
-        """A hit's reply that came after the guard gave up on it. It ran before its deadline (else it did
-        nothing), within the margin kept for the reply's travel: undo it."""
-
-        def late(reply: Any) -> None:
-            if not isinstance(reply, list) or len(reply) < 2 or int(reply[0]) != STATUS_DONE:
-                return
-            charged = int(reply[1]) == 1
-            items = tuple(RefundItem(i.key, i.cost if charged else 0, i.cost) for i in plan.items)
-            refund = RefundPlan(plan.account, items, plan.request_id, plan.day_end, time.time())
-
-            self._refund_later(refund, "late_hit")
-
-        return late
 
     def refund_later(self, plan: RefundPlan) -> None:
         """Make the refund once Redis answers again, after whatever the backlog holds (a `charge_later`)."""
@@ -840,11 +830,12 @@ class RedisStorage:
             return False
 
     async def aclose(self) -> None:
-        if self._backlog:
+        if self.backlog:
+            owed = [*self._settles, *self._backlog]
             log.error(
                 "closing with %d operations still waiting for Redis (%s); they are not made good",
-                len(self._backlog),
-                ", ".join(sorted({entry.what for entry in self._backlog})),
+                len(owed),
+                ", ".join(sorted({entry.what for entry in owed})),
             )
         tasks = [t for t in (self._prober, self._flusher) if t is not None]
         for task in tasks:

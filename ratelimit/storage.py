@@ -33,9 +33,10 @@ def frozen_key(account: str) -> str:
     return f"{account_tag(account)}:frozen"
 
 
-def recent_key(account: str) -> str:
-    # The account's last hit tokens (hit.lua), to settle a hit whose answer was lost (settle.lua).
-    return f"{account_tag(account)}:recent"
+def recent_key(account: str, owner: str) -> str:
+    # The account's last hit tokens of one guard process (`owner`: its tokens' prefix; hit.lua), to settle
+    # a hit whose answer it lost (settle.lua). Per process, so that only its own hits push a token out.
+    return f"{account_tag(account)}:recent:{owner}"
 
 
 def request_key(account: str, request_id: str | None, day_end: int) -> str:

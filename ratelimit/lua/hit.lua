@@ -2,8 +2,8 @@
 --
 -- KEYS[1]  frozen switch of the account
 -- KEYS[2]  idempotency record of the request (unused when ARGV[2] is '0')
--- KEYS[3]  the account's recent attempt tokens (a list, newest first): how the guard learns later
---          whether a hit whose answer it lost (the connection broke) ran — settle.lua
+-- KEYS[3]  the account's recent attempt tokens of this guard process (a list, newest first): how it
+--          learns later whether a hit whose answer it lost (timed out, connection broke) ran — settle.lua
 -- KEYS[4…] one hash per rule and window: u = used, a = attempts, f = thresholds already reported
 -- ARGV[1] dry run '1'|'0'; ARGV[2] has request id '1'|'0'; ARGV[3] record ttl (s); ARGV[4] descriptor
 -- ARGV[5…4+n] one per rule: 'limit:warn_at:alert_over:enforce:cost:ttl' (warn_at / alert_over -1: none;
@@ -130,10 +130,11 @@ end
 
 local token = ARGV[5 + n] or ''
 if token ~= '' and not dry then
-  -- The account's last 64 tokens, kept for 10 minutes after its last hit.
+  -- This process's last 1024 tokens for the account, kept for 10 minutes after its last hit: room for
+  -- every hit the process makes between losing an answer and settling it (settles go first).
   local length = redis.call('LPUSH', KEYS[3], token .. (allowed and ':1' or ':0'))
-  if length > 64 then
-    redis.call('LTRIM', KEYS[3], 0, 63)
+  if length > 1024 then
+    redis.call('LTRIM', KEYS[3], 0, 1023)
   end
   redis.call('EXPIRE', KEYS[3], 600)
 end

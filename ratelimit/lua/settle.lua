@@ -1,7 +1,8 @@
--- Settle a hit whose answer the guard never got (the connection broke after the hit was written): the
--- guard answered without it, so if it ran, undo it. Idempotent: the token is consumed.
+-- Settle a hit whose answer the guard never got (it timed out, or the connection broke after the hit was
+-- written), run once the hit's deadline has passed: the guard answered without it, so if it ran, undo it.
+-- Idempotent: the token is consumed.
 --
--- KEYS[1]  the account's recent attempt tokens (hit.lua)
+-- KEYS[1]  the account's recent attempt tokens of the guard process that made the hit (hit.lua)
 -- KEYS[2]  idempotency record of the request (unused when ARGV[2] is '0')
 -- KEYS[3…] the hit's counter hashes
 -- ARGV[1]  the hit's token; ARGV[2] has request id '1'|'0'; ARGV[3…] the hit's cost per counter

@@ -123,18 +123,23 @@ async def test_a_redis_fault_under_load(
             assert all(a.forwarded and a.uncounted for a in during)
         assert stub.count(GEWE_ADD) == forwarded  # a refusal is never forwarded
         # Admitted == charged, once the guard has made good what it owed Redis.
-        charged = await eventually(
-            lambda: _equal(durable_redis.url, account, forwarded),
-            what=f"Redis counting the {forwarded} forwarded adds",
-        )
+        seen: list[int] = []
+        try:
+            charged = await eventually(
+                lambda: _equal(durable_redis.url, account, forwarded, seen),
+                what=f"Redis counting the {forwarded} forwarded adds",
+            )
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; Redis counted {seen[-1:]}") from None
         back = next((a for a in answers if a.sent >= ended and a.forwarded and not a.uncounted), None)
         recovered = f"{(back.sent - ended) * 1000:.0f} ms" if back is not None else "?"
         summary(f"{fault}/{mode} during the fault", during, {"recovered after": recovered})
         summary(f"{fault}/{mode} all", answers, {"forwarded": forwarded, "charged": charged})
 
 
-async def _equal(url: str, account: str, expected: int) -> int | None:
+async def _equal(url: str, account: str, expected: int, seen: list[int]) -> int | None:
     found = await counted(url, account)
+    seen.append(found)
     return found if found == expected else None
 
 
