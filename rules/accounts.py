@@ -2,7 +2,7 @@
 
 Policy only: pure Python. An account the registry does not list is a new account (tier `new`).
 
-File format (README, section "Limits and accounts")::
+File format (docs/limits.md, "accounts.toml")::
 
     [accounts."wxid_shop_01"]
     registered = 2026-03-01        # TOML date (or "2026-03-01"); gives the tier by age

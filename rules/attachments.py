@@ -1,7 +1,8 @@
 """Attachment policy: which outbound attachments may leave — link domains, mini-program appids, and
 whether images, videos, files, voice and name cards may go out at all.
 
-Pure Python (no aiohttp, no redis). File format (`attachments.toml` in the rules directory; README):
+Pure Python (no aiohttp, no redis). File format (`attachments.toml` in the rules directory;
+docs/profiles.md, "Attachment policy"):
 
     [link]
     allow = ["*"]                 # host globs a link may point to ("*" = any host)

@@ -4,7 +4,7 @@ Policy only: pure Python, no redis and no ratelimit import. The rule objects it 
 (`LimitRuleSpec`) have the attributes the quota engine counts by (name, window, limit, warn_at,
 alert_over, mode), so the guard passes them to the limiter as they are.
 
-File format (documented in the README, section "Limits and accounts")::
+File format (documented in docs/limits.md, "limits.toml")::
 
     [defaults]                 # optional
     warn_at = "80%"            # default near-limit warning: a percentage or an absolute count

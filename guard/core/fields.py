@@ -150,8 +150,8 @@ def account_value(value: Any, where: str, *, numeric: bool = False) -> str | Non
 
 
 # Accounts the guard counts requests against when the body names no staff account and the client sent no
-# X-Guard-Account (an SDK cannot set a header per call): `shared:<bucket>`, documented per endpoint in the
-# README. Every key may act for a shared bucket; the request is still checked in full.
+# X-Guard-Account (an SDK cannot set a header per call): `shared:<bucket>`, documented per endpoint in
+# docs/profiles.md. Every key may act for a shared bucket; the request is still checked in full.
 SHARED_PREFIX = "shared:"
 
 

@@ -3,7 +3,7 @@ answered in the platform's own format.
 
 Built in: `wecom` (WeCom server API, paths under /cgi-bin/) and `gewe` (personal-WeChat GeWe API, any path
 prefix); their paths do not overlap, both are active. Custom profiles are TOML files in the rules
-directory's `profiles/` (README "Route profiles"); they are matched before the built-in ones.
+directory's `profiles/` (docs/profiles.md); they are matched before the built-in ones.
 
 A profile answers `match(method, path)` with a `Route`: a guarded route has a parser turning the JSON body
 into one or more Actions (several accounts in one request, e.g. a moment task for many senders); a

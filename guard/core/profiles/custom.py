@@ -1,6 +1,6 @@
-"""Custom profiles: TOML files in a rules directory's `profiles/` (README "Route profiles"), each route
-naming by field paths (`a.b[].c`) where the account, direction, texts, attachments and recipients sit.
-`load_profiles` puts them before the built-in WeCom and GeWe profiles."""
+"""Custom profiles: TOML files in a rules directory's `profiles/` (docs/profiles.md, "Custom profiles"),
+each route naming by field paths (`a.b[].c`) where the account, direction, texts, attachments and
+recipients sit. `load_profiles` puts them before the built-in WeCom and GeWe profiles."""
 
 from __future__ import annotations
 

@@ -66,7 +66,7 @@ OLD_SHAPE_ATTACHMENTS = ("link", "miniprogram", "image")
 TEMPLATE_ATTACHMENTS = ("image", "link", "miniprogram", "file", "video")
 MAX_ATTACHMENTS = 9
 
-# Shared accounts (`shared:<bucket>`) of the requests whose body names no staff account (README).
+# Shared accounts (`shared:<bucket>`) of the requests whose body names no staff account (docs/profiles.md).
 SHARED_BUCKETS: dict[str, str] = {
     "wecom-welcome": "externalcontact/send_welcome_msg (the staff member is the one who gained the contact)",
     "wecom-appchat": "appchat/send (an app group chat names no sender)",
