@@ -26,13 +26,15 @@ text has one symbol per character of the original.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import cache
 from typing import Any, NamedTuple
 
 import ahocorasick
 
 from rules.charfreq import RANK
+from rules.engine import DAACHORSE, daachorse_module
+from rules.engine import choose as choose_engine
 from rules.normalize import is_cjk, tables
 from rules.policy import CategoryAction
 
@@ -92,11 +94,14 @@ def term_syllables(key: str) -> list[str] | None:
 class Homophones:
     """The pinyin matcher of one rule set. `find(text, literal)` → [(start, end, Homophone)]."""
 
-    __slots__ = ("_allow", "_automaton", "_fold", "_table", "size", "syllables")
+    __slots__ = ("_allow", "_automaton", "_fold", "_hits", "_table", "engine", "size", "syllables")
 
-    def __init__(self, terms: Iterable[Homophone], allow: Iterable[str] = ()) -> None:
+    def __init__(
+        self, terms: Iterable[Homophone], allow: Iterable[str] = (), engine: str | None = None
+    ) -> None:
         """`terms`: the terms of the enabled categories (folded keys); `allow`: folded phrases that cancel a
-        hit lying inside them (the shipped `homophones_allow.txt` and the directory's `allow.txt`)."""
+        hit lying inside them (the shipped `homophones_allow.txt` and the directory's `allow.txt`); `engine`:
+        the Aho-Corasick engine (`rules.engine.choose`)."""
         readable: list[tuple[list[str], Homophone]] = []
         for h in terms:
             syllables = term_syllables(h.key)
@@ -118,18 +123,39 @@ class Homophones:
             by_key.setdefault("".join(symbols[s] for s in syllables), []).append(h)
         self.syllables = len(symbols)
         self.size = len(by_key)
+        self.engine = choose_engine(engine)
         self._automaton: Any = None
-        if by_key:
+        self._hits: Callable[[str], list[tuple[int, int, tuple[Homophone, ...]]]] | None = None
+        # Most severe first, then the order of the word lists: one report per span.
+        ranked = {
+            coded: tuple(sorted(found, key=lambda h: _SEVERITY[h.action])) for coded, found in by_key.items()
+        }
+        if ranked and self.engine == DAACHORSE:
+            module = daachorse_module()
+            assert module is not None  # choose_engine picked it because it imports
+            automaton = module.CharwiseDoubleArrayAhoCorasick(list(ranked))
+            values = list(ranked.values())
+            find_overlapping = automaton.find_overlapping
+
+            def hits(coded: str) -> list[tuple[int, int, tuple[Homophone, ...]]]:
+                return [(start, end, values[i]) for start, end, i in find_overlapping(coded)]
+
+            self._automaton, self._hits = automaton, hits
+        elif ranked:
             automaton = ahocorasick.Automaton(ahocorasick.STORE_ANY, ahocorasick.KEY_STRING)
             automaton.add_word(SENTINEL + PLACEHOLDER, None)
             for symbol in symbols.values():
                 automaton.add_word(symbol + PLACEHOLDER, None)
-            for coded, found in by_key.items():
-                # Most severe first, then the order of the word lists: one report per span.
-                ranked = sorted(found, key=lambda h: _SEVERITY[h.action])
-                automaton.add_word(coded, (len(coded), tuple(ranked)))
+            for coded, found in ranked.items():
+                automaton.add_word(coded, (len(coded), found))
             automaton.make_automaton()
-            self._automaton = automaton
+            iterate = automaton.iter
+
+            def hits(coded: str) -> list[tuple[int, int, tuple[Homophone, ...]]]:
+                # Every hit is a real key's: no coded text holds PLACEHOLDER.
+                return [(last + 1 - n, last + 1, found) for last, (n, found) in iterate(coded)]
+
+            self._automaton, self._hits = automaton, hits
         table = [SENTINEL] * BMP
         for cp, syllable in char_readings().items():
             code = symbols.get(syllable)
@@ -163,14 +189,12 @@ class Homophones:
     def find(self, text: str, literal: Sequence[tuple[Any, ...]] = ()) -> list[tuple[int, int, Homophone]]:
         """Homophone hits of `text`, leftmost-longest, none overlapping a `literal` hit ((start, end, …)
         tuples: the word matcher's selected hits)."""
-        automaton = self._automaton
-        if automaton is None or not _HAS_CJK.search(text):
+        hits = self._hits
+        if hits is None or not _HAS_CJK.search(text):
             return []
         coded = text.translate(self._table)
         raw: list[tuple[int, int, Homophone]] = []
-        for last, value in automaton.iter(coded):
-            n, found = value  # every hit is a real key's: no coded text holds PLACEHOLDER
-            start, end = last + 1 - n, last + 1
+        for start, end, found in hits(coded):
             if any(s < end and start < t for s, t, *_ in literal):
                 continue
             folded = self._folded(text, start, end)

@@ -134,7 +134,11 @@ def parse_homophones_allow(root: Path) -> tuple[list[TermLine], list[RuleError]]
 
 
 def build_homophones(
-    words: dict[str, list[TermLine]], allow: Iterable[TermLine], root: Path, policy: Policy
+    words: dict[str, list[TermLine]],
+    allow: Iterable[TermLine],
+    root: Path,
+    policy: Policy,
+    engine: str | None = None,
 ) -> Homophones | None:
     """The homophone matcher of the categories whose policy enables it (None when none does)."""
     terms: list[Homophone] = []
@@ -145,7 +149,7 @@ def build_homophones(
     if not terms:
         return None
     phrases = [t.key for t in parse_homophones_allow(root)[0]] + [t.key for t in allow]
-    return Homophones(terms, phrases)
+    return Homophones(terms, phrases, engine)
 
 
 # ---------------------------------------------------------------------------------------------- pinyin
@@ -308,7 +312,7 @@ def load_rules(
         term_counts={c: len(t) for c, t in words.items()},
         allow_count=len(allow),
         files=tuple(rule_files(root)),
-        homophones=build_homophones(words, allow, root, policy),
+        homophones=build_homophones(words, allow, root, policy, engine),
     )
     if tests:
         failures = run_tests(rules, tests, root / TESTS_FILE)

@@ -191,3 +191,24 @@ def test_edge_texts(shipped: tuple[RuleSet, RuleSet]) -> None:
     # The pyahocorasick coding's own symbols (sentinel, placeholder, private use) as input.
     texts += ["\ufdd0\ufdd1投资", "\ue000\uf000\uefff", "赌\ufdd1博"]
     compare(*shipped, texts)
+
+
+def test_homophones_without_exclusions() -> None:
+    """The pinyin matcher of the shipped rules on both engines, with no exclusion phrase to hide a hit."""
+    from rules.homophones import Homophone, Homophones
+
+    terms = [
+        Homophone(line, line, category, "warn")
+        for category in ("finance", "gambling", "porn", "fraud")
+        for line in (DEFAULT_DIR / "words" / f"{category}.txt").read_text("utf-8").split()
+        if not line.startswith("#")
+    ]
+    pya, daa = Homophones(terms, engine=PYAHOCORASICK), Homophones(terms, engine=DAACHORSE)
+    extra = ["菠菜网站", "涩情服务", "投咨理财", "代款秒批", "博采 菠菜", "头资头资", "菠菜菠菜菠菜"]
+    texts = [*seed_texts(), *extra]
+    hits = 0
+    for text in texts:
+        found = pya.find(text)
+        assert found == daa.find(text), text
+        hits += len(found)
+    assert hits > 20
