@@ -500,7 +500,7 @@ _UNPAIRED = "\x02"
 def paired_table() -> list[str]:
     """Both foldings of every code point side by side: its MATCH folding (a marker when deleted) and its
     DETECT folding (INVISIBLE when deleted), two characters; `_UNPAIRED` (one character) where either
-    folding is several characters. Equal pairs are one object (~3 MiB, ~40 ms once per process)."""
+    folding is several characters. Equal pairs are one object (~5 MiB, ~30 ms once per process)."""
     t = tables()
     shared: dict[str, str] = {}
     out: list[str] = []

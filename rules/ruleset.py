@@ -11,7 +11,7 @@ from rules.collisions import Collisions
 from rules.detectors import detect
 from rules.homophones import Homophones
 from rules.matcher import WordMatcher
-from rules.normalize import fold_paired, grapheme_end
+from rules.normalize import fold_paired, grapheme_end, paired_table
 from rules.policy import CONTACT, Policy
 
 ScanAction = Literal["allow", "warn", "block"]
@@ -101,6 +101,8 @@ class RuleSet:
         self._detectors = contact.detectors
         # The plain matcher and the detectors read two foldings of the text: one translate gives both.
         self._paired = matcher.unit == 1 and bool(self._detectors)
+        if self._paired:
+            paired_table()  # built with the rules (~30 ms, ~5 MiB once per process), not by the first scan
         self._contact_action: ScanAction = contact.action
         names = list(term_counts)
         if self._detectors and CONTACT not in names:
