@@ -5,6 +5,11 @@ closed → (``failures`` consecutive failures) → open: every call fails at onc
 open again on failure. The breaker itself runs no task: the first call after the cooldown is the probe
 (RedisStorage also pings Redis in the background while the breaker is open, and closes it on the first
 answer). ``on_change`` is told every change of state ("closed", "open", "half-open").
+
+``calls_probe=False``: no call is ever the probe — the breaker stays open, failing every call at once,
+until its owner's own probe succeeds (``record_success``). RedisStorage's default breaker: its background
+ping finds Redis back within ``PROBE_INTERVAL`` anyway, and a call let through as the probe into a Redis
+that still hangs would make its request wait the whole Redis timeout once every cooldown.
 """
 
 from __future__ import annotations
@@ -17,12 +22,18 @@ STATES = ("closed", "half-open", "open")
 
 class CircuitBreaker:
     def __init__(
-        self, *, failures: int = 3, cooldown: float = 1.0, clock: Callable[[], float] = time.monotonic
+        self,
+        *,
+        failures: int = 3,
+        cooldown: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+        calls_probe: bool = True,
     ):
         if failures < 1 or cooldown < 0:
             raise ValueError("failures must be >= 1 and cooldown >= 0")
         self.failures = failures
         self.cooldown = cooldown
+        self.calls_probe = calls_probe
         self._clock = clock
         self._consecutive = 0
         self._opened_at: float | None = None
@@ -33,6 +44,8 @@ class CircuitBreaker:
     def state(self) -> str:
         if self._opened_at is None:
             return "closed"
+        if not self.calls_probe:
+            return "open"
         if self._probing or self._clock() - self._opened_at >= self.cooldown:
             return "half-open"
         return "open"
@@ -41,7 +54,7 @@ class CircuitBreaker:
         """May a call go to the storage now? (Claims the probe slot when half-open.)"""
         if self._opened_at is None:
             return True
-        if self._probing or self._clock() - self._opened_at < self.cooldown:
+        if not self.calls_probe or self._probing or self._clock() - self._opened_at < self.cooldown:
             return False
         self._probing = True
         if self.on_change is not None:

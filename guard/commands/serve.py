@@ -212,7 +212,7 @@ def rules_problems(rules_dir: Path | None, errors: list[Any]) -> str:
 
 
 async def _serve(app: web.Application, settings: Any) -> int:
-    from guard.app import freeze_heap
+    from guard.app import FullCollections, freeze_heap
     from guard.http.connections import ConnectionGuard, unauthenticated_cap
     from guard.http.keys import AUTH, REDIS
     from guard.observe.persistence import redis_persistence
@@ -234,8 +234,11 @@ async def _serve(app: web.Application, settings: Any) -> int:
     )
     assert runner.server is not None
     connections.install(runner.server)
-    # Start-up is over (rules, clients, sessions): freeze it all before the first request (see freeze_heap).
+    # Start-up is over (rules, clients, sessions): freeze it all before the first request (see freeze_heap),
+    # and from now on run full collections only when they are cheap or due (FullCollections).
     freeze_heap(full=True)
+    full_collections = FullCollections()
+    full_collections.start()
     site = web.TCPSite(
         runner, settings.host, settings.port, reuse_port=settings.reuse_port or None, backlog=1024
     )
@@ -243,6 +246,7 @@ async def _serve(app: web.Application, settings: Any) -> int:
         await site.start()
     except OSError as exc:
         await runner.cleanup()
+        await full_collections.stop()
         print(listen_error(settings.host, settings.port, exc), file=sys.stderr)
         return 2
     listening_log.setLevel(logging.INFO)
@@ -268,6 +272,7 @@ async def _serve(app: web.Application, settings: Any) -> int:
         await stop.wait()
     finally:
         await runner.cleanup()
+        await full_collections.stop()
     return 0
 
 

@@ -1,0 +1,123 @@
+"""What keeps `guard serve` free of long stops (issue 10, "Hold under fire"): full collections only when
+cheap or when garbage has grown (`guard.app.FullCollections`), and no request let through as the counters'
+breaker probe into a Redis that may still hang (`CircuitBreaker(calls_probe=False)`). Times are measured by
+bench/faults.py, never asserted here."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import signal
+from collections.abc import Iterator
+
+import pytest
+from servers import RedisServer
+from support import Clock, eventually
+
+from guard.app import FullCollections, counter_storage
+from guard.config.settings import Settings
+from ratelimit import Charge, CircuitBreaker, Limiter, RedisStorage, Rule, StorageUnavailable
+
+RULE = Rule("add_friend.active", "day", 100)
+
+
+class _Cycle:
+    def __init__(self) -> None:
+        self.me = self
+
+
+@pytest.fixture
+def thresholds() -> Iterator[None]:
+    saved = gc.get_threshold()
+    try:
+        yield
+    finally:
+        gc.set_threshold(*saved)
+
+
+def test_breaker_without_call_probes_stays_open_until_its_owner_succeeds() -> None:
+    monotonic = Clock(1000.0)
+    breaker = CircuitBreaker(failures=2, cooldown=1.0, clock=monotonic, calls_probe=False)
+    for _ in range(2):
+        assert breaker.allow()
+        breaker.record_failure()
+    assert breaker.state == "open" and not breaker.allow()
+    monotonic.now += 60.0  # long past the cool-down: still no call goes through
+    assert breaker.state == "open" and not breaker.allow()
+    breaker.record_success()  # the owner's own probe (RedisStorage's background ping) got an answer
+    assert breaker.state == "closed" and breaker.allow()
+
+
+def test_the_guards_counters_never_use_a_request_as_the_probe() -> None:
+    storage = counter_storage(Settings(redis_url="redis://127.0.0.1:1/0"), cluster=False)
+    assert isinstance(storage, RedisStorage)
+    assert storage.breaker.calls_probe is False
+
+
+async def test_a_hung_redis_costs_no_request_a_probe_and_the_ping_closes_the_breaker(
+    own_redis: RedisServer,
+) -> None:
+    storage = counter_storage(Settings(redis_url=own_redis.url), cluster=False)
+    assert isinstance(storage, RedisStorage)
+    storage.breaker.cooldown = 0.0  # a breaker that let calls probe would let the next one through
+    limiter = Limiter(storage)
+    assert own_redis.proc is not None
+    try:
+        async with asyncio.timeout(20):
+            assert (await limiter.hit("a", [Charge(RULE)])).allowed
+            os.kill(own_redis.proc.pid, signal.SIGSTOP)
+            failed = await asyncio.gather(
+                *(limiter.hit("a", [Charge(RULE)]) for _ in range(5)), return_exceptions=True
+            )
+            assert all(isinstance(r, StorageUnavailable) for r in failed), failed
+            assert storage.breaker.state == "open"
+            for _ in range(3):
+                with pytest.raises(StorageUnavailable) as refused:
+                    await limiter.hit("a", [Charge(RULE)])
+                assert refused.value.kind == "circuit_open"  # answered at once: Redis was not asked
+            os.kill(own_redis.proc.pid, signal.SIGCONT)
+
+            async def closed() -> bool:
+                return storage.breaker.state == "closed"
+
+            await eventually(closed, what="the background ping closing the breaker")
+            assert (await limiter.hit("a", [Charge(RULE)])).allowed
+    finally:
+        await limiter.aclose()
+
+
+def test_full_collection_when_cheap_after_the_gap(thresholds: None) -> None:
+    monotonic = Clock(1000.0)
+    collections = FullCollections(cheap=10**9, gap=5.0, floor=10**9, clock=monotonic)
+    assert collections.step() is None  # cheap, but the last one (start) was just now
+    monotonic.now += 5.0
+    _Cycle()
+    gc.collect(1)  # the cycle is garbage now: moved to the oldest generation only if it survived
+    assert collections.step() == "cheap"
+    assert collections.step() is None  # not again before the gap
+    assert collections.runs == {"cheap": 1, "grown": 0}
+
+
+def test_full_collection_once_the_oldest_generation_has_grown(thresholds: None) -> None:
+    collections = FullCollections(cheap=0, gap=0.0, growth=2.0, floor=0)
+    assert collections.step() == "grown"  # nothing survived a full collection yet: any size is growth
+    kept = [[n] for n in range(len(gc.get_objects(generation=2)) * 3)]
+    gc.collect(1)  # `kept` moves to the oldest generation: more than twice what survived
+    assert collections.step() == "grown"
+    assert collections.step() is None  # the same size again is no growth
+    assert collections.runs["grown"] == 2
+    del kept
+
+
+async def test_automatic_full_collections_are_off_while_it_runs(thresholds: None) -> None:
+    gc.set_threshold(700, 10, 10)
+    collections = FullCollections(every=0.01)
+    collections.start()
+    try:
+        assert gc.get_threshold()[:2] == (700, 10)
+        assert gc.get_threshold()[2] >= 2**31 - 1
+        await asyncio.sleep(0.05)  # it looks, and goes on looking
+    finally:
+        await collections.stop()
+    assert gc.get_threshold() == (700, 10, 10)
