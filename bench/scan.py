@@ -9,6 +9,7 @@ pyahocorasick, the default, and daachorse, the optional `fast` extra):
 * full pipeline: `RuleSet.scan` (folding, t2s, both scans, allow list, detectors, offsets) — Mchar/s and
   its ratio to raw (target >= 4x);
 * the floor: the C-level passes every message pays (the foldings and the automaton), with no Python logic;
+* where the time goes: microseconds per message of each stage of the scan (`stages_of`);
 * the full pipeline with the shipped rules;
 * the load + compile time of the lexicon (target <= 1.0 s, measured in a fresh process so the per-process
   folding tables are included) and its RSS growth (target <= 64 MiB);
@@ -27,6 +28,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -108,26 +110,46 @@ def row(label: str, figure: str) -> None:
     print(f"  {label + ':':<44}{figure}")
 
 
-def floor_of(rules: Any) -> Callable[[str], object]:
-    """What every message pays before any Python-level logic of the scan: the foldings (`str.translate`:
-    one for both with the plain engine, else one each) and the automaton over the folded text. No pipeline
-    built on them is faster."""
+def stages_of(rules: Any) -> list[Callable[[str], object]]:
+    """The scan cut into cumulative stages, each a callable over one message: the foldings (`str.translate`:
+    one for both with the plain engine, else one each); + the automaton over the folded text (the floor: no
+    pipeline built on them is faster); + the word matcher's Python logic (offsets, gaps, whole words,
+    repeats, allow list, selection); + the contact detectors. `RuleSet.scan` adds collisions, homophones and
+    the result objects. Differences of their timings are the stage costs."""
+    from rules.detectors import detect
     from rules.normalize import detect_text, fold_paired, marked_match
 
     m = rules._matcher
     encode, outside, scan = m._encode, m._outside, m._scan
     invisible, visible = m._invisible, m._visible
+    kinds = rules._detectors
 
-    def floor(text: str) -> None:
+    def foldings(text: str) -> tuple[str, str]:
         paired = fold_paired(text) if rules._paired else None
         if paired is None:
-            marked = marked_match(text, encode, outside)
-            detect_text(text)
-        else:
-            marked = paired[0]
+            return marked_match(text, encode, outside), detect_text(text)
+        return paired
+
+    def floor(text: str) -> None:
+        marked, _ = foldings(text)
         scan(marked.replace(invisible, "").replace(visible, ""))
 
-    return floor
+    def matcher(text: str) -> tuple[str, str]:
+        marked, detected = foldings(text)
+        m.find(text, marked if m.unit == 1 else None)  # the coded matcher folds again: subtracted below
+        return marked, detected
+
+    def detectors(text: str) -> None:
+        _, detected = matcher(text)
+        detect(text, kinds, detected)
+
+    return [foldings, floor, matcher, detectors]
+
+
+def own_folding(matcher: Any, text: str) -> str:
+    from rules.normalize import marked_match
+
+    return marked_match(text, matcher._encode, matcher._outside)
 
 
 def main() -> int:
@@ -164,7 +186,14 @@ def main() -> int:
 
     fns: list[Callable[[str], object]] = [raw_scan]
     for e in engines:
-        fns += [lexicon[e].scan, floor_of(lexicon[e]), shipped[e].scan]
+        # The coded matcher's own folding, counted once in the stage table.
+        fns += [
+            lexicon[e].scan,
+            shipped[e].scan,
+            *stages_of(lexicon[e]),
+            partial(own_folding, lexicon[e]._matcher),
+        ]
+    per_engine = 7
     mcs = throughputs(fns, msgs, args.repeat)
     raw_mcs = mcs[0]
     first = engines[0]
@@ -181,21 +210,34 @@ def main() -> int:
     print(f"          ({chars} chars, {hits} with a match; shipped rules: {shipped_hits} with a match)")
     print(f"{'raw pyahocorasick (file order, text as-is):':<46}{raw_mcs:6.2f} Mchar/s  (baseline)")
     for i, e in enumerate(engines):
-        full_mcs, floor_mcs, shipped_mcs = mcs[1 + 3 * i : 4 + 3 * i]
+        full_mcs, shipped_mcs, fold_mcs, floor_mcs, matcher_mcs, detect_mcs, refold_mcs = mcs[
+            1 + per_engine * i : 1 + per_engine * (i + 1)
+        ]
         load = loads[e]
         print(f"engine {e}:")
-        row(
-            "full RuleSet.scan pipeline",
-            f"{full_mcs:6.2f} Mchar/s  {full_mcs / raw_mcs:5.2f}x raw  (target >= 4x)",
-        )
-        row(
-            "floor (foldings + automaton, no Python)",
-            f"{floor_mcs:6.2f} Mchar/s  {floor_mcs / raw_mcs:5.2f}x raw",
-        )
+        full_x, floor_x = full_mcs / raw_mcs, floor_mcs / raw_mcs
+        row("full RuleSet.scan pipeline", f"{full_mcs:6.2f} Mchar/s  {full_x:5.2f}x raw  (target >= 4x)")
+        row("floor (foldings + automaton, no Python)", f"{floor_mcs:6.2f} Mchar/s  {floor_x:5.2f}x raw")
         row("full pipeline, shipped rules", f"{shipped_mcs:6.2f} Mchar/s")
         row("load + compile (fresh process)", f"{load['seconds']:6.3f} s       (target <= 1.0 s)")
         row("  of it CPU time", f"{load['cpu']:6.3f} s")
         row("RSS growth for the lexicon", f"{load['rss_mib']:6.1f} MiB     (target <= 64 MiB)")
+        # Microseconds per message of each stage (differences of the cumulative stages).
+        us = [
+            chars / len(msgs) / x
+            for x in (fold_mcs, floor_mcs, matcher_mcs, detect_mcs, full_mcs, refold_mcs)
+        ]
+        refold = us[5] if lexicon[e]._matcher.unit == 2 else 0.0  # the coded matcher's second folding
+        stages = [
+            ("foldings (str.translate)", us[0]),
+            ("automaton", us[1] - us[0]),
+            ("word matcher logic", us[2] - us[1] - refold),
+            ("contact detectors", us[3] - us[2]),
+            ("collisions, result objects, glue", us[4] - us[3] + refold),
+        ]
+        print(f"  us per message (total {us[4]:.1f}):")
+        for name, v in stages:
+            row(f"  {name}", f"{v:6.1f}")
     if len(engines) > 1:
         print(f"same results from every engine on every message: {'yes' if same else 'NO'}")
     else:
