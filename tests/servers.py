@@ -6,8 +6,10 @@ product's own embedded default).
 
 from __future__ import annotations
 
+import os
 import random
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -290,3 +292,19 @@ class ReplicatedCluster(RedisCluster):
     def revive(self, port: int) -> None:
         """Start the node on `port` again, with its directory (append-only file and cluster state file)."""
         self.node(port).start()
+
+    def freeze(self, port: int) -> None:
+        """SIGSTOP the node on `port`: its sockets stay open, it answers nothing (a hung server)."""
+        proc = self.node(port).proc
+        assert proc is not None
+        os.kill(proc.pid, signal.SIGSTOP)
+
+    def thaw(self, port: int) -> None:
+        proc = self.node(port).proc
+        if proc is not None:
+            os.kill(proc.pid, signal.SIGCONT)
+
+    def cleanup(self) -> None:
+        for node in self.nodes:
+            self.thaw(node.port)  # a stopped process would not stop on SIGTERM
+        super().cleanup()

@@ -3,7 +3,8 @@ friend adds of one account on a Cluster of 3 masters with a replica each (append
 write, a node timeout of 1 s), and the master serving the account's slot goes away:
 
 - *killed* (SIGKILL): the Cluster notices after the node timeout, marks it failed (every node then answers
-  CLUSTERDOWN, the whole Cluster refuses commands) and promotes its replica;
+  CLUSTERDOWN, the whole Cluster refuses commands) and promotes its replica; or *hung* (SIGSTOP) until
+  then, and woken up afterwards to rejoin as a replica;
 - *handed over* (`CLUSTER FAILOVER` on its replica): the coordinated switch an operator makes before
   maintenance; the old master pauses writes until its replica has every one, then answers MOVED.
 
@@ -133,6 +134,12 @@ class RoleWatch:
             await asyncio.gather(self._task, return_exceptions=True)
 
 
+def demoted(nodes: ReplicatedCluster, port: int) -> bool:
+    """The node on `port` says it is a replica, in sync with its new master."""
+    replication = nodes._cli(port, "info", "replication", timeout=5.0)
+    return "role:slave" in replication and "master_link_status:up" in replication
+
+
 def counted_run(load: Load, since: float) -> bool:
     """The last AFTER answers, all sent after `since`, are all counted forwards."""
     tail = load.answers[-AFTER:]
@@ -173,11 +180,16 @@ def check_answers(load: Load, answers: list[Answer]) -> None:
     assert {a.code for a in answers} <= {200, 490010}, {a.code for a in answers}
 
 
-@pytest.mark.parametrize("mode", ["refuse", "allow"])
-async def test_a_master_killed_under_load_fails_over_and_the_guard_follows(
-    mode: str, cluster: ReplicatedCluster, tmp_path: Path
+@pytest.mark.parametrize(
+    ("fault", "mode"), [("sigkill", "refuse"), ("sigkill", "allow"), ("sigstop", "refuse")]
+)
+async def test_a_master_lost_under_load_fails_over_and_the_guard_follows(
+    fault: str, mode: str, cluster: ReplicatedCluster, tmp_path: Path
 ) -> None:
-    account, victim = pick_account(cluster, f"wx-kill-{mode}", with_report=False)
+    """`sigkill`: the master dies. `sigstop`: it hangs (connections open, nothing answered) until its replica
+    is promoted, then wakes up — and rejoins as a replica: whatever it still runs of the hits written to it
+    before is a no-op (their deadline passed) and its data is replaced by the new master's."""
+    account, victim = pick_account(cluster, f"wx-{fault}-{mode}", with_report=False)
     (replica,) = cluster.replicas_of(victim)
     survivor = next(port for port in cluster.ports if port not in (victim, replica))
     live_url = url_of(survivor)  # for the test's own reads: the victim will be gone
@@ -197,11 +209,17 @@ async def test_a_master_killed_under_load_fails_over_and_the_guard_follows(
         async with Load(url, add_body(account), concurrency=CONCURRENCY) as load:
             await eventually(lambda: load.forwarded_since(0.0) >= BEFORE, what=f"{BEFORE} forwards first")
             async with RoleWatch(replica) as watch:
-                await asyncio.to_thread(cluster.kill, victim)
+                await asyncio.to_thread(cluster.kill if fault == "sigkill" else cluster.freeze, victim)
                 killed = time.monotonic()
                 promoted = await eventually(watch.promoted, within=30.0, what="the replica promoted")
                 no_master_until = watch.replica_until
+                if fault == "sigstop":
+                    cluster.thaw(victim)
                 await counting_again(load, promoted)
+            if fault == "sigstop":
+                await eventually(
+                    lambda: asyncio.to_thread(demoted, cluster, victim), what="the old master a replica"
+                )
         answers = load.answers
         check_answers(load, answers)
         # Requests whose whole life lay between the kill and the promotion: the slot had no master.
@@ -243,12 +261,12 @@ async def test_a_master_killed_under_load_fails_over_and_the_guard_follows(
         )
         recovered = f"{(first_back.sent - promoted) * 1000:.0f} ms" if first_back else "?"
         summary(
-            f"kill/{mode} while the slot had no master",
+            f"{fault}/{mode} while the slot had no master",
             masterless,
             {"failover took": f"{(promoted - killed) * 1000:.0f} ms", "counted again after": recovered},
         )
         summary(
-            f"kill/{mode} all",
+            f"{fault}/{mode} all",
             answers,
             {"forwarded": forwarded, "charged": charged, "lost with the old master": forwarded - charged},
         )
