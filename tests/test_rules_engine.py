@@ -106,11 +106,15 @@ def adversarial(terms: list[str], count: int, seed: int) -> list[str]:
     return out
 
 
-def raw_hits(rules: RuleSet, text: str) -> list[tuple[int, str]]:
-    """The first scan's hits as (folded end, term), in the engine's order."""
+def raw_hits(rules: RuleSet, text: str) -> tuple[list[tuple[int, str]], int]:
+    """The first scan's hits as (folded end, term), in the engine's order, and where the first run of a
+    repeated character starts (folded index, -1 for none)."""
     m = rules._matcher
+    if m._scan_first is None:
+        return [], -1
     folded = marked_match(text, m._encode, m._outside).replace(m._invisible, "").replace(m._visible, "")
-    return [(end // m.unit, entry.term) for end, entry in m._scan(folded)] if m._scan else []
+    hits, dup = m._scan_first(folded)
+    return [(end // m.unit, entry.term) for end, entry in hits], dup // m.unit
 
 
 def compare(a: RuleSet, b: RuleSet, texts: list[str]) -> None:
