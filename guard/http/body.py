@@ -5,6 +5,7 @@ of `guard.core.body` (content type, gzip/deflate, UTF-8, JSON without duplicate 
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aiohttp import web
@@ -19,6 +20,14 @@ async def read_body(request: web.Request, limit: int) -> bytes:
     length = request.content_length
     if length is not None and length > limit:
         raise BodyError(codes.BODY_TOO_LARGE, f"Content-Length {length} is over the limit of {limit} bytes")
+    if length is not None:
+        # The length is known and within the limit: one read of exactly that much, rather than the chunk
+        # iterator's async-generator steps and copies (bench/stages.py "read body", median of 3 rounds
+        # alternating with the code before: 16 → 8 µs a request at 16 connections, 18 → 9 at 1).
+        try:
+            return await request.content.readexactly(length)
+        except asyncio.IncompleteReadError as exc:
+            return exc.partial  # the body ended early: what arrived, as the loop below returns it
     data = bytearray()
     async for chunk in request.content.iter_chunked(64 * 1024):
         data += chunk

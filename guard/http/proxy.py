@@ -12,7 +12,7 @@ import functools
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, unquote_plus
 
@@ -64,7 +64,7 @@ def end_to_end_headers(
     connection_listed = {
         token.strip().lower() for value in headers.getall("Connection", []) for token in value.split(",")
     }
-    skip = HOP_BY_HOP | connection_listed | drop
+    skip = (HOP_BY_HOP | connection_listed | drop) if connection_listed or drop else HOP_BY_HOP
     out: CIMultiDict[str] = CIMultiDict()
     for name, value in headers.items():
         if name.lower() not in skip:
@@ -98,6 +98,12 @@ class Call:
     # forwarded nowhere.
     owned: bool = True
     client: Client | None = None
+
+    def with_client(self, client: Client) -> Call:
+        # Built directly: `dataclasses.replace` inspects the fields on every call (~4 µs a request).
+        return Call(
+            self.request, self.settings, self.profile, self.path, self.raw_path, self.key, self.owned, client
+        )
 
     def refuse(self, code: GuardCode, detail: str) -> web.Response:
         return error_response(self.profile, code, detail, http_error_status=self.settings.http_error_status)
@@ -160,7 +166,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
             f"send the key in the {settings.key_header} header or as the base URL's first path segment "
             f"{KEY_PREFIX}<key>",
         )
-    call = replace(call, client=client)
+    call = call.with_client(client)
     if not call.owned:
         metrics.requests.inc("unknown", "refused")
         app[AUDIT].event("refused", reason="unowned_path", path=call.path, method=method, client=client.name)

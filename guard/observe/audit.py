@@ -53,7 +53,10 @@ def audit_fields(record: DecisionRecord) -> dict[str, Any]:
     """The audit line of one decision: what was asked, what was decided, what happened — no content."""
     decision = record.decision
     action = decision.action
+    # `Decision.refusal`, `.warnings` and `.result` each walk the verdicts again: read them once here.
     refusal = decision.refusal
+    warnings = decision.warnings
+    result = "refuse" if refusal is not None else ("warn" if warnings else "allow")
     fields: dict[str, Any] = {
         "kind": action.kind,
         "action": action.limit_name,
@@ -63,7 +66,7 @@ def audit_fields(record: DecisionRecord) -> dict[str, Any]:
         "texts": len(action.texts),
         "text_chars": sum(len(t.text) for t in action.texts),
         "attachments": [att.kind for att in action.attachments],
-        "decision": decision.result,
+        "decision": result,
         "disposition": record.disposition,
         "client": record.client,
         "staff": record.staff,
@@ -74,8 +77,8 @@ def audit_fields(record: DecisionRecord) -> dict[str, Any]:
     if refusal is not None:
         fields["code"] = refusal.code
         fields["rule"] = refusal.rule
-    if decision.warnings:
-        fields["warnings"] = [v.rule for v in decision.warnings]
+    if warnings:
+        fields["warnings"] = [v.rule for v in warnings]
     matches = [
         {"where": m.where, "category": m.category, "term": m.term}
         for verdict in decision.verdicts

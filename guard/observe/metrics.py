@@ -59,12 +59,23 @@ class Counter:
         self.help = help
         self.label_names = tuple(labels)
         self.metric = self._make(registry)
+        # Each label set's child, as prometheus-client's `labels()` returns it: `labels()` validates and
+        # locks on every call, ~5 µs against ~0.2 µs for this lookup (3 counters per proxied request;
+        # bench/stages.py "metrics: counters" 10 → 4 µs a request at 16 connections). `clear()` forgets
+        # them with the metric's own.
+        self._children: dict[tuple[str, ...], _Counter | _Gauge] = {}
 
     def _make(self, registry: CollectorRegistry) -> _Counter | _Gauge:
         return _Counter(self.name, self.help, self.label_names, registry=registry)
 
     def _child(self, labels: Sequence[str]) -> _Counter | _Gauge:
-        return self.metric.labels(*labels) if self.label_names else self.metric
+        if not self.label_names:
+            return self.metric
+        key = tuple(labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = self.metric.labels(*key)
+        return child
 
     def inc(self, *labels: str, by: float = 1.0) -> None:
         self._child(labels).inc(by)
@@ -112,6 +123,7 @@ class Gauge(Counter):
         for labels in list(self.metric._metrics):
             self._gauge(labels).set(0)
         self.metric.clear()
+        self._children.clear()
 
 
 class Histogram:
@@ -124,9 +136,16 @@ class Histogram:
         self.buckets = tuple(sorted(buckets))
         self.label_names = tuple(labels)
         self.metric = _Histogram(name, help, self.label_names, registry=registry, buckets=self.buckets)
+        self._children: dict[tuple[str, ...], _Histogram] = {}
 
     def observe(self, value: float, *labels: str) -> None:
-        (self.metric.labels(*labels) if self.label_names else self.metric).observe(value)
+        if not self.label_names:
+            self.metric.observe(value)
+            return
+        child = self._children.get(labels)  # as Counter._child: labels() costs ~5 µs a call
+        if child is None:
+            child = self._children[labels] = self.metric.labels(*labels)
+        child.observe(value)
 
 
 class _AllWorkers:
