@@ -186,8 +186,10 @@ async def test_waiting_in_line_is_not_redis_failing(own_redis: RedisServer) -> N
     opens the breaker."""
     events = Events()
     breaker = CircuitBreaker(failures=1, cooldown=30.0)
+    # The hung call's timeout is far longer than the line's: on a busy machine the wait for the first hit
+    # to be written (`ss` polled) can take a while, and those in line must give up before it times out.
     storage = RedisStorage.from_url(
-        own_redis.url, timeout=0.3, max_connections=1, queue_timeout=0.05, breaker=breaker, events=events
+        own_redis.url, timeout=3.0, max_connections=1, queue_timeout=0.05, breaker=breaker, events=events
     )
     limiter = Limiter(storage)
     try:
