@@ -34,8 +34,9 @@ clients, each sending the next request as soon as it has its answer, each reques
 Redis is frozen (SIGSTOP … SIGCONT), killed (SIGKILL … start) and restarted (SIGTERM … start) for
 `--fault-seconds` (1.5 s). For each: the answers in flight at any moment of the fault (forwarded /
 "counters unavailable" / other, p50 / p99 / max and the slowest answer's start), the answers of the 2 s
-after it, and how soon after Redis was back the first request was forwarded again (issue 10: answers
-≤ 150 ms during a fault).
+after it, how soon after Redis was back the first request was forwarded again (issue 10: answers
+≤ 150 ms during a fault), and how many requests sent once the breaker had opened still waited for Redis
+to time out (a request let through as the breaker's probe: none with `CircuitBreaker(calls_probe=False)`).
 
 Then it times how soon the guard (default timeouts) closes lingering sockets: one that sends nothing, a
 half-sent header block, a connection kept alive after an answer, a body that stops.
@@ -113,8 +114,8 @@ def decisions(port: int) -> dict[str, float]:
 
 def probe_events(path: Path, start: float, end: float) -> dict[str, float]:
     gc_max = gc_cpu_max = lag_max = 0.0
-    gen2 = 0
-    gen2_max = 0.0
+    gen2 = gen2_objects = 0
+    gen2_max = gen2_cpu = 0.0
     if path.exists():
         for line in path.read_text().splitlines():
             event = json.loads(line)
@@ -128,10 +129,13 @@ def probe_events(path: Path, start: float, end: float) -> dict[str, float]:
                 if event["gen"] == 2:
                     gen2 += 1
                     gen2_max = max(gen2_max, event["ms"])
+                    gen2_cpu = max(gen2_cpu, event["cpu_ms"])
+                    gen2_objects = max(gen2_objects, event.get("objects", 0))
             else:
                 lag_max = max(lag_max, event["ms"])
     return {
-        "gc_max": gc_max, "gc_cpu_max": gc_cpu_max, "gen2": gen2, "gen2_max": gen2_max, "lag_max": lag_max
+        "gc_max": gc_max, "gc_cpu_max": gc_cpu_max, "gen2": gen2, "gen2_max": gen2_max, "gen2_cpu": gen2_cpu,
+        "gen2_objects": gen2_objects, "lag_max": lag_max,
     }  # fmt: skip
 
 
@@ -153,11 +157,13 @@ FAULT_BODY = (
 )
 
 
-async def steady_load(
-    url: str, clients: int, tag: str, stop: asyncio.Event, answers: list[tuple[float, float, int]]
-) -> None:
+Answer = tuple[float, float, int, str]
+
+
+async def steady_load(url: str, clients: int, tag: str, stop: asyncio.Event, answers: list[Answer]) -> None:
     """`clients` clients, each sending the next request (from a fresh account) once it has its answer,
-    until `stop`; each answer is recorded as (sent, seconds taken, WeCom errcode; -1: no answer)."""
+    until `stop`; each answer is recorded as (sent, seconds taken, WeCom errcode; -1: no answer, why the
+    counters were unavailable)."""
     counter = iter(range(10**9))
     connector = aiohttp.TCPConnector(limit=clients)
     timeout = aiohttp.ClientTimeout(total=30)
@@ -173,9 +179,10 @@ async def steady_load(
                     ) as resp:
                         data = await resp.json(content_type=None)
                     code = int(data.get("errcode", -1))
+                    error = str(((data.get("guard") or {}).get("details") or {}).get("error", ""))
                 except (aiohttp.ClientError, ValueError, TimeoutError):
-                    code = -1
-                answers.append((sent, time.monotonic() - sent, code))
+                    code, error = -1, ""
+                answers.append((sent, time.monotonic() - sent, code, error))
 
         await asyncio.gather(*(one() for _ in range(clients)))
 
@@ -229,7 +236,7 @@ async def redis_fault(
     """Steady load; after 2 s `fault` for `seconds`; 2 s more. The answers in flight at any moment of the
     fault, those of the 2 s after it, and how soon after Redis was back a request was forwarded again."""
     stop = asyncio.Event()
-    answers: list[tuple[float, float, int]] = []
+    answers: list[Answer] = []
     load = asyncio.create_task(steady_load(url, clients, tag, stop, answers))
     await asyncio.sleep(2.0)
     began = time.monotonic()
@@ -245,9 +252,12 @@ async def redis_fault(
     during = [a for a in answers if a[0] < ended and a[0] + a[1] > began]
     after = [a for a in answers if ended <= a[0] < ended + 2.0]
     forwarded_again = min((a[0] for a in answers if a[0] >= back and a[2] == 0), default=None)
-    slowest = max(during, key=lambda a: a[1], default=(began, 0.0, 0))
+    slowest = max(during, key=lambda a: a[1], default=(began, 0.0, 0, ""))
+    # Refusals that waited for Redis to time out although they were sent once the first wave had failed
+    # (the breaker open): a request let through as the breaker's probe into a Redis still down.
+    probes = [a for a in answers if began + 0.3 <= a[0] < ended and a[2] == 490010 and "circuit" not in a[3]]
 
-    def figures(group: list[tuple[float, float, int]]) -> dict[str, float]:
+    def figures(group: list[Answer]) -> dict[str, float]:
         took = [a[1] * 1000 for a in group]
         return {
             "n": len(group),
@@ -266,6 +276,8 @@ async def redis_fault(
         "after": figures(after),
         "slowest_at": (slowest[0] - began) * 1000,
         "slowest_code": slowest[2],
+        "probes": len(probes),
+        "probe_max": max((a[1] * 1000 for a in probes), default=0.0),
         "recovered": (forwarded_again - back) * 1000 if forwarded_again is not None else None,
         "restart": (back - ended) * 1000,
     }
@@ -306,12 +318,15 @@ def close_times(port: int, within: float) -> dict[str, float | None]:
     return found
 
 
+PART = 30  # seconds of each soak part
+
+
 def soak(seconds: int, connections: int, guards: dict[str, tuple[int, Path]], script: Any) -> None:
     """wrk at `connections` for `seconds` against each guard in 30 s parts: RSS, pauses, full collections."""
-    part = min(30, seconds)
+    part = min(PART, seconds)
     for name, (port, probe) in guards.items():
-        print(f"\nSoak: {name}, wrk -c{connections} for {seconds} s (RSS MiB / longest collection ms / "
-              "full collections / longest loop lag ms, per 30 s)")  # fmt: skip
+        print(f"\nSoak: {name}, wrk -c{connections} for {seconds} s, per 30 s: RSS MiB / longest collection "
+              "ms (CPU ms) / full collections (most objects walked) / longest loop lag ms")  # fmt: skip
         line = [f"start {rss_at(probe, time.time()):.1f}"]
         done = 0
         while done < seconds:
@@ -322,8 +337,10 @@ def soak(seconds: int, connections: int, guards: dict[str, tuple[int, Path]], sc
             time.sleep(1.3)
             events = probe_events(probe, start, end)
             line.append(
-                f"{done}s {rss_at(probe, time.time()):.1f} / {events['gc_max']:.1f} / {events['gen2']} / "
-                f"{events['lag_max']:.0f} ({figures['rps']:.0f} req/s)"
+                f"{done}s {rss_at(probe, time.time()):.1f} / {events['gc_max']:.1f} "
+                f"({events['gc_cpu_max']:.1f}) / {events['gen2']} ({events['gen2_objects']}) / "
+                f"{events['lag_max']:.0f} "
+                f"({figures['rps']:.0f} req/s)"
             )
         time.sleep(5.0)
         line.append(f"5 s at rest {rss_at(probe, time.time()):.1f}")
@@ -339,7 +356,8 @@ def faults(redis: RedisProcess, guards: dict[str, tuple[int, Path]], clients: in
     print(
         f"{'target':12} {'fault':8} | {'before: p99':>11} {'max':>6} | {'during: n':>9} {'fwd':>5} "
         f"{'unav':>5} {'oth':>4} {'p50':>6} {'p99':>6} {'max':>6} {'(at ms, code)':>14} | {'after: n':>8} "
-        f"{'fwd':>5} {'unav':>5} {'p99':>6} {'max':>6} | {'forwarded again after':>21}"
+        f"{'fwd':>5} {'unav':>5} {'p99':>6} {'max':>6} | {'forwarded again after':>21} | "
+        f"{'asked Redis after it opened (max ms)':>36}"
     )
     worst: dict[str, float] = {}
     for name, (port, _) in guards.items():
@@ -354,7 +372,7 @@ def faults(redis: RedisProcess, guards: dict[str, tuple[int, Path]], clients: in
                 f"{d['unavailable']:5d} {d['other']:4d} {d['p50']:6.1f} {d['p99']:6.1f} {d['max']:6.1f} "
                 f"{found['slowest_at']:7.0f}, {found['slowest_code']:6d} | "
                 f"{a['n']:8d} {a['forwarded']:5d} {a['unavailable']:5d} {a['p99']:6.1f} {a['max']:6.1f} | "
-                f"{back:>21}"
+                f"{back:>21} | {found['probes']:>27d} ({found['probe_max']:5.1f})"
             )
             worst[name] = max(worst.get(name, 0.0), d["max"])
             time.sleep(2.0)
@@ -474,14 +492,15 @@ def main() -> int:
         )  # fmt: skip
         header = (
             f"{'conn':>4} {'target':18} {'req/s':>7} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} "
-            f"{'non2xx':>6} | {'gc max ms':>9} {'(cpu)':>6} {'gen2 n':>6} {'gen2 max':>8} {'lag max ms':>10} "
-            f"{'unavail':>8} {'RSS MiB':>7}"
+            f"{'non2xx':>6} | {'gc max ms':>9} {'(cpu)':>6} {'gen2 n':>6} {'gen2 max':>8} {'(cpu)':>6} "
+            f"{'objects':>7} {'lag max ms':>10} {'unavail':>8} {'RSS MiB':>7}"
         )
         print(header)
         for row in rows:
             seen = (
                 f"{row['gc_max']:9.2f} {row['gc_cpu_max']:6.2f} {row['gen2']:6d} {row['gen2_max']:8.2f} "
-                f"{row['lag_max']:10.2f} {row['unavailable_share']:8.2%} {row['rss']:7.1f}"
+                f"{row['gen2_cpu']:6.2f} {row['gen2_objects']:7d} {row['lag_max']:10.2f} "
+                f"{row['unavailable_share']:8.2%} {row['rss']:7.1f}"
                 if "gc_max" in row
                 else ""
             )
