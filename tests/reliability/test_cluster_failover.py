@@ -20,8 +20,10 @@ refuse about half of them); and the counts afterwards:
 - kill: replication is asynchronous, so writes the old master acknowledged in its last moment may not have
   reached the replica. Redis never counts more than was forwarded (a hit whose answer was lost is settled on
   the new master), and at most what the old master answered in its last turn is missing: fewer than the
-  requests in flight (the load's concurrency). The report's key is on another master there: the report is
-  exact although the whole Cluster refused commands for a while (docs/deploy.md, "What each failure does").
+  requests in flight (the load's concurrency). With the report's key on another master the report is exact
+  although the whole Cluster refused commands for a while; with it on the lost master, the report never
+  counts more than the decisions made, and those made afterwards all count (docs/deploy.md, "What each
+  failure does").
 
 Times (answers while the slot has no master, failover, recovery) are printed with `summary`.
 """
@@ -40,7 +42,18 @@ from zoneinfo import ZoneInfo
 import aiohttp
 import pytest
 import redis.asyncio as aioredis
-from guard_fleet import GEWE_ADD, Answer, Load, add_body, counted, guard_fleet, roomy_rules, summary
+from guard_fleet import (
+    GEWE_ADD,
+    Answer,
+    Load,
+    add_body,
+    counted,
+    guard_fleet,
+    post,
+    roomy_rules,
+    session,
+    summary,
+)
 from redis.exceptions import ResponseError
 from servers import ReplicatedCluster
 from support import eventually, stub_upstream
@@ -53,6 +66,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 CONCURRENCY = 16
 BEFORE = 100  # counted forwards before the failover
 AFTER = 100  # counted forwards in a row after it
+LATER = 20  # adds of another account once the load stopped
 TZ = ZoneInfo("Asia/Shanghai")  # the shipped settings' timezone: the report's day
 
 
@@ -175,21 +189,56 @@ async def decisions_reported(url: str, allowed: int, refused: int, seen: list[An
     return bool(totals["allowed"] == allowed and totals["refused"] == refused)
 
 
+async def account_reported(url: str, account: str, allowed: int) -> bool:
+    async with aiohttp.ClientSession() as s, s.get(url + "/v1/reports/daily") as resp:
+        rows = {row["id"]: row for row in (await resp.json())["accounts"]}
+    return account in rows and rows[account]["allowed_total"] == allowed
+
+
+def metric(text: str, name: str) -> float:
+    """The sum of the samples of `name` (with any labels) in a /metrics exposition."""
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(name) and line[len(name) : len(name) + 1] in ("{", " ")
+    )
+
+
+async def quiet(url: str, uncounted: int) -> bool:
+    """Every worker (the gauges are summed over the workers; set each second): nothing waiting for Redis, the
+    `uncounted` adds let through charged, no decision or alert waiting for the risk side's Redis writes."""
+    async with aiohttp.ClientSession() as s, s.get(url + "/metrics") as resp:
+        text = await resp.text()
+    charged = metric(text, 'guard_redis_reconciled_total{what="charged"}')
+    waiting = sum(
+        metric(text, name) for name in ("guard_redis_backlog", "guard_risk_spool", "guard_risk_queue_depth")
+    )
+    return charged == uncounted and waiting == 0
+
+
 def check_answers(load: Load, answers: list[Answer]) -> None:
     assert not load.errors, load.errors[:3]  # no connection error, no answer that is not JSON
     assert {a.code for a in answers} <= {200, 490010}, {a.code for a in answers}
 
 
 @pytest.mark.parametrize(
-    ("fault", "mode"), [("sigkill", "refuse"), ("sigkill", "allow"), ("sigstop", "refuse")]
+    ("fault", "mode", "report"),
+    [
+        ("sigkill", "refuse", "elsewhere"),
+        ("sigkill", "allow", "elsewhere"),
+        ("sigstop", "refuse", "elsewhere"),
+        ("sigkill", "refuse", "with_victim"),
+    ],
 )
 async def test_a_master_lost_under_load_fails_over_and_the_guard_follows(
-    fault: str, mode: str, cluster: ReplicatedCluster, tmp_path: Path
+    fault: str, mode: str, report: str, cluster: ReplicatedCluster, tmp_path: Path
 ) -> None:
     """`sigkill`: the master dies. `sigstop`: it hangs (connections open, nothing answered) until its replica
     is promoted, then wakes up — and rejoins as a replica: whatever it still runs of the hits written to it
-    before is a no-op (their deadline passed) and its data is replaced by the new master's."""
-    account, victim = pick_account(cluster, f"wx-{fault}-{mode}", with_report=False)
+    before is a no-op (their deadline passed) and its data is replaced by the new master's. `report`: the
+    daily report's key is on another master (`elsewhere`: the report is exact) or on the lost one too
+    (`with_victim`: a batch it acknowledged last may be lost, none is counted twice, later ones count)."""
+    account, victim = pick_account(cluster, f"wx-{fault}-{mode}", with_report=report == "with_victim")
     (replica,) = cluster.replicas_of(victim)
     survivor = next(port for port in cluster.ports if port not in (victim, replica))
     live_url = url_of(survivor)  # for the test's own reads: the victim will be gone
@@ -233,28 +282,36 @@ async def test_a_master_lost_under_load_fails_over_and_the_guard_follows(
         forwarded = sum(a.forwarded for a in answers)
         assert stub.count(GEWE_ADD) == forwarded  # a refusal is never forwarded
 
-        # What Redis counted once the guard made good what it owed (settles; charges in `allow` mode): never
-        # more than was forwarded, and short of it by at most what the old master acknowledged in its last
-        # turn without passing it on to the replica.
-        charged = 0
-
-        async def settled() -> bool:
-            nonlocal charged
-            charged = await counted(live_url, account, cluster=True)
-            return forwarded - CONCURRENCY <= charged <= forwarded
-
-        await eventually(settled, what=f"Redis counting the {forwarded} forwarded adds, less what was lost")
-        # Stable: nothing more is charged later (the backlog is empty; a last look after the others).
-        assert charged <= forwarded
-        # The report (its key on a master that stayed up) has every decision, refusals included.
+        # Once the guard made good what it owed Redis (every settle made; in `allow` mode every add let
+        # through uncounted charged) and the risk side wrote what it kept: what Redis counted is never more
+        # than was forwarded, and short of it by at most what the old master acknowledged in its last turn
+        # without passing it on to the replica (fewer than the requests in flight).
+        uncounted = sum(a.uncounted for a in answers)
+        await eventually(lambda: quiet(url, uncounted), what="the guard's backlogs and spools empty")
+        charged = await counted(live_url, account, cluster=True)
+        assert forwarded - CONCURRENCY <= charged <= forwarded, (charged, forwarded)
         refused = sum(a.code == 490010 for a in answers)
-        seen: list[Any] = []
-        try:
-            await eventually(
-                lambda: decisions_reported(url, forwarded, refused, seen), what="every decision in the report"
-            )
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}; decisions: allowed {forwarded}, refused {refused}") from None
+        if report == "elsewhere":
+            # The report (its key on a master that stayed up) has every decision, refusals included.
+            seen: list[Any] = []
+            try:
+                await eventually(
+                    lambda: decisions_reported(url, forwarded, refused, seen),
+                    what="every decision in the report",
+                )
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}; decisions: allowed {forwarded}, refused {refused}") from None
+            reported = seen[-1]
+        else:
+            # Never more than the decisions made (a batch sent again is applied once) …
+            reported = await report_totals(url)
+            assert reported["allowed"] <= forwarded and reported["refused"] <= refused, reported
+            # … and the risk side writes to the promoted master: later decisions are all counted.
+            later = f"wx-after-{fault}-{mode}"
+            async with session() as s:
+                for _ in range(LATER):
+                    assert (await post(s, url, add_body(later))).forwarded
+            await eventually(lambda: account_reported(url, later, LATER), what="later decisions reported")
 
         first_back = next(
             (a for a in answers if a.sent >= promoted and a.forwarded and not a.uncounted), None
@@ -268,7 +325,12 @@ async def test_a_master_lost_under_load_fails_over_and_the_guard_follows(
         summary(
             f"{fault}/{mode} all",
             answers,
-            {"forwarded": forwarded, "charged": charged, "lost with the old master": forwarded - charged},
+            {
+                "forwarded": forwarded,
+                "charged": charged,
+                "lost with the old master": forwarded - charged,
+                "report": f"{reported['allowed']} allowed, {reported['refused']} refused of {refused}",
+            },
         )
 
 
@@ -346,6 +408,8 @@ async def test_the_pipelined_cluster_finds_the_promoted_replica_when_its_seed_no
     client = PipelinedCluster(spec, connect_timeout=1.0, timeout=1.0)
     try:
         assert await client.call(key, "SET", key, "1") == b"OK"
+        # On the replica before the kill (replication is asynchronous: else it might be lost with the master).
+        assert await client.call(key, "WAIT", 1, 10_000) == 1
         await asyncio.to_thread(cluster.kill, victim)
 
         async def answered() -> bool:
