@@ -313,14 +313,25 @@ async def forward_allowed(
         retry = profile.answer.asks_retry(answer)
         for decision in decisions:
             await app[PIPELINE].refund(decision, attempts=retry)
-    metrics.requests.inc(route.name, disposition)
-    await record_decisions(app, decisions, disposition, client=call.client, upstream_status=status)
     warnings = [w for d in decisions for w in d.warnings]
     out = end_to_end_headers(headers)
     out["X-Guard-Decision"] = "warn" if warnings else "allow"
     if warnings:
         out["X-Guard-Rule"] = header_value(warnings[0].rule)
-    return web.Response(status=status, body=payload, headers=out)
+    response = web.Response(status=status, body=payload, headers=out)
+    # The answer goes out first, then the request is recorded (metrics, audit line, observers): the
+    # client no longer waits for that bookkeeping, ~0.1 ms of CPU a request (bench/stages.py at one
+    # connection: audit line 70, record decisions 25, metrics 10, observers 5 µs), most of the guard's
+    # own work after the upstream answered. Every request is still recorded, in this same task and turn
+    # (writing the answer does not wait unless the client's socket is full), and as before only after
+    # the upstream answered; also when the client is gone by then (`finally`).
+    try:
+        await response.prepare(call.request)
+        await response.write_eof()
+    finally:
+        metrics.requests.inc(route.name, disposition)
+        await record_decisions(app, decisions, disposition, client=call.client, upstream_status=status)
+    return response
 
 
 def client_session(connect_timeout: float, read_timeout: float) -> aiohttp.ClientSession:
