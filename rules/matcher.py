@@ -25,6 +25,12 @@ How a text is scanned (`WordMatcher.find`):
 
 The default `max_gap` is 3: `投 - 资`, `投*资`, `投。。。资` match; four or more visible separators between
 two letters (usually separate sentences or list items) do not.
+
+The engine (`rules.engine`): the coding of step 1 is for pyahocorasick, the default. With daachorse (the
+optional `fast` extra, chosen when installed), a double array without linear child search, the automaton
+runs over the MATCH folding itself, one symbol per character, and also finds the first doubled character
+(step 2) in the same pass; everything else is the same code (`WordMatcher.unit`: symbols per character),
+and `tests/test_rules_engine.py` checks that both give the same results.
 """
 
 from __future__ import annotations
@@ -337,8 +343,10 @@ class WordMatcher:
             # holds.
             return list(iterate(encoded))
 
+        collapse = self.collapse_repeats
+
         def scan_first(encoded: str) -> tuple[list[tuple[int, Entry]], int]:
-            dup = _DUP_PAIR.search(encoded)
+            dup = _DUP_PAIR.search(encoded) if collapse else None
             return list(iterate(encoded)), -1 if dup is None else dup.start()
 
         self._scan, self._scan_first = scan, scan_first
@@ -420,7 +428,7 @@ class WordMatcher:
         terms: list[Hit],
         allowed: list[tuple[int, int]],
     ) -> tuple[list[tuple[int, Entry]], View | None]:
-        """The common case of `find` (no invisible character deleted, one symbol pair per character): map
+        """The common case of `find` (no invisible character deleted, `unit` symbols per character): map
         the hits of the first scan to the original without a View where they need no word test. Returns the
         hits left for the View (those of Latin / digit terms) and the View if one had to be built."""
         max_gap, unit = self.max_gap, self.unit
