@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from itertools import product
 from pathlib import Path
 
+from rules.engine import choose as choose_engine
 from rules.errors import RuleError, RulesInvalid
 from rules.homophones import Homophone, Homophones
 from rules.matcher import Entry, WordMatcher
@@ -289,6 +290,10 @@ def load_rules(
     root = Path(path) if path is not None else DEFAULT_DIR
     if not root.is_dir():
         raise RulesInvalid([RuleError.at(root, 0, "not a directory")])
+    try:
+        engine = choose_engine(engine)
+    except ValueError as exc:  # GUARD_SCAN_ENGINE names no usable engine: said like any other problem
+        raise RulesInvalid([RuleError.at(root, 0, str(exc))]) from None
     words, errors = parse_words(root)
     allow, allow_errors = parse_allow(root)
     policy, policy_errors, _ = load_policy(root)

@@ -16,7 +16,7 @@ from pathlib import Path
 import opencc
 import pytest
 
-from rules import DEFAULT_DIR, RuleSet, load_rules
+from rules import DEFAULT_DIR, RuleSet, RulesInvalid, load_rules
 from rules.engine import DAACHORSE, ENGINE_ENV, PYAHOCORASICK, available, choose
 from rules.normalize import marked_match
 
@@ -154,6 +154,8 @@ def test_engine_choice(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(ENGINE_ENV, "hyperscan")
     with pytest.raises(ValueError, match="GUARD_SCAN_ENGINE"):
         choose()
+    with pytest.raises(RulesInvalid, match="GUARD_SCAN_ENGINE='hyperscan'"):
+        load_rules()  # a line like any other problem of the rules, no traceback
 
 
 def test_seed_messages_shipped_rules(shipped: tuple[RuleSet, RuleSet]) -> None:
