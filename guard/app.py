@@ -173,24 +173,28 @@ class FullCollections:
     cyclic garbage (they are freed by reference counting) and the collections find nothing.
 
     So automatic full collections are switched off (`gc.set_threshold` with a third threshold no count
-    reaches; the young generations keep theirs), and a task looks every `every` seconds at the size of the
-    oldest generation: a full collection runs when it holds at most `cheap` objects (a few ms at most:
-    at rest, or under moderate load) and `gap` seconds passed since the last; and at any size once it has
-    grown past `growth` times what survived the last full collection (and past `floor`): cyclic garbage
-    that piles up under sustained load (an exception's traceback, say) is still collected, and memory
-    stays bounded by that growth."""
+    reaches), the middle generation is collected every `middle` young collections instead of CPython's 10
+    (under load it too holds requests in flight: ~15,000 objects at 256 connections, walked at once; a
+    third of that keeps each young collection to a few ms), and a task looks every `every` seconds at the
+    size of the oldest generation: a full collection runs when it holds at most `cheap` objects (a few ms
+    at most: at rest, or under moderate load) and `gap` seconds passed since the last; and at any size
+    once it has grown past `growth` times what survived the last full collection (and past `floor`):
+    cyclic garbage that piles up under sustained load (an exception's traceback, say) is still collected,
+    and memory stays bounded by that growth."""
 
     def __init__(
         self,
         *,
         every: float = 1.0,
+        middle: int = 3,
         cheap: int = 10_000,
         gap: float = 5.0,
         growth: float = 2.0,
         floor: int = 50_000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.every, self.cheap, self.gap, self.growth, self.floor = every, cheap, gap, growth, floor
+        self.every, self.middle, self.cheap, self.gap = every, middle, cheap, gap
+        self.growth, self.floor = growth, floor
         self._clock = clock
         self._last = clock()
         self._survivors = 0
@@ -202,7 +206,7 @@ class FullCollections:
         """Switch automatic full collections off and start looking (on the running loop)."""
         threshold0, threshold1, threshold2 = gc.get_threshold()
         self._saved = (threshold0, threshold1, threshold2)
-        gc.set_threshold(threshold0, threshold1, 2**31 - 1)
+        gc.set_threshold(threshold0, min(threshold1, self.middle), 2**31 - 1)
         self._last = self._clock()
         self._task = asyncio.get_running_loop().create_task(self._run(), name="guard-full-collections")
 
