@@ -92,9 +92,9 @@ async def test_one_rules_version_everywhere(
 
     rules_dir = rules_copy(tmp_path, accounts='[accounts."wx1"]\ntier = "new"\n') if custom else None
     assert main(["rules", "check", *([str(rules_dir)] if rules_dir else [])]) == 0
-    (checked,) = [
-        line.split()[1] for line in capsys.readouterr().out.splitlines() if line.startswith("version ")
-    ]
+    printed = capsys.readouterr().out.splitlines()
+    (checked,) = [line.split()[1] for line in printed if line.startswith("version ")]
+    (engine,) = [line.split()[1] for line in printed if line.startswith("engine ")]
     async with (
         stub_upstream() as stub,
         running_guard(Settings(upstream=stub.url, reload_interval=0, rules_dir=rules_dir)) as guard,
@@ -110,4 +110,5 @@ async def test_one_rules_version_everywhere(
         for sample in family.samples
     ]
     assert checked == status["version"] == info
+    assert engine == status["engine"] == "pyahocorasick"  # the suite's engine (tests/conftest.py)
     assert "content_version" not in status

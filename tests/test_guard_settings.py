@@ -64,6 +64,15 @@ def test_errors_name_the_key_and_source(env: dict[str, str], key: str, source: s
     assert f"setting '{key}'" in str(err.value)
 
 
+def test_the_scanner_engine_variable_is_no_setting() -> None:
+    """GUARD_SCAN_ENGINE picks the scanner's engine where rules compile (rules.engine): `guard serve` takes
+    it in its environment like `guard rules check` does, and it is not mistaken for a setting."""
+    assert load_settings(env={"GUARD_SCAN_ENGINE": "pyahocorasick", "GUARD_PORT": "9100"}).port == 9100
+    with pytest.raises(SettingsError) as err:
+        load_settings(env={"GUARD_SCAN_ENGIN": "daachorse"})
+    assert err.value.key == "scan_engin"
+
+
 def test_toml_errors_name_the_key(tmp_path: Path) -> None:
     config = tmp_path / "g.toml"
     config.write_text('[[keys]]\nhash = "plain-text-key"\n', encoding="utf-8")

@@ -121,6 +121,8 @@ def assert_shows(example: Example, real: str) -> None:
 def user_env(**extra: str) -> dict[str, str]:
     """A user's shell: no GUARD_* variable; the checkout importable whether or not it is installed."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GUARD_", "PROMETHEUS_"))}
+    # A plain install has pyahocorasick only; the test extras add daachorse (tests/conftest.py).
+    env["GUARD_SCAN_ENGINE"] = os.environ.get("GUARD_SCAN_ENGINE", "pyahocorasick")
     env["PYTHONPATH"] = str(ROOT)
     env.update(extra)
     return env

@@ -75,4 +75,6 @@ def run_check(args: argparse.Namespace) -> int:
     # The version a guard serving this directory shows (GET /v1/rules, guard_rules_info{version}, the
     # dashboard): the directory's hash, as its rules store computes it.
     print(f"version {directory_hash(root)}")
+    # The Aho-Corasick engine a guard in this environment compiles with (daachorse with the `fast` extra).
+    print(f"engine {rules.engine}")
     return 0

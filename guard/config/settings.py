@@ -405,6 +405,11 @@ def flag_name(key: str) -> str:
     return FLAG_NAMES.get(key, f"--{key.replace('_', '-')}")
 
 
+# `GUARD_…` variables that are not settings: the file to read, and the scanner's engine (read by
+# rules.engine wherever rules are compiled — `guard serve`, `guard rules check`, `guard scan` alike).
+_NOT_SETTINGS = frozenset({"GUARD_CONFIG", "GUARD_SCAN_ENGINE"})
+
+
 def load_settings(
     *,
     config: Path | None = None,
@@ -426,7 +431,7 @@ def load_settings(
                 raise SettingsError(key, "unknown setting", str(config))
             raw[key] = (value, str(config))
     for name, value in env.items():
-        if not name.startswith("GUARD_") or name == "GUARD_CONFIG":
+        if not name.startswith("GUARD_") or name in _NOT_SETTINGS:
             continue
         key = name[len("GUARD_") :].lower()
         if key in ("keys", "risk"):

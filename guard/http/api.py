@@ -214,6 +214,7 @@ async def rules_status(app: web.Application) -> dict[str, Any]:
         "last_error": store.last_error,
         "last_error_at": store.last_error_at,
         "categories": list(bundle.ruleset.categories),
+        "engine": bundle.ruleset.engine,  # the Aho-Corasick engine the rules are compiled with
         "profiles": [p.name for p in bundle.profiles.profiles],
         "tiers": list(bundle.limits.tier_names),
         "accounts": len(bundle.registry),
