@@ -210,7 +210,7 @@ def install_hooks() -> list[tuple[str, str]]:
         ("Redis call: connection write", PipelinedConnection, "execute", "pack_command, queue, write"),
         ("Redis call: reply parse", PipelinedConnection, "data_received", "hiredis reader, futures"),
         ("forward glue, relay", proxy, "forward_allowed", "answer inspect, refund check, headers, Response"),
-        ("answer write (aiohttp)", web.StreamResponse, "prepare", "status line and headers to the socket"),
+        ("answer write (aiohttp)", web.StreamResponse, "prepare", "status line, headers, body to the socket"),
         ("answer write (aiohttp)", web.Response, "write_eof", "the body to the socket"),
         ("forward: aiohttp client", proxy, "forward", "URL, headers, pool, request write, answer read"),
         ("forward: client receive", aiohttp.client_proto.ResponseHandler, "data_received",
