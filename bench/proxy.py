@@ -10,7 +10,9 @@ does all of its work (parse, scan, count in Redis, forward, audit line, risk obs
 
   4. the same guard with `--workers 2` (issue 13: >= 1.6x one worker on a 2-core machine),
 
-at 16 connections (requests/s, p50, p99) and at 1 connection (p50). The targets are measured in turns,
+at 16 connections (requests/s, p50, p99) and at 1 connection (p50), with each target's CPU per request
+(its process tree's user + system time from /proc over the run ÷ requests: steadier than requests/s on a
+shared machine). The targets are measured in turns,
 `--rounds` times (a shared machine's load drifts; turns spread it over all of them); the median of the
 rounds is reported, with every round's figures and the load average before and after. Targets
 (issue 13): guard >= 0.6 x pass-through throughput (stretch 0.8); at 1 connection the guard's p50 within
@@ -135,13 +137,35 @@ def run_wrk(url: str, script: Path, connections: int, threads: int, duration: in
     p99 = to_ms(re.search(r"\s99%\s+(\S+)", text).group(1))  # type: ignore[union-attr]
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
     errors = re.search(r"Socket errors:.*", text)
+    total = re.search(r"(\d+) requests in", text)
     return {
+        "requests": float(total.group(1)) if total else 0.0,
         "rps": rps,
         "p50": p50,
         "p99": p99,
         "non2xx": float(non2xx.group(1)) if non2xx else 0.0,
         "socket_errors": 1.0 if errors else 0.0,
     }
+
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of process `pid` and its live descendants (the workers of
+    `guard serve --workers N`), from /proc."""
+    total = 0.0
+    todo = [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / TICK
+            for task in Path(f"/proc/{current}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
 
 
 def main() -> int:
@@ -186,6 +210,8 @@ def main() -> int:
         (tmp / "stub.py").write_text(STUB)
         procs.append(subprocess.Popen([sys.executable, str(tmp / "stub.py"), str(stub_port)], env=env))
         stub = f"http://127.0.0.1:{stub_port}"
+        # The process (tree) behind each target, for its CPU per request.
+        pids: dict[str, int] = {"upstream direct": procs[-1].pid}
         procs.append(
             subprocess.Popen(
                 [sys.executable, str(ROOT / "bench" / "passthrough.py"), "--port", str(pass_port),
@@ -193,6 +219,7 @@ def main() -> int:
                 env=env,
             )
         )  # fmt: skip
+        pids["bare pass-through"] = procs[-1].pid
         # The guard as users run it: default log level, so every decision writes its audit line.
         guard_log = open(tmp / "guard.log", "wb")  # noqa: SIM115 - closed in `finally`
         logs.append(guard_log)
@@ -204,6 +231,7 @@ def main() -> int:
                 stderr=guard_log,
             )
         )  # fmt: skip
+        pids["guard (all checks, Redis)"] = procs[-1].pid
         ports = [redis_port, stub_port, pass_port, guard_port]
         extra: dict[str, str] = {}
         if not args.no_workers:
@@ -220,6 +248,7 @@ def main() -> int:
             )  # fmt: skip
             ports.append(workers_port)
             extra[WORKERS_NAME] = f"http://127.0.0.1:{workers_port}"
+            pids[WORKERS_NAME] = procs[-1].pid
         for i, tree in enumerate(args.compare):
             port = free_port()
             tree_log = open(tmp / f"compare{i}.log", "wb")  # noqa: SIM115 - closed in `finally`
@@ -236,6 +265,7 @@ def main() -> int:
             )  # fmt: skip
             ports.append(port)
             extra[f"guard @ {Path(tree).name}"] = f"http://127.0.0.1:{port}"
+            pids[f"guard @ {Path(tree).name}"] = procs[-1].pid
         if args.core:
             (tmp / "guard_core.py").write_text(GUARD_CORE)
             core_log = open(tmp / "core.log", "wb")  # noqa: SIM115 - closed in `finally`
@@ -249,6 +279,7 @@ def main() -> int:
                 )
             )  # fmt: skip
             ports.append(core_port)
+            pids["guard core (no risk observers)"] = procs[-1].pid
         for port in ports:
             wait_for_port(port, timeout=20.0)
         time.sleep(1.0)
@@ -282,9 +313,19 @@ def main() -> int:
         for _ in range(max(1, args.rounds)):
             figures: dict[str, dict[str, float]] = {}
             for name, base in targets.items():
+                cpu0 = tree_cpu(pids[name])
                 loaded = run_wrk(base, script_for(), args.connections, args.threads, args.duration)
+                cpu1 = tree_cpu(pids[name])
                 single = run_wrk(base, script_for(), 1, 1, args.single_duration)
-                figures[name] = {**loaded, "p50_1": single["p50"], "non2xx_1": single["non2xx"]}
+                cpu2 = tree_cpu(pids[name])
+                figures[name] = {
+                    **loaded,
+                    "p50_1": single["p50"],
+                    "non2xx_1": single["non2xx"],
+                    # CPU per request (µs): steadier than req/s on a shared machine.
+                    "cpu": (cpu1 - cpu0) / max(loaded["requests"], 1.0) * 1e6,
+                    "cpu_1": (cpu2 - cpu1) / max(single["requests"], 1.0) * 1e6,
+                }
             rounds.append(figures)
         load_after = os.getloadavg()
 
@@ -303,15 +344,16 @@ def main() -> int:
             + f" ({os.cpu_count()} CPUs).\n"
         )
         header = (
-            f"{'target':32} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} | {'1-conn p50 ms':>13}"
+            f"{'target':32} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} {'CPU µs/req':>10} | "
+            f"{'1-conn p50 ms':>13} {'CPU µs/req':>10}"
         )
         for i, figures in enumerate(rounds, 1):
             print(f"round {i}")
             print(header)
             for name, r in figures.items():
                 print(
-                    f"{name:32} {r['rps']:8.0f} {r['p50']:8.3f} {r['p99']:8.3f} {int(r['non2xx']):8d} | "
-                    f"{r['p50_1']:13.3f}"
+                    f"{name:32} {r['rps']:8.0f} {r['p50']:8.3f} {r['p99']:8.3f} {int(r['non2xx']):8d} "
+                    f"{r['cpu']:10.0f} | {r['p50_1']:13.3f} {r['cpu_1']:10.0f}"
                 )
             ratio = figures[guard_name]["rps"] / figures[pass_name]["rps"]
             diff = figures[guard_name]["p50_1"] - figures[pass_name]["p50_1"]
@@ -329,7 +371,8 @@ def main() -> int:
         for name in targets:
             print(
                 f"{name:32} {median(name, 'rps'):8.0f} {median(name, 'p50'):8.3f} {median(name, 'p99'):8.3f} "
-                f"{'':8} | {median(name, 'p50_1'):13.3f}"
+                f"{'':8} {median(name, 'cpu'):10.0f} | {median(name, 'p50_1'):13.3f} "
+                f"{median(name, 'cpu_1'):10.0f}"
             )
         ratio = statistics.median(r[guard_name]["rps"] / r[pass_name]["rps"] for r in rounds)
         diff = statistics.median(r[guard_name]["p50_1"] - r[pass_name]["p50_1"] for r in rounds)
