@@ -116,6 +116,9 @@ class WebhookSink:
         self.last_error: str | None = None
         self.sent_from_memory = 0
         self._leader = False
+        # Where this sender has delivered up to while the store could not be told (Redis failing right
+        # after a send): the stream is read from here, not from the stored cursor, so nothing is sent twice.
+        self._unstored: str | None = None
         self._memory: dict[str, _FromMemory] = {}
         self._memory_wake = asyncio.Event()
         # The stream reader and the memory sender share the gate: one send at a time.
@@ -194,11 +197,7 @@ class WebhookSink:
         if not await self._hold_lease():
             await asyncio.sleep(self.lease_seconds / 3)
             return None
-        cursor = await self.store.get_cursor(self.cursor_name)
-        if cursor is None:
-            # First start: deliver from now on, not the whole history.
-            cursor = await self.store.last_id()
-            await self.store.set_cursor(self.cursor_name, cursor)
+        cursor = await self._cursor()
         pending = await self.store.read(cursor, wait=min(2.0, self.lease_seconds / 3))
         if not pending:
             return None
@@ -215,14 +214,39 @@ class WebhookSink:
             await self.store.set_cursor(self.cursor_name, pending[-1].id)
             return None
         delivered = await self._send(wanted)
+        if delivered:
+            # Known before the store is told (that may fail): skip the alerts of other levels up to the
+            # next wanted one only.
+            self._unstored = wanted[delivered - 1].id
+            self.sent_messages += 1
+            self.sent_alerts += delivered
         await self.store.set_cursor(self.cursor_name + ":sent", self.gate.dump())
         if not delivered:
             return False
-        # Skip the alerts of other levels up to the next wanted one only.
-        await self.store.set_cursor(self.cursor_name, wanted[delivered - 1].id)
-        self.sent_messages += 1
-        self.sent_alerts += delivered
+        await self._store_unstored()
         return True
+
+    async def _cursor(self) -> str:
+        """The stream position to deliver after: the stored cursor, or where this sender got to since."""
+        cursor = await self.store.get_cursor(self.cursor_name)
+        if cursor is None:
+            # First start: deliver from now on, not the whole history.
+            cursor = await self.store.last_id()
+            await self.store.set_cursor(self.cursor_name, cursor)
+        reached = self._unstored
+        if reached is not None:
+            if _stream_order(reached) > _stream_order(cursor):
+                await self._store_unstored()
+                return reached
+            self._unstored = None  # the stored cursor is past it (another sender went on meanwhile)
+        return cursor
+
+    async def _store_unstored(self) -> None:
+        position = self._unstored
+        if position is not None:
+            await self.store.set_cursor(self.cursor_name, position)
+            if self._unstored == position:
+                self._unstored = None
 
     # ---- alerts from memory ----
 
@@ -330,3 +354,9 @@ class WebhookSink:
             self.gate.finished()
             if self.last_error:
                 log.warning("webhook %s not delivered: %s", self.settings.name, self.last_error)
+
+
+def _stream_order(stream_id: str) -> tuple[int, int]:
+    """A Redis stream id (`<ms>-<seq>`) as numbers, to compare two positions."""
+    ms, _, seq = stream_id.partition("-")
+    return int(ms), int(seq or 0)
