@@ -459,9 +459,10 @@ def main() -> int:
             return path
 
         targets = {"pass-through": pass_port, **{name: port for name, (port, _) in guards.items()}}
-        rss_start = {name: rss_at(probe, time.time()) for name, (_, probe) in guards.items()}
         for port in targets.values():
             run_wrk(f"http://127.0.0.1:{port}", script(), 16, 2)  # warm-up
+        time.sleep(1.3)  # the probe samples RSS every second
+        rss_start = {name: rss_at(probe, time.time()) for name, (_, probe) in guards.items()}
         rows: list[dict[str, Any]] = []
         for round_no in range(1, 0 if args.skip_wrk else max(1, args.rounds) + 1):
             for connections in levels:

@@ -179,8 +179,11 @@ class FullCollections:
     size of the oldest generation: a full collection runs when it holds at most `cheap` objects (a few ms
     at most: at rest, or under moderate load) and `gap` seconds passed since the last; and at any size
     once it has grown past `growth` times what survived the last full collection (and past `floor`):
-    cyclic garbage that piles up under sustained load (an exception's traceback, say) is still collected,
-    and memory stays bounded by that growth."""
+    cyclic garbage that piles up under sustained load (an exception's traceback, clients that hang up
+    mid-answer) is still collected, in batches small enough that the collection is not much longer than
+    a walk of what is alive, and memory stays bounded by that growth. Without cyclic garbage the oldest
+    generation does not grow under steady load (objects leave it as they die), and no full collection
+    runs until the load eases."""
 
     def __init__(
         self,
@@ -189,8 +192,8 @@ class FullCollections:
         middle: int = 3,
         cheap: int = 10_000,
         gap: float = 5.0,
-        growth: float = 2.0,
-        floor: int = 50_000,
+        growth: float = 1.25,
+        floor: int = 20_000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.every, self.middle, self.cheap, self.gap = every, middle, cheap, gap
