@@ -463,6 +463,7 @@ class RedisStorage:
         fresh connection when the first attempt was never written, or when `repeatable` (running it
         twice does no harm)."""
         if not self.breaker.allow():
+            self._ensure_probe()
             raise self._unavailable(what, "circuit_open", "circuit open after repeated failures")
         if queued:
             try:
@@ -589,9 +590,14 @@ class RedisStorage:
             self._kick()
         if state == "open":
             self._gate.turn_away()
-            if self._prober is None or self._prober.done():
-                with contextlib.suppress(RuntimeError):  # no running loop: the next call probes
-                    self._prober = asyncio.get_running_loop().create_task(self._probe())
+            self._ensure_probe()
+
+    def _ensure_probe(self) -> None:
+        """Ping in the background while the breaker is open: with a breaker that lets no call probe, the
+        ping is the only way it closes, so a call turned away starts it again if it is not running."""
+        if self.breaker.state != "closed" and (self._prober is None or self._prober.done()):
+            with contextlib.suppress(RuntimeError):  # no running loop: the next call starts it
+                self._prober = asyncio.get_running_loop().create_task(self._probe())
 
     async def _probe(self) -> None:
         """While the breaker is open: PING every PROBE_INTERVAL; the first answer closes it."""

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import os
 import signal
 from collections.abc import Iterator
 
 import pytest
 from servers import RedisServer
-from support import Clock, eventually
+from support import Clock, eventually, running_guard
 
 from guard.app import FullCollections, counter_storage
 from guard.config.settings import Settings
@@ -121,3 +122,25 @@ async def test_automatic_full_collections_are_off_while_it_runs(thresholds: None
     finally:
         await collections.stop()
     assert gc.get_threshold() == (700, 10, 10)
+
+
+async def test_a_failed_forward_leaves_no_garbage_for_the_collector(unused_tcp_port: int) -> None:
+    """With the upstream unreachable, every refused forward used to leave ~100 objects in reference cycles
+    (aiohttp's connector frames and the exception that holds them), which only a full collection frees: at
+    256 connections, full collections of 55,000-130,000 objects. The proxy drops the tracebacks."""
+    dead = f"http://127.0.0.1:{unused_tcp_port}"
+    settings = Settings(upstream=dead, upstreams={"gewe": dead}, reload_interval=0)
+    body = json.dumps({"appId": "wx1", "toWxid": "wxid_a", "content": "hello"}).encode()
+    async with running_guard(settings) as guard:
+        for _ in range(5):  # connections, caches and the first refusal's one-offs made
+            await guard.post("/gewe/v2/api/message/postText", body)
+        gc.collect()
+        gc.disable()
+        try:
+            for _ in range(50):
+                _, _, data = await guard.post("/gewe/v2/api/message/postText", body)
+                assert data["guard"]["code"] == "upstream_unreachable"
+            found = gc.collect()
+        finally:
+            gc.enable()
+    assert found < 50, f"{found} objects in cycles after 50 failed forwards"
