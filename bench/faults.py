@@ -68,7 +68,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 from proxy import PATH, STUB, WRK_SCRIPT, to_ms  # noqa: E402
-from servers import free_port, wait_for_port  # noqa: E402
+from servers import free_port, stop_all, wait_for_port  # noqa: E402
 
 
 def run_wrk(url: str, script: Path, connections: int, duration: int) -> dict[str, float]:
@@ -538,13 +538,7 @@ def main() -> int:
     finally:
         if redis is not None:
             redis.stop()
-        for proc in reversed(procs):
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_all(procs)
         for handle in logs:
             handle.close()
         shutil.rmtree(tmp, ignore_errors=True)

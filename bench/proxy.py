@@ -46,7 +46,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 # The tests' real-server helpers: free loopback ports and waiting for a listener.
 sys.path.insert(0, str(ROOT / "tests"))
-from servers import free_port, wait_for_port  # noqa: E402
+from servers import free_port, stop_all, wait_for_port  # noqa: E402
 
 PATH = "/cgi-bin/externalcontact/add_msg_template?access_token=BENCH"
 
@@ -421,13 +421,7 @@ def main() -> int:
             )  # fmt: skip
         return 0
     finally:
-        for proc in reversed(procs):
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_all(procs)
         for handle in logs:
             handle.close()  # type: ignore[attr-defined]
         shutil.rmtree(tmp, ignore_errors=True)

@@ -53,7 +53,7 @@ if _TREE is not None:
     sys.path.insert(0, str(Path(_TREE).resolve()))
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
-from servers import free_port, wait_for_port  # noqa: E402
+from servers import free_port, stop_all, wait_for_port  # noqa: E402
 
 # A hook reads this clock at each stage boundary: the thread's own CPU clock, so that a stage whose
 # write wakes another process (an answer to wrk, a command to Redis) is not charged for the time the OS
@@ -460,13 +460,7 @@ def main() -> int:
         print(f"\naudit lines written by the in-process guard: {audit_lines:,}")
         return 0
     finally:
-        for proc in reversed(procs):
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_all(procs)
         shutil.rmtree(tmp, ignore_errors=True)
 
 

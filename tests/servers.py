@@ -35,6 +35,17 @@ def wait_for_port(port: int, timeout: float = 10.0) -> None:
     raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
 
 
+def stop_all(procs: list[subprocess.Popen[bytes]], timeout: float = 10.0) -> None:
+    """Terminate processes, the last started first; kill any still running after `timeout` seconds."""
+    for proc in reversed(procs):
+        proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
 class RedisServer:
     """One redis-server process; can be stopped and started again on the same port."""
 
