@@ -37,7 +37,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import logging
 import socket
 import time
 from collections.abc import Callable
@@ -47,8 +46,6 @@ from urllib.parse import unquote, urlsplit
 import hiredis
 from redis.crc import key_slot
 from redis.exceptions import NoScriptError, ResponseError
-
-log = logging.getLogger("ratelimit.connection")
 
 # The deadline argument: microseconds since the epoch on Redis's clock, 16 digits (zero-padded).
 DEADLINE_PLACEHOLDER = "0" * 16
