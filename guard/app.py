@@ -183,9 +183,9 @@ class FullCollections:
     request path leaves none (failed forwards and clients that hang up mid-answer drop their tracebacks:
     `guard.http.proxy.forget_frames`); what is left is CPython's own, e.g. ~7 objects a closed connection.
     `floor` sits above what 256 connections keep in flight (~30,000 objects): with 20,000, every climb
-    of the load to 256 connections walked them all once (4-7 ms, bench/faults.py --soak). Without cyclic garbage the oldest
-    generation does not grow under steady load (objects leave it as they die), and no full collection
-    runs until the load eases."""
+    of the load to 256 connections walked them all once (4-7 ms, bench/faults.py --soak). Without cyclic
+    garbage the oldest generation does not grow under steady load (objects leave it as they die), and no
+    full collection runs until the load eases."""
 
     def __init__(
         self,
