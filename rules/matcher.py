@@ -366,12 +366,11 @@ class WordMatcher:
         unit = self.unit
         coded = marked if marked is not None else marked_match(text, self._encode, self._outside)
         # The common case: `unit` symbols per original character and no invisible deleted character. Then
-        # splitting at the deleted characters both strips them and gives the way back to the original: folded
-        # character i of segment k is original character i + k (each split consumed one deleted character).
-        pieces: list[str] | None = None
-        if self._invisible not in coded and len(coded) == unit * len(text):
-            pieces = coded.split(self._visible)
-            encoded = "".join(pieces)
+        # folded character i of segment k (the text split at the deleted characters) is original character
+        # i + k: each split consumed one deleted character (`_place_plain`).
+        plain = self._invisible not in coded and len(coded) == unit * len(text)
+        if plain:
+            encoded = coded.replace(self._visible, "")
         else:
             encoded = coded.replace(self._invisible, "").replace(self._visible, "")
         if not encoded:
@@ -388,8 +387,8 @@ class WordMatcher:
         terms: list[Hit] = []
         allowed: list[tuple[int, int]] = []
         view: View | None = None
-        if pieces is not None:
-            first, view = self._place_plain(text, coded, pieces, first, terms, allowed)
+        if plain and first:
+            first, view = self._place_plain(text, coded, first, terms, allowed)
         if first:
             if view is None:
                 view = marked_view(text, coded, self._encode, self._outside, unit)
@@ -413,7 +412,7 @@ class WordMatcher:
             terms = [h for h in terms if not any(a <= h[0] and h[1] <= b for a, b in allowed)]
         if len(terms) > 1:
             terms = select_leftmost_longest(terms)
-        if pieces is None:
+        if not plain:
             # Only a text with an invisible character can hold a combining mark or a variation selector:
             # a span must not cut one off the character it belongs to (the keycap of 8️⃣, an accent).
             terms = [(s, grapheme_end(text, e), v) for s, e, v in terms]
@@ -423,7 +422,6 @@ class WordMatcher:
         self,
         text: str,
         coded: str,
-        pieces: list[str],
         hits: list[tuple[int, Entry]],
         terms: list[Hit],
         allowed: list[tuple[int, int]],
@@ -433,8 +431,9 @@ class WordMatcher:
         hits left for the View (those of Latin / digit terms) and the View if one had to be built."""
         max_gap, unit = self.max_gap, self.unit
         view: View | None = None
-        # Symbol offsets where each segment starts (and the end): hits are mapped without a View.
-        bounds = list(accumulate(map(len, pieces), initial=0))
+        # Symbol offsets where each segment of the text split at its deleted characters starts (and the
+        # end): symbol i of segment k is original character i // unit + k.
+        bounds = list(accumulate(map(len, coded.split(self._visible)), initial=0))
         rest: list[tuple[int, Entry]] = []
         for end, value in hits:
             if value.word_start or value.word_end:
@@ -443,16 +442,20 @@ class WordMatcher:
             # Symbol index unit*(i+1)-1 ends folded character i; a key of n characters is unit*n symbols.
             start = end + 1 - unit * value.length
             k_start = bisect_right(bounds, start) - 1
-            k_end = bisect_right(bounds, end) - 1
             o_start = start // unit + k_start
-            o_end = end // unit + k_end + 1
-            # k_end - k_start deleted characters lie inside the span; only more than max_gap of them
-            # can make a run of more than max_gap.
-            if k_end - k_start > max_gap:
-                if view is None:
-                    view = marked_view(text, coded, self._encode, self._outside, unit)
-                if view.max_visible_gap(o_start, o_end) > max_gap:
-                    continue
+            if end < bounds[k_start + 1]:
+                # No deleted character inside the span (most hits): one look-up, no gap to measure.
+                o_end = end // unit + k_start + 1
+            else:
+                k_end = bisect_right(bounds, end, k_start) - 1
+                o_end = end // unit + k_end + 1
+                # k_end - k_start deleted characters lie inside the span; only more than max_gap of them
+                # can make a run of more than max_gap.
+                if k_end - k_start > max_gap:
+                    if view is None:
+                        view = marked_view(text, coded, self._encode, self._outside, unit)
+                    if view.max_visible_gap(o_start, o_end) > max_gap:
+                        continue
             if value.allow:
                 allowed.append((o_start, o_end))
             else:
