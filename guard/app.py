@@ -165,32 +165,30 @@ class FullCollections:
     """Full (generation-2) collections while serving: only when they are cheap, or when garbage may have
     piled up — never on CPython's own schedule.
 
-    Why: with the static tables frozen (`freeze_heap`), what a full collection walks is what is alive in
-    the oldest generation — under load, the state of every request in flight (the young collections move
-    a request's objects there while it waits for Redis or the upstream: at 256 connections ~30,000
+    Why: with the static tables frozen (`freeze_heap`), what a full collection walks is every object
+    alive outside them — under load, the state of every request in flight (at 256 connections ~30,000
     objects, 10-35 ms with the loop stopped). CPython starts one whenever a quarter more objects reached
-    that generation since the last, i.e. about every second under load, though the request path leaves no
-    cyclic garbage (they are freed by reference counting) and the collections find nothing.
+    the oldest generation since the last, i.e. about every second under load, though the request path
+    leaves no cyclic garbage (its objects are freed by reference counting) and the collections find
+    nothing.
 
     So automatic full collections are switched off (`gc.set_threshold` with a third threshold no count
-    reaches), the middle generation is collected every `middle` young collections instead of CPython's 10
-    (under load it too holds requests in flight: ~15,000 objects at 256 connections, walked at once; a
-    third of that keeps each young collection to a few ms), and a task looks every `every` seconds at the
-    size of the oldest generation: a full collection runs when it holds at most `cheap` objects (a few ms
-    at most: at rest, or under moderate load) and `gap` seconds passed since the last; and at any size
-    once it has grown past `growth` times what survived the last full collection and past `floor`:
-    cyclic garbage that piles up under sustained load is still collected and memory stays bounded. The
-    request path leaves none (failed forwards and clients that hang up mid-answer drop their tracebacks:
+    reaches), and a task looks every `every` seconds at how many objects a full collection would walk (all
+    three generations): it runs one when they are at most `cheap` (a few ms at most: at rest, or under
+    moderate load) and `gap` seconds passed since the last; and at any size once they have grown past
+    `growth` times what survived the last full collection and past `floor`, so that cyclic garbage that
+    piles up under sustained load is still collected and memory stays bounded. The request path leaves
+    none (failed forwards and clients that hang up mid-answer drop their tracebacks:
     `guard.http.proxy.forget_frames`); what is left is CPython's own, e.g. ~7 objects a closed connection.
-    `floor` sits above what 256 connections keep in flight (~30,000 objects): with 20,000, every climb
-    of the load to 256 connections walked them all once (4-7 ms, bench/faults.py --soak). Without cyclic
-    garbage the oldest generation does not grow under steady load (objects leave it as they die), and no
-    full collection runs until the load eases.
+    `floor` sits above what 256 connections keep in flight: with 20,000, every climb of the load to 256
+    connections walked them all once (4-7 ms, bench/faults.py --soak). Without cyclic garbage the count
+    does not grow under steady load (objects leave as they die), and no full collection runs until the
+    load eases.
 
     Young collections start after `young` net allocations instead of CPython's 700 (3.13 raised its own
-    default to 2,000): the objects of a request in flight mostly die before one runs, so fewer are
-    promoted into the older generations at all (16 connections: the collector's CPU 11.7 -> 0.1 µs a
-    request, bench/stages.py), and one walks a few thousand young objects, well under a millisecond."""
+    default to 2,000), and the middle generation is collected every `middle` young collections instead of
+    10: a request's objects mostly die before a young collection runs, so fewer are promoted at all, and
+    each collection walks a few thousand objects (bench/faults.py: well under a millisecond)."""
 
     def __init__(
         self,
@@ -236,7 +234,7 @@ class FullCollections:
 
     def step(self) -> str | None:
         """Look once; run a full collection if it is due. Returns why it ran ("cheap", "grown") or None."""
-        size = len(gc.get_objects(generation=2))
+        size = len(gc.get_objects())  # every generation: what a full collection walks (frozen ones aside)
         if size <= self.cheap:
             if self._clock() - self._last < self.gap:
                 return None
@@ -246,7 +244,7 @@ class FullCollections:
         else:
             return None
         gc.collect(2)
-        self._survivors = len(gc.get_objects(generation=2))
+        self._survivors = len(gc.get_objects())
         self._last = self._clock()
         self.runs[why] += 1
         return why

@@ -101,6 +101,22 @@ def test_full_collection_when_cheap_after_the_gap(thresholds: None) -> None:
     assert collections.runs == {"cheap": 1, "grown": 0}
 
 
+def test_young_objects_count_when_a_full_collection_is_judged_cheap(thresholds: None) -> None:
+    """A full collection walks every generation, not just the oldest: requests in flight that sit in the
+    young ones make it expensive even when the oldest generation is small."""
+    gc.collect()
+    collections = FullCollections(cheap=len(gc.get_objects()) + 1_000, gap=0.0, floor=10**9)
+    gc.disable()
+    try:
+        in_flight = [[n] for n in range(5_000)]  # young: no collection has run since they were made
+        assert len(gc.get_objects(generation=2)) < collections.cheap  # the oldest alone looks cheap
+        assert collections.step() is None
+        del in_flight
+        assert collections.step() == "cheap"
+    finally:
+        gc.enable()
+
+
 def test_full_collection_once_the_oldest_generation_has_grown(thresholds: None) -> None:
     collections = FullCollections(cheap=0, gap=0.0, growth=2.0, floor=0)
     assert collections.step() == "grown"  # nothing survived a full collection yet: any size is growth
