@@ -185,16 +185,16 @@ class FullCollections:
     does not grow under steady load (objects leave as they die), and no full collection runs until the
     load eases.
 
-    Young collections start after `young` net allocations instead of CPython's 700 (3.13 raised its own
-    default to 2,000), and the middle generation is collected every `middle` young collections instead of
-    10: a request's objects mostly die before a young collection runs, so fewer are promoted at all, and
-    each collection walks a few thousand objects (bench/faults.py: well under a millisecond)."""
+    The middle generation is collected every `middle` young collections instead of 10: under load it
+    too holds requests in flight, and a third of them at a time keeps each collection to a few ms. Young
+    collections keep CPython's threshold (700 net allocations): with 3,000 the collector's CPU at 16
+    connections fell from 11.7 to 0.1 µs a request (bench/stages.py), but at 256 connections each young or
+    middle collection walked that much more at once — 17-21 ms instead of 4-6 (bench/faults.py --soak)."""
 
     def __init__(
         self,
         *,
         every: float = 1.0,
-        young: int = 3_000,
         middle: int = 3,
         cheap: int = 10_000,
         gap: float = 5.0,
@@ -202,7 +202,7 @@ class FullCollections:
         floor: int = 50_000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.every, self.young, self.middle, self.cheap, self.gap = every, young, middle, cheap, gap
+        self.every, self.middle, self.cheap, self.gap = every, middle, cheap, gap
         self.growth, self.floor = growth, floor
         self._clock = clock
         self._last = clock()
@@ -215,7 +215,7 @@ class FullCollections:
         """Switch automatic full collections off and start looking (on the running loop)."""
         threshold0, threshold1, threshold2 = gc.get_threshold()
         self._saved = (threshold0, threshold1, threshold2)
-        gc.set_threshold(max(threshold0, self.young), min(threshold1, self.middle), 2**31 - 1)
+        gc.set_threshold(threshold0, min(threshold1, self.middle), 2**31 - 1)
         self._last = self._clock()
         self._task = asyncio.get_running_loop().create_task(self._run(), name="guard-full-collections")
 

@@ -133,7 +133,7 @@ async def test_automatic_full_collections_are_off_while_it_runs(thresholds: None
     collections = FullCollections(every=0.01)
     collections.start()
     try:
-        assert gc.get_threshold()[:2] == (3_000, 3)
+        assert gc.get_threshold()[:2] == (700, 3)
         assert gc.get_threshold()[2] >= 2**31 - 1
         await asyncio.sleep(0.05)  # it looks, and goes on looking
     finally:
