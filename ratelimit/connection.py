@@ -39,7 +39,7 @@ import collections
 import contextlib
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple, cast
 from urllib.parse import unquote, urlsplit
 
@@ -509,10 +509,21 @@ class PipelinedNode:
         if not task.cancelled():
             task.exception()  # retrieved: every waiter got it already
 
-    async def call(self, key: str | None, *args: Any, **options: Any) -> Any:
-        """`execute` on the current connection (`key` is for the Cluster's routing; unused here)."""
+    def call(
+        self, key: str | None, *args: Any, reply_timeout: float | None = None, deadline: bool = False
+    ) -> Awaitable[Any]:
+        """`execute` on the current connection (`key` is for the Cluster's routing; unused here).
+
+        Not a coroutine: with a usable connection, the reply's future itself (one frame less for each
+        step of every counter call; the callers await it at once)."""
+        conn = self.conn
+        if conn is not None and conn.usable:
+            return conn.execute(*args, reply_timeout=reply_timeout, deadline=deadline)
+        return self._call(args, reply_timeout, deadline)
+
+    async def _call(self, args: tuple[Any, ...], reply_timeout: float | None, deadline: bool) -> Any:
         conn = await self.connection()
-        return await conn.execute(*args, **options)
+        return await conn.execute(*args, reply_timeout=reply_timeout, deadline=deadline)
 
     async def aclose(self) -> None:
         if self._opening is not None:
@@ -591,7 +602,9 @@ class PipelinedCluster:
         with contextlib.suppress(OSError, TimeoutError, ResponseError):
             await self.initialize()
 
-    async def call(self, key: str | None, *args: Any, **options: Any) -> Any:
+    async def call(
+        self, key: str | None, *args: Any, reply_timeout: float | None = None, deadline: bool = False
+    ) -> Any:
         if not self._slots:
             await self.initialize()
         slot = key_slot(key.encode("utf-8")) if key is not None else 0
@@ -612,7 +625,7 @@ class PipelinedCluster:
                 # Written in the same write as the command, right before it.
                 conn.execute("ASKING").add_done_callback(_consume)
             try:
-                return await conn.execute(*args, **options)
+                return await conn.execute(*args, reply_timeout=reply_timeout, deadline=deadline)
             except ResponseError as exc:
                 kind, _, rest = str(exc).partition(" ")
                 if kind not in ("MOVED", "ASK"):

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
+import math
 import time
 from collections.abc import Callable, Sequence
-from typing import cast
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from ratelimit.storage import (
@@ -19,7 +21,9 @@ from ratelimit.storage import (
     RefundItem,
     RefundPlan,
     Storage,
+    account_tag,
     counter_key,
+    counter_suffix,
     decode_numbers,
 )
 from ratelimit.types import (
@@ -58,6 +62,44 @@ def _crossed(mask: int) -> tuple[Threshold, ...]:
     return _CROSSED[mask] if 0 <= mask < len(_CROSSED) else _crossed_slow(mask)
 
 
+# A RuleOutcome from a tuple of its fields in order, without the Python-level `__new__` NamedTuple
+# generates (one per rule of every hit; ~0.3 µs each).
+_new_outcome: Any = tuple.__new__
+
+
+def _is_value_type(kind: type) -> bool:
+    """Are objects of this type immutable values (a frozen dataclass, a tuple such as a NamedTuple)? Only
+    their plans are remembered across hits: a rule object whose fields could change is read every time."""
+    if issubclass(kind, tuple):
+        return True
+    params = getattr(kind, "__dataclass_params__", None)
+    return dataclasses.is_dataclass(kind) and bool(getattr(params, "frozen", False))
+
+
+class _Charges:
+    """One list of charges (the same rule objects and costs), checked once, with its plan for the second
+    in which it was last hit. The guard charges every request of an action under the same few rule
+    objects: what their plan needs besides the account — the windows, the key suffixes, the expiries, the
+    items, the descriptor — is computed once a second instead of once a hit."""
+
+    __slots__ = (
+        "charges", "day_end", "descriptor", "ends", "items", "outcome_fields", "request_ttl", "second",
+        "suffixes",
+    )  # fmt: skip
+
+    def __init__(self, charges: tuple[Charge, ...]) -> None:
+        # Also keeps the rules alive: the cache of these is keyed by the rules' id().
+        self.charges = charges
+        self.second = math.nan  # the plan below is for hits at second <= now < second + 1 (NaN: none)
+        self.ends: tuple[int, ...] = ()
+        self.suffixes: tuple[str, ...] = ()
+        self.items: tuple[PlanItem, ...] = ()
+        self.outcome_fields: tuple[tuple[str, Window, int, Mode, int, int], ...] = ()
+        self.day_end = 0
+        self.request_ttl = 0
+        self.descriptor = ""  # computed on the first hit with a request id
+
+
 class Limiter:
     """Per-account counters over calendar windows in one timezone.
 
@@ -73,6 +115,9 @@ class Limiter:
         # Per-call work that rarely changes: the current span of each window, and rules already checked.
         self._spans: dict[str, Span] = {}
         self._valid_rules: set[LimitRule] = set()
+        # Lists of charges already checked, by their rules' id() and costs (see `_Charges`).
+        self._charge_lists: dict[tuple[tuple[int, int], ...], _Charges] = {}
+        self._value_types: dict[type, bool] = {}
 
     def _span(self, window: Window, now: float) -> Span:
         current = self._spans.get(window)
@@ -122,25 +167,121 @@ class Limiter:
         `request_id`, a second hit with the same id on the same day returns the first answer with
         `duplicate=True` and charges nothing. A dry run answers what a hit would do and writes nothing.
         """
-        charges = [_as_charge(c) for c in charges]
-        self._check(account, charges)
+        known = self._known_charges(account, charges)
         # An empty id (an empty Idempotency-Key header) must not make every request a retry of the first.
         request_id = request_id or None
         now = self.clock()
-        spans = [self._span(c.rule.window, now) for c in charges]
-        plan = self._plan(account, charges, spans, request_id, dry_run, now)
-        day = self._span("day", now)
+        if not known.second <= now < known.second + 1:
+            self._plan_second(known, now)
+        tag = account_tag(account)
+        plan = HitPlan(
+            account,
+            tuple([tag + suffix for suffix in known.suffixes]),
+            known.items,
+            dry_run,
+            request_id,
+            known.day_end,
+            known.request_ttl,
+            "" if request_id is None else known.descriptor or self._describe(known),
+            now,
+        )
         raw = await self.storage.hit(plan)
 
         if raw.status == STATUS_DUPLICATE:
-            return self._replay(raw.descriptor, raw.numbers, request_id, day.end)
+            return self._replay(raw.descriptor, raw.numbers, request_id, known.day_end)
         if raw.status == STATUS_FROZEN:
-            return HitResult(False, (), frozen=True, request_id=request_id, day_resets_at=day.end)
+            return HitResult(False, (), frozen=True, request_id=request_id, day_resets_at=known.day_end)
         outcomes = tuple(
-            self._outcome(c.rule.name, c.rule.window, c.rule.limit, c.rule.mode, c.cost, s.end, r)
-            for c, s, r in zip(charges, spans, raw.rules, strict=True)
+            [
+                self._outcome(name, window, limit, mode, cost, end, r)
+                for (name, window, limit, mode, cost, end), r in zip(
+                    known.outcome_fields, raw.rules, strict=True
+                )
+            ]
         )
-        return HitResult(raw.allowed, outcomes, request_id=request_id, day_resets_at=day.end)
+        return HitResult(raw.allowed, outcomes, request_id=request_id, day_resets_at=known.day_end)
+
+    def _known_charges(
+        self, account: str, charges: Sequence[Charge | LimitRule | tuple[LimitRule, int]]
+    ) -> _Charges:
+        """`charges` as Charges, checked with the account (ValueError, as `_check`): once per list of the
+        same rule objects and costs when the rules are immutable values."""
+        listed = [c if type(c) is Charge else _as_charge(c) for c in charges]
+        value_types = self._value_types
+        key: list[tuple[int, int]] = []
+        for rule, cost in listed:
+            kind = type(rule)
+            is_value = value_types.get(kind)
+            if is_value is None:
+                is_value = value_types[kind] = _is_value_type(kind)
+            # A cost of True or 1.0 equals 1 as a key, yet is refused: only plain ints share a plan.
+            if not is_value or type(cost) is not int:
+                self._check(account, listed)
+                return _Charges(tuple(listed))
+            key.append((id(rule), cost))
+        known = self._charge_lists.get(tuple(key))
+        if known is not None:
+            if not account:
+                raise ValueError("account must be a non-empty string")
+            return known
+        self._check(account, listed)
+        if len(self._charge_lists) >= 1024:  # rules are replaced on reload; keep the cache bounded
+            self._charge_lists.clear()
+        known = self._charge_lists[tuple(key)] = _Charges(tuple(listed))
+        return known
+
+    def _plan_second(self, known: _Charges, now: float) -> None:
+        """The plan of `known`'s hits at `now` and for the rest of its second: every window starts and ends
+        on a whole second, so the spans and the expiries (`Span.ttl`) are the same throughout it."""
+        second = float(math.floor(now))
+        charges = known.charges
+        spans = [self._span(c.rule.window, now) for c in charges]
+        day = self._span("day", now)
+        ends = tuple(s.end for s in spans)
+        if ends != known.ends:
+            known.suffixes = tuple(
+                counter_suffix(c.rule.name, c.rule.window, end) for c, end in zip(charges, ends, strict=True)
+            )
+            known.outcome_fields = tuple(
+                (c.rule.name, c.rule.window, c.rule.limit, c.rule.mode, c.cost, end)
+                for c, end in zip(charges, ends, strict=True)
+            )
+            known.descriptor = ""
+            known.ends = ends
+        known.items = self._items(charges, spans, now)
+        known.day_end = day.end
+        known.request_ttl = day.ttl(now)
+        known.second = second
+
+    def _describe(self, known: _Charges) -> str:
+        known.descriptor = self._descriptor(known.charges, known.ends)
+        return known.descriptor
+
+    @staticmethod
+    def _items(
+        charges: Sequence[Charge], spans: Sequence[Span], now: float, enforce: bool = True
+    ) -> tuple[PlanItem, ...]:
+        return tuple(
+            PlanItem(
+                limit=c.rule.limit,
+                warn_at=-1 if c.rule.warn_at is None else c.rule.warn_at,
+                alert_over=-1 if c.rule.alert_over is None else c.rule.alert_over,
+                enforce=enforce and c.rule.mode == "enforce",
+                cost=c.cost,
+                ttl=s.ttl(now),
+            )
+            for c, s in zip(charges, spans, strict=True)
+        )
+
+    @staticmethod
+    def _descriptor(charges: Sequence[Charge], ends: Sequence[int]) -> str:
+        return json.dumps(
+            [
+                [c.rule.name, c.rule.window, c.rule.limit, c.rule.mode, c.cost, end]
+                for c, end in zip(charges, ends, strict=True)
+            ],
+            separators=(",", ":"),
+        )
 
     def _plan(
         self,
@@ -153,29 +294,16 @@ class Limiter:
         *,
         enforce: bool = True,
     ) -> HitPlan:
-        items = tuple(
-            PlanItem(
-                key=counter_key(account, c.rule.name, c.rule.window, s.end),
-                limit=c.rule.limit,
-                warn_at=-1 if c.rule.warn_at is None else c.rule.warn_at,
-                alert_over=-1 if c.rule.alert_over is None else c.rule.alert_over,
-                enforce=enforce and c.rule.mode == "enforce",
-                cost=c.cost,
-                ttl=s.ttl(now),
-            )
+        keys = tuple(
+            counter_key(account, c.rule.name, c.rule.window, s.end)
             for c, s in zip(charges, spans, strict=True)
         )
+        items = self._items(charges, spans, now, enforce)
         descriptor = ""
         if request_id is not None:
-            descriptor = json.dumps(
-                [
-                    [c.rule.name, c.rule.window, c.rule.limit, c.rule.mode, c.cost, s.end]
-                    for c, s in zip(charges, spans, strict=True)
-                ],
-                separators=(",", ":"),
-            )
+            descriptor = self._descriptor(charges, [s.end for s in spans])
         day = self._span("day", now)
-        return HitPlan(account, items, dry_run, request_id, day.end, day.ttl(now), descriptor, now)
+        return HitPlan(account, keys, items, dry_run, request_id, day.end, day.ttl(now), descriptor, now)
 
     def charge_later(self, account: str, charges: Sequence[Charge], *, request_id: str | None = None) -> bool:
         """Charge an action that was let through while the storage was unavailable (`redis_down =
@@ -226,9 +354,10 @@ class Limiter:
     ) -> RuleOutcome:
         # Positional (the field order of RuleOutcome): this runs for every rule of every hit.
         used = r.used
-        return RuleOutcome(
-            name, window, used, limit, max(0, limit - used), r.attempts, r.allowed, mode,
-            _crossed(r.crossed), end, cost,
+        return _new_outcome(  # type: ignore[no-any-return]
+            RuleOutcome,
+            (name, window, used, limit, max(0, limit - used), r.attempts, r.allowed, mode,
+             _crossed(r.crossed), end, cost),
         )  # fmt: skip
 
     def _replay(self, descriptor: str, numbers: str, request_id: str | None, day_end: int) -> HitResult:

@@ -87,7 +87,7 @@ class MemoryStorage:
             if record is not None and record[2] > now:
                 return RawHit(STATUS_DUPLICATE, False, descriptor=record[0], numbers=record[1])
 
-        current = [self._counter(item.key, now) for item in plan.items]
+        current = [self._counter(key, now) for key in plan.keys]
         passes = [
             (c.used if c else 0) + item.cost <= item.limit
             for c, item in zip(current, plan.items, strict=True)
@@ -95,7 +95,7 @@ class MemoryStorage:
         allowed = all(ok or not item.enforce for ok, item in zip(passes, plan.items, strict=True))
 
         rules: list[RawRule] = []
-        for counter, item, ok in zip(current, plan.items, passes, strict=True):
+        for key, counter, item, ok in zip(plan.keys, current, plan.items, passes, strict=True):
             used = counter.used if counter else 0
             attempts = counter.attempts if counter else 0
             flags = counter.flags if counter else 0
@@ -110,7 +110,7 @@ class MemoryStorage:
                 crossed |= ALERT_OVER
             if not plan.dry_run:
                 if counter is None:
-                    counter = self._counters[item.key] = _Counter(expires_at=now + item.ttl)
+                    counter = self._counters[key] = _Counter(expires_at=now + item.ttl)
                 counter.used = new_used
                 counter.attempts = new_attempts
                 counter.flags = flags | crossed

@@ -26,7 +26,13 @@ def account_tag(account: str) -> str:
 
 
 def counter_key(account: str, rule_name: str, window: str, window_end: int) -> str:
-    return f"{account_tag(account)}:q:{rule_name}:{window}:{window_end}"
+    return account_tag(account) + counter_suffix(rule_name, window, window_end)
+
+
+def counter_suffix(rule_name: str, window: str, window_end: int) -> str:
+    """A counter key less its account tag: the same for every account (the limiter builds it once a
+    window)."""
+    return f":q:{rule_name}:{window}:{window_end}"
 
 
 def frozen_key(account: str) -> str:
@@ -40,16 +46,28 @@ def recent_key(account: str, owner: str) -> str:
 
 
 def request_key(account: str, request_id: str | None, day_end: int) -> str:
+    return _request_key(account_tag(account), request_id, day_end)
+
+
+def _request_key(tag: str, request_id: str | None, day_end: int) -> str:
     # The day is part of the key: a request id is unique within a calendar day, whatever the clock.
     # Client-chosen ids (an Idempotency-Key header) can be long: long ones are stored by their hash.
     rid = request_id or ""
     if len(rid) > 64:
         rid = "sha256:" + hashlib.sha256(rid.encode("utf-8", "surrogatepass")).hexdigest()
-    return f"{account_tag(account)}:req:{day_end}:{rid}"
+    return f"{tag}:req:{day_end}:{rid}"
+
+
+def hit_keys(account: str, request_id: str | None, day_end: int, owner: str) -> tuple[str, str, str]:
+    """`frozen_key`, `request_key` and `recent_key` of one hit, the account's tag escaped once."""
+    tag = account_tag(account)
+    return tag + ":frozen", _request_key(tag, request_id, day_end), f"{tag}:recent:{owner}"
 
 
 class PlanItem(NamedTuple):
-    key: str
+    """One counter of a hit, less its key (`HitPlan.keys`): the same for every account, so the limiter
+    reuses one tuple of items for all the hits of the same rules within one second."""
+
     limit: int
     warn_at: int  # -1: none
     alert_over: int  # -1: none
@@ -60,6 +78,7 @@ class PlanItem(NamedTuple):
 
 class HitPlan(NamedTuple):
     account: str
+    keys: tuple[str, ...]  # the counter of each item
     items: tuple[PlanItem, ...]
     dry_run: bool
     request_id: str | None
