@@ -10,10 +10,11 @@ How a text is scanned (`WordMatcher.find`):
    members are inserted in order of how common their characters are in ordinary text (`rules.charfreq`),
    so the common cases are found first. Deleted characters are coded as a marker pair and then stripped.
 2. The automaton runs over the coded text; then, if the text holds a run of one repeated character, over the
-   text with such runs collapsed (投投资资 → 投资). The second scan keeps only hits the text does not hold as
-   written (`_Collapsed.span`), so legitimate doubled words are matched as written by the first scan, and
-   a repeat that belongs to a neighbour stays out of the span (本次投资资金 → 投资); ASCII letters and digits
-   are never collapsed (pk100 is not pk10).
+   text with such runs collapsed (投投资资 → 投资). The automaton holds every doubled repeatable character
+   (资资) as a key of its own, so the first scan also says where the runs are. The second scan keeps only
+   hits the text does not hold as written (`_Collapsed.span`), so legitimate doubled words are matched as
+   written by the first scan, and a repeat that belongs to a neighbour stays out of the span (本次投资资金 →
+   投资); ASCII letters and digits are never collapsed (pk100 is not pk10).
 3. Only a text with a hit pays for the offset map back to the original (`rules.normalize.View`). Hits are
    dropped when they break a word (a Latin / digit term inside a longer Latin / digit word: `sb` in `sbc`),
    when more than `max_gap` VISIBLE deleted characters (spaces, punctuation, symbols, emoji) lie between two
@@ -28,9 +29,9 @@ two letters (usually separate sentences or list items) do not.
 
 The engine (`rules.engine`): the coding of step 1 is for pyahocorasick, the default. With daachorse (the
 optional `fast` extra, chosen when installed), a double array without linear child search, the automaton
-runs over the MATCH folding itself, one symbol per character, and also finds the first doubled character
-(step 2) in the same pass; everything else is the same code (`WordMatcher.unit`: symbols per character),
-and `tests/test_rules_engine.py` checks that both give the same results.
+runs over the MATCH folding itself, one symbol per character; everything else is the same code
+(`WordMatcher.unit`: symbols per character), and `tests/test_rules_engine.py` checks that both give the
+same results.
 """
 
 from __future__ import annotations
@@ -107,22 +108,30 @@ class _Collapsed:
 
     __slots__ = ("c_pos", "lens", "removed", "text", "unit")
 
-    def __init__(self, text: str, dup: re.Pattern[str], unit: int = 2, start: int = 0) -> None:
-        """`start`: no run begins before it (where the caller's first `dup.search` found one)."""
+    def __init__(self, text: str, doubled: list[int], unit: int = 2) -> None:
+        """`doubled`: where each doubled repeatable unit of `text` starts, in order (the first scan's
+        `_scan_runs`); a run of n copies is n - 1 doubled units, one unit apart."""
+        runs: list[tuple[int, int]] = []
+        first = last = doubled[0]
+        for at in doubled[1:]:
+            if at != last + unit:
+                runs.append((first, last + 2 * unit))
+                first = at
+            last = at
+        runs.append((first, last + 2 * unit))
         c_pos: list[int] = []
         lens: list[int] = []
         removed: list[int] = []
-        pieces: list[str] = [text[:start]]
+        pieces: list[str] = []
         gone = 0
-        kept = start  # text[:kept] is in pieces already
-        for m in dup.finditer(text, start):
-            m_start, m_end = m.span()
+        kept = 0  # text[:kept] is in pieces already
+        for m_start, m_end in runs:
             c_pos.append(m_start - gone)
             removed.append(gone)
             run = m_end - m_start
             lens.append(run)
             gone += run - unit
-            # The text up to the run and the run's first unit: the same as `dup.sub(r"\1", text)`.
+            # The text up to the run and the run's first unit.
             pieces.append(text[kept : m_start + unit])
             kept = m_end
         pieces.append(text[kept:])
@@ -186,10 +195,8 @@ _HIGH = 0xE000
 _LOW = 0xF000
 _LOW_END = 0xF900
 SENTINEL_CODE = SENTINEL + SENTINEL
-# A run of one repeated (coded) term character; a match must start at a high symbol, so it is aligned.
-_WORD_HIGH = "\uefff"
-_DUP_CODE = re.compile("([\ue000-\ueffe][\uf000-\uf8ff])\\1+")
-# A doubled repeatable character at a given place (`_DUP_PAIR.match`).
+_WORD_HIGH = "\uefff"  # the group of ASCII letters and digits
+# A doubled repeatable character at a given place (a match must start at a high symbol, so it is aligned).
 _DUP_PAIR = re.compile("([\ue000-\ueffe][\uf000-\uf8ff])\\1")
 # The value of a doubled character's key in the coded automaton (not a term: never a hit).
 _DOUBLED = object()
@@ -243,8 +250,9 @@ class WordMatcher:
         self._code: dict[str, str] = {}
         self._automaton: Any = None
         self._scan: Callable[[str], list[tuple[int, Entry]]] | None = None
-        # The first scan: its hits and where the first run of a repeated term character starts (-1: none).
-        self._scan_first: Callable[[str], tuple[list[tuple[int, Entry]], int]] | None = None
+        # The first scan: its hits and where each doubled repeatable term character starts (资资: runs of
+        # it are collapsed for the second scan), in order.
+        self._scan_runs: Callable[[str], tuple[list[tuple[int, Entry]], list[int]]] | None = None
         if self.engine == DAACHORSE:
             self._build_plain(by_key)
         else:
@@ -258,9 +266,8 @@ class WordMatcher:
         self._word_codes = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
         term_chars = set("".join(by_key))
         self.term_chars = frozenset(term_chars | self._word_codes)
-        # A run of one repeated term character that is no ASCII letter or digit (as `_DUP_CODE`).
+        # Runs of one repeated term character that is no ASCII letter or digit are collapsed.
         repeatable = sorted(c for c in term_chars if not is_word_char(c))
-        self._dup_run = re.compile(f"([{''.join(map(re.escape, repeatable)) or chr(0)}])\\1+")
         if not by_key:
             return
         module = daachorse_module()
@@ -269,8 +276,10 @@ class WordMatcher:
         values = list(by_key.values())
         n = len(keys)
         # The automaton also holds every doubled repeatable character (资资) that is no key itself, so the
-        # first scan says where the first run starts and no regex pass looks for one (a regex search like
-        # `_DUP_PAIR` over every text: `find` 21.2-21.4 -> 19.1-20.8 us per seed message, 65k lexicon).
+        # first scan says where the runs are and no regex pass looks for them (a regex search like
+        # `_DUP_PAIR` over every text: `find` 21.2-21.4 -> 19.1-20.8 us per seed message, 65k lexicon; then
+        # the runs from the doubled characters instead of a regex over the texts that hold one: a run is
+        # n - 1 doubled characters one apart).
         doubled = [c + c for c in repeatable]
         keys += [d for d in doubled if d not in by_key]
         index = {k: i for i, k in enumerate(keys)}
@@ -282,22 +291,19 @@ class WordMatcher:
             # pyahocorasick's form: (index of the last character, value), by end, longest first at one end.
             return [(end - 1, values[i]) for _, end, i in find_overlapping(encoded) if i < n]
 
-        def scan_first(encoded: str) -> tuple[list[tuple[int, Entry]], int]:
+        def scan_runs(encoded: str) -> tuple[list[tuple[int, Entry]], list[int]]:
             found = find_overlapping(encoded)
             hits = [(end - 1, values[i]) for _, end, i in found if i < n]
-            for start, _, i in found:
-                if i in doubled_ids:  # found by end: the first doubled pair is the leftmost
-                    return hits, start
-            return hits, -1
+            # Found by end; every doubled character is two long, so also by start.
+            return hits, [start for start, _, i in found if i in doubled_ids]
 
         self._automaton = automaton
-        self._scan, self._scan_first = scan, scan_first
+        self._scan, self._scan_runs = scan, scan_runs
 
     def _build_coded(self, by_key: dict[str, Entry]) -> None:
         """pyahocorasick over the coded folding (see the module doc)."""
         self.unit = 2
         self._invisible, self._visible = CODED_INVISIBLE, CODED_VISIBLE
-        self._dup_run = _DUP_CODE
         freq: Counter[str] = Counter("".join(by_key))
         term_chars = set(freq) | set("abcdefghijklmnopqrstuvwxyz0123456789")
         self.term_chars = frozenset(term_chars)
@@ -336,7 +342,7 @@ class WordMatcher:
 
         collapse = self.collapse_repeats
         # As with daachorse, the automaton also holds every doubled repeatable character (资资) that is no
-        # key itself, valued `_DOUBLED`, so the first scan says where the first run starts and no regex pass
+        # key itself, valued `_DOUBLED`, so the first scan says where the runs are and no regex pass
         # (`_DUP_PAIR`, ~2.3 us per seed message) looks for one. A doubled character that is a key (妹妹)
         # keeps its entry; its hits are recognised by the entry and checked on the text (rare: one object may
         # be the entry of several keys).
@@ -360,17 +366,27 @@ class WordMatcher:
             # PLACEHOLDER, which no coded text holds. (A collapsed text holds no doubled character.)
             return [h for h in iterate(encoded) if h[1] is not _DOUBLED]
 
-        def scan_first(encoded: str) -> tuple[list[tuple[int, Entry]], int]:
+        def scan_runs(encoded: str) -> tuple[list[tuple[int, Entry]], list[int]]:
             found = list(iterate(encoded))
-            for end, value in found:
-                # By end: the first doubled character is the leftmost (every one is 4 symbols long).
-                if value is _DOUBLED or (
-                    id(value) in doubled_entries and value.length == 2 and _DUP_PAIR.match(encoded, end - 3)
-                ):
-                    return [h for h in found if h[1] is not _DOUBLED], end - 3
-            return found, -1
+            # By end, and every doubled character is 4 symbols long: also by start.
+            doubled = [
+                end - 3
+                for end, value in found
+                if value is _DOUBLED
+                or (id(value) in doubled_entries and value.length == 2 and _DUP_PAIR.match(encoded, end - 3))
+            ]
+            if doubled:
+                found = [h for h in found if h[1] is not _DOUBLED]
+            return found, doubled
 
-        self._scan, self._scan_first = scan, scan_first
+        self._scan, self._scan_runs = scan, scan_runs
+
+    def _scan_first(self, encoded: str) -> tuple[list[tuple[int, Entry]], int]:
+        """The first scan's hits and where the first doubled repeatable character starts (-1: none)."""
+        if self._scan_runs is None:
+            return [], -1
+        hits, doubled = self._scan_runs(encoded)
+        return hits, doubled[0] if doubled else -1
 
     def _outside(self, ch: str) -> str:
         """Code of a folded character past the translate table (CJK extension B and beyond)."""
@@ -396,12 +412,12 @@ class WordMatcher:
             encoded = coded.replace(self._invisible, "").replace(self._visible, "")
         if not encoded:
             return []
-        assert self._scan_first is not None  # set with _scan
-        first, dup = self._scan_first(encoded)
+        assert self._scan_runs is not None  # set with _scan
+        first, doubled = self._scan_runs(encoded)
         collapsed: _Collapsed | None = None
         second: list[tuple[int, Entry]] = []
-        if dup >= 0 and self.collapse_repeats:
-            collapsed = _Collapsed(encoded, self._dup_run, unit, start=dup)
+        if doubled and self.collapse_repeats:
+            collapsed = _Collapsed(encoded, doubled, unit)
             second = self._scan(collapsed.text)
         if not first and not second:
             return []
