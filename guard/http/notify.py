@@ -15,6 +15,7 @@ from aiohttp import web
 from guard.core.types import Decision, DecisionRecord, Disposition
 from guard.http.auth import Client
 from guard.http.keys import ACCOUNTS, AUDIT, METRICS, OBSERVERS, SETTINGS
+from guard.observe.audit import read_verdicts
 
 log = logging.getLogger("guard.notify")
 
@@ -22,14 +23,13 @@ log = logging.getLogger("guard.notify")
 async def notify_decision(app: web.Application, record: DecisionRecord) -> None:
     """Tell every observer. An observer with a synchronous `offer_decision` (a queue put: it cannot block)
     is called directly, without arming a timeout per decision."""
-    timeout = app[SETTINGS].observer_timeout
     for observer in app[OBSERVERS]:
         offer = getattr(observer, "offer_decision", None)
         try:
             if offer is not None:
                 offer(record)
             else:
-                async with asyncio.timeout(timeout):
+                async with asyncio.timeout(app[SETTINGS].observer_timeout):
                     await observer.on_decision(record)
         except Exception as exc:
             app[METRICS].observer_errors.inc()
@@ -61,21 +61,28 @@ async def record_decisions(
     """Metrics, one audit line and the observers for each decision of a request."""
     metrics = app[METRICS]
     directory = app[ACCOUNTS]
+    audit = app[AUDIT]
+    client_name = client.name if client else None
     now = time.time()
     for decision in decisions:
-        refusal = decision.refusal
-        rule = refusal.rule if refusal else (decision.warnings[0].rule if decision.warnings else "")
-        metrics.decisions.inc(decision.action.limit_name, decision.result, rule)
+        # Read once for the metric, the audit line and the check below (each property walks the verdicts).
+        refusal, warnings = read_verdicts(decision.verdicts)
+        if refusal is not None:
+            result, rule = "refuse", refusal.rule
+        else:
+            result, rule = ("warn", warnings[0].rule) if warnings else ("allow", "")
+        action = decision.action
+        metrics.decisions.inc(action.limit_name, result, rule)
         record = DecisionRecord(
             decision=decision,
             disposition=disposition,
             at=now,
-            client=client.name if client else None,
-            staff=directory.staff_of(decision.action.account),
+            client=client_name,
+            staff=directory.staff_of(action.account),
             upstream_status=upstream_status,
             dry_run=dry_run,
         )
-        app[AUDIT].decision(record)
+        audit.decision(record, refusal, warnings)
         await notify_decision(app, record)
         if refusal is not None and refusal.rule == "quota:unavailable":
             metrics.redis_errors.inc("hit")

@@ -8,14 +8,61 @@ WeChat ids and all but the edges of the text.
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
+from structlog.typing import EventDict, WrappedLogger
 
-from guard.core.types import DecisionRecord
+from guard.core.types import DecisionRecord, Verdict
 from guard.observe.masking import mask
+
+_NS_PER_SECOND = 1_000_000_000
+
+
+class UtcIsoStamper:
+    """`structlog.processors.TimeStamper(fmt="iso", utc=True)` — the same `timestamp` value, e.g.
+    `2026-11-30T05:55:17.582489Z` (no fraction when the microseconds are 0, as `isoformat` writes it) — with
+    the date and time of day formatted once per second instead of a `datetime` made and formatted per line
+    (1.7 → 0.6 µs a line measured alone). Microseconds are floored, as `datetime.now` floors them."""
+
+    __slots__ = ("_second",)
+
+    def __init__(self) -> None:
+        # (second, its "YYYY-MM-DDTHH:MM:SS"): one tuple, so another thread never sees half an update.
+        self._second: tuple[int, str] = (-1, "")
+
+    def __call__(self, logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+        second, ns = divmod(time.time_ns(), _NS_PER_SECOND)
+        cached = self._second
+        if cached[0] != second:
+            text = datetime.fromtimestamp(second, UTC).replace(tzinfo=None).isoformat()
+            cached = self._second = (second, text)
+        micro = ns // 1000
+        event_dict["timestamp"] = f"{cached[1]}.{micro:06d}Z" if micro else cached[1] + "Z"
+        return event_dict
+
+
+class ReusedEncoder:
+    """A `JSONRenderer` serializer: what `json.dumps(obj, **kw)` returns, from one `JSONEncoder` built on
+    the first call rather than one per line (`json.dumps` builds a new encoder whenever it is given
+    options; the renderer always passes the same ones). 4.9 → 3.8 µs an audit line measured alone."""
+
+    __slots__ = ("_encode",)
+
+    def __init__(self) -> None:
+        self._encode: Any = None
+
+    def __call__(self, obj: Any, **kw: Any) -> str:
+        encode = self._encode
+        if encode is None:
+            encode = self._encode = json.JSONEncoder(**kw).encode
+        return str(encode(obj))
 
 
 def configure_logging(level: str = "info") -> None:
@@ -27,10 +74,14 @@ def configure_logging(level: str = "info") -> None:
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     structlog.configure(
+        # The chain every audit line goes through (nothing else logs with structlog): the level, the
+        # time, an exception if one is given, JSON. No `merge_contextvars` here: nothing binds context
+        # variables, and walking the request's context for them cost ~0.4 µs a line.
         processors=[
-            *shared,
+            structlog.processors.add_log_level,
+            UtcIsoStamper(),
             structlog.processors.format_exc_info,
-            structlog.processors.JSONRenderer(ensure_ascii=False),
+            structlog.processors.JSONRenderer(ReusedEncoder(), ensure_ascii=False),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         # WriteLogger: the same bytes as PrintLogger (the line and "\n", flushed: one write) without
@@ -51,24 +102,43 @@ def configure_logging(level: str = "info") -> None:
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 
 
-def audit_fields(record: DecisionRecord) -> dict[str, Any]:
-    """The audit line of one decision: what was asked, what was decided, what happened — no content."""
+def read_verdicts(verdicts: Sequence[Verdict]) -> tuple[Verdict | None, list[Verdict]]:
+    """A decision's refusal (the first) and its warnings, in one walk of its verdicts: `Decision.refusal`,
+    `.warnings` and `.result` each walk them again whenever they are read, and a decision's bookkeeping
+    (metrics, audit line) needs all three."""
+    refusal: Verdict | None = None
+    warnings: list[Verdict] = []
+    for verdict in verdicts:
+        outcome = verdict.outcome
+        if outcome == "refuse":
+            if refusal is None:
+                refusal = verdict
+        elif outcome == "warn":
+            warnings.append(verdict)
+    return refusal, warnings
+
+
+def audit_fields(
+    record: DecisionRecord, refusal: Verdict | None = None, warnings: Sequence[Verdict] | None = None
+) -> dict[str, Any]:
+    """The audit line of one decision: what was asked, what was decided, what happened — no content.
+    `refusal` and `warnings`, when the caller has read them already (`read_verdicts`), are not read again;
+    without `warnings` both are read from the decision."""
     decision = record.decision
     action = decision.action
-    # `Decision.refusal`, `.warnings` and `.result` each walk the verdicts again: read them once here.
-    refusal = decision.refusal
-    warnings = decision.warnings
-    result = "refuse" if refusal is not None else ("warn" if warnings else "allow")
+    if warnings is None:
+        refusal, warnings = read_verdicts(decision.verdicts)
+    texts = action.texts
     fields: dict[str, Any] = {
         "kind": action.kind,
         "action": action.limit_name,
         "account": action.account,
         "profile": action.profile,
         "recipients": action.recipients,
-        "texts": len(action.texts),
-        "text_chars": sum(len(t.text) for t in action.texts),
+        "texts": len(texts),
+        "text_chars": sum([len(t.text) for t in texts]),
         "attachments": [att.kind for att in action.attachments],
-        "decision": result,
+        "decision": "refuse" if refusal is not None else ("warn" if warnings else "allow"),
         "disposition": record.disposition,
         "client": record.client,
         "staff": record.staff,
@@ -84,6 +154,7 @@ def audit_fields(record: DecisionRecord) -> dict[str, Any]:
     matches = [
         {"where": m.where, "category": m.category, "term": m.term}
         for verdict in decision.verdicts
+        if verdict.matches
         for m in verdict.matches
     ]
     if matches:
@@ -96,9 +167,29 @@ def audit_fields(record: DecisionRecord) -> dict[str, Any]:
 class AuditLog:
     def __init__(self) -> None:
         self.log = structlog.get_logger("guard.audit")
+        self._info: Callable[..., Any] | None = None
 
-    def decision(self, record: DecisionRecord) -> None:
-        self.log.info("decision", **audit_fields(record))
+    def _bound_info(self) -> Callable[..., Any]:
+        """The `info` of the logger structlog assembles for `self.log`. When structlog caches loggers
+        (`configure_logging`), the lazy proxy `self.log` hands back that same logger on every call, after
+        three calls of its own (attribute lookup, bind, cached bind): it is kept here instead, ~0.6 µs a line
+        measured alone. Otherwise (tests, a later `structlog.configure`) it is assembled each time, as the
+        proxy does."""
+        info = self._info
+        if info is None:
+            info = self.log.bind().info
+            if structlog.get_config()["cache_logger_on_first_use"]:
+                self._info = info
+        return info
+
+    def decision(
+        self,
+        record: DecisionRecord,
+        refusal: Verdict | None = None,
+        warnings: Sequence[Verdict] | None = None,
+    ) -> None:
+        """One audit line; `refusal` and `warnings` as `audit_fields` takes them."""
+        self._bound_info()("decision", **audit_fields(record, refusal, warnings))
 
     def event(self, event: str, **fields: Any) -> None:
-        self.log.info(event, **fields)
+        self._bound_info()(event, **fields)

@@ -78,7 +78,11 @@ class Counter:
         return child
 
     def inc(self, *labels: str, by: float = 1.0) -> None:
-        self._child(labels).inc(by)
+        # `_child` inlined for the label sets already seen: ~0.1 µs of 0.5 an increment, on the request path.
+        child = self._children.get(labels) if self.label_names else self.metric
+        if child is None:
+            child = self._child(labels)
+        child.inc(by)
 
     def get(self, *labels: str) -> float:
         """This process's value (0 for a label set never used; it is not created)."""
