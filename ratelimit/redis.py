@@ -105,6 +105,7 @@ Client = Redis | RedisCluster | Pipelined | PipelinedConnection
 # isinstance with a tuple: with a `X | Y` union it costs ~3 times as much, on every call of the hot path.
 _PIPELINED = (PipelinedNode, PipelinedCluster, PipelinedConnection)
 _PIPELINED_CLIENTS = (PipelinedNode, PipelinedCluster)
+_new_tuple: Any = tuple.__new__
 
 _FAILURES = (RedisError, RedisClusterException, OSError, TimeoutError)
 # While the breaker is open, Redis is pinged this often (seconds) and the breaker closed on its answer.
@@ -152,7 +153,10 @@ class Script:
         *,
         reply_timeout: float | None = None,
         deadline: bool = False,
+        late: Callable[[Any], bool] | None = None,
     ) -> Any:
+        """Run the script. `late`: tells a reply saying the script ran after its deadline, and so did
+        nothing (hit.lua's {3}, refund.lua's -1): such a reply raises LateReply."""
         if isinstance(client, _PIPELINED):
             if deadline:
                 command = (*self._evalsha, len(keys), *keys, *args, DEADLINE_PLACEHOLDER)
@@ -166,17 +170,22 @@ class Script:
                     return await client.execute(*command, reply_timeout=reply_timeout, deadline=deadline)
             key = keys[0] if keys else None
             try:
-                return await client.call(key, *command, reply_timeout=reply_timeout, deadline=deadline)
+                reply = await client.call(key, *command, reply_timeout=reply_timeout, deadline=deadline)
             except NoScriptError:
                 await client.call(key, "SCRIPT", "LOAD", self.source, reply_timeout=reply_timeout)
-                return await client.call(key, *command, reply_timeout=reply_timeout, deadline=deadline)
-        if deadline:
-            raise ValueError("a redis-py client takes the deadline as an argument of the script")
-        try:
-            return await client.evalsha(self.sha, len(keys), *keys, *args)
-        except NoScriptError:
-            await client.script_load(self.source)
-            return await client.evalsha(self.sha, len(keys), *keys, *args)
+                reply = await client.call(key, *command, reply_timeout=reply_timeout, deadline=deadline)
+        else:
+            if deadline:
+                raise ValueError("a redis-py client takes the deadline as an argument of the script")
+            try:
+                reply = await client.evalsha(self.sha, len(keys), *keys, *args)
+            except NoScriptError:
+                await client.script_load(self.source)
+                reply = await client.evalsha(self.sha, len(keys), *keys, *args)
+        if late is not None and late(reply):
+            after = f" ({reply_timeout:g} s)" if reply_timeout is not None else ""
+            raise LateReply(f"Redis ran {self.name} after its deadline{after}")
+        return reply
 
 
 HIT = Script.packaged("ratelimit", "hit")
@@ -546,7 +555,7 @@ class RedisStorage:
                     raise
         raise AssertionError("unreachable")
 
-    async def _script(
+    def _script(
         self,
         client: Client,
         script: Script,
@@ -554,14 +563,25 @@ class RedisStorage:
         args: Sequence[str | int],
         *,
         deadline: bool = False,
-    ) -> Any:
-        """Run `script`; with `deadline`, a run after the guard gave up does nothing (LateReply)."""
+    ) -> Awaitable[Any]:
+        """Run `script`; with `deadline`, a run after the guard gave up does nothing (LateReply).
+
+        Not a coroutine: on a pipelined client it hands back the script's own coroutine (one frame less
+        for every step of every counter call)."""
         if isinstance(client, _PIPELINED_CLIENTS):
-            reply = await script(client, keys, args, reply_timeout=self.timeout, deadline=deadline)
-            if deadline and _is_late(reply):
-                raise LateReply(f"Redis ran {script.name} after its deadline ({self.timeout:g} s)")
-            return reply
+            late = _is_late if deadline else None
+            return script(client, keys, args, reply_timeout=self.timeout, deadline=deadline, late=late)
         assert not isinstance(client, PipelinedConnection)
+        return self._script_redis_py(client, script, keys, args, deadline)
+
+    async def _script_redis_py(
+        self,
+        client: Redis | RedisCluster,
+        script: Script,
+        keys: Sequence[str],
+        args: Sequence[str | int],
+        deadline: bool,
+    ) -> Any:
         if not deadline:
             return await self._measured(script(client, keys, args))
         # redis-py: the deadline is fixed before the command is written; when the loop was too busy to
@@ -718,7 +738,7 @@ class RedisStorage:
         counts even past a limit."""
 
         async def run() -> None:
-            await self._hit(plan, "charge")
+            await self.hit(plan, "charge")
             self.events.reconciled("charged")
 
         # A failed attempt queued its own settle first when it may have run: charging again is safe.
@@ -726,10 +746,9 @@ class RedisStorage:
 
     # ---- the Storage protocol ----
 
-    async def hit(self, plan: HitPlan) -> RawHit:
-        return await self._hit(plan, "hit")
-
-    async def _hit(self, plan: HitPlan, what: str) -> RawHit:
+    async def hit(self, plan: HitPlan, what: str = "hit") -> RawHit:
+        """Run hit.lua for `plan`. `what`: the operation its failures are reported as ("charge" for a
+        `charge_later`)."""
         token = "" if plan.dry_run else f"{self._token_prefix}{next(self._token_count):x}"
         frozen, request, recent = hit_keys(plan.account, plan.request_id, plan.day_end, self._token_prefix)
         keys = (frozen, request, recent, *plan.keys)
@@ -762,11 +781,12 @@ class RedisStorage:
                 allowed, rules = decode_numbers(_text(reply[2]))
                 return RawHit(STATUS_DONE, allowed, rules)
             return RawHit(status, False, descriptor=_text(reply[1]), numbers=_text(reply[2]))
-        values = [int(v) for v in reply[2:]]
+        # Four numbers per rule. RawRule's fields in order, without its Python-level __new__ (per rule).
+        values = map(int, reply[2:])
         rules = tuple(
             [
-                RawRule(values[i], values[i + 1], values[i + 2], bool(values[i + 3]))
-                for i in range(0, len(values), 4)
+                _new_tuple(RawRule, (used, attempts, crossed, bool(allowed)))
+                for used, attempts, crossed, allowed in zip(values, values, values, values, strict=True)
             ]
         )
         return RawHit(status, bool(int(reply[1])), rules)
