@@ -186,13 +186,34 @@ class Homophones:
                 return True
         return False
 
-    def find(self, text: str, literal: Sequence[tuple[Any, ...]] = ()) -> list[tuple[int, int, Homophone]]:
+    @property
+    def table(self) -> list[str]:
+        """The coding of the text: per code point of the Basic Multilingual Plane, its syllable's symbol or
+        the sentinel (a code point past it is left as it is)."""
+        return self._table
+
+    @property
+    def no_reading(self) -> str:
+        """The symbol of a character whose reading is no syllable of a term (or that has none), which is
+        also what a code point past `table` may be coded as: no key holds either."""
+        return SENTINEL
+
+    @property
+    def active(self) -> bool:
+        """Has it any term to find (else `find` returns nothing for every text)?"""
+        return self._hits is not None
+
+    def find(
+        self, text: str, literal: Sequence[tuple[Any, ...]] = (), coded: str | None = None
+    ) -> list[tuple[int, int, Homophone]]:
         """Homophone hits of `text`, leftmost-longest, none overlapping a `literal` hit ((start, end, …)
-        tuples: the word matcher's selected hits)."""
+        tuples: the word matcher's selected hits). `coded`: `text.translate(self.table)` when the caller has
+        it already (`rules.normalize.fold_columns`)."""
         hits = self._hits
         if hits is None or not _HAS_CJK.search(text):
             return []
-        coded = text.translate(self._table)
+        if coded is None:
+            coded = text.translate(self._table)
         raw: list[tuple[int, int, Homophone]] = []
         for start, end, found in hits(coded):
             if any(s < end and start < t for s, t, *_ in literal):

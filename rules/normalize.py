@@ -528,6 +528,52 @@ def fold_paired(text: str) -> tuple[str, str] | None:
     return both[::2], detected
 
 
+@cache
+def detect_column() -> list[str]:
+    """The DETECT folding of every code point as one character: INVISIBLE when deleted, `_UNPAIRED` where it
+    is several characters (the second half of `paired_table`'s entries)."""
+    return [d if len(d) == 1 else INVISIBLE if not d else _UNPAIRED for d in tables().detect]
+
+
+@cache
+def _joined_base(paired: bool, fill: str) -> list[str]:
+    """`paired_table()` (paired) or `detect_column()` with `fill` after every entry (`_UNPAIRED` stays)."""
+    base, width = (paired_table(), 2) if paired else (detect_column(), 1)
+    shared: dict[str, str] = {}
+    out: list[str] = []
+    for entry in base:
+        if len(entry) == width and entry != _UNPAIRED:  # (no code point's DETECT folding is "\x02")
+            joined = entry + fill
+            out.append(shared.setdefault(joined, joined))
+        else:
+            out.append(_UNPAIRED)
+    return out
+
+
+def joined_table(paired: bool, column: Sequence[str], fill: str) -> list[str]:
+    """`paired_table()` (paired) or `detect_column()` with one more character per code point: `column[cp]`,
+    `fill` past its end. (A rule set's own coding, such as its homophones', then comes from the same
+    `str.translate` as the foldings: `fold_columns`.) Only the code points whose character is not `fill`
+    are built here (~5 ms); the rest is one table per process (~40 ms, built with the first rules)."""
+    base, width = (paired_table(), 2) if paired else (detect_column(), 1)
+    out = list(_joined_base(paired, fill))
+    for cp, ch in enumerate(column):
+        if ch != fill:
+            entry = base[cp]
+            if len(entry) == width and entry != _UNPAIRED:
+                out[cp] = entry + ch
+    return out
+
+
+def fold_columns(text: str, table: Sequence[str], width: int) -> list[str] | None:
+    """The `width` columns of `table` (built by `joined_table`) for `text`, each one character per original
+    character, from one `str.translate`; None when a character folds to several or lies past the table."""
+    both = text.translate(table)
+    if len(both) != width * len(text):
+        return None
+    return [both[i::width] for i in range(width)]
+
+
 def detect_text(text: str) -> str:
     """DETECT folding without offsets (a cheap first look)."""
     t = tables()
