@@ -3,7 +3,10 @@ every plan it hands the storage must be the one it would compute from scratch, w
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 from support import Clock
@@ -128,3 +131,28 @@ def test_hit_keys_are_the_three_keys_of_the_layout() -> None:
 def test_as_charge_is_unchanged() -> None:
     assert _as_charge(RULES[0]) == Charge(RULES[0], 1)
     assert _as_charge((RULES[0], 3)) == Charge(RULES[0], 3)
+
+
+async def test_a_hit_keeps_its_own_windows_while_a_later_one_plans_the_next_day() -> None:
+    """A hit answers with the windows it was planned in, even when, while it waited for the storage,
+    another hit of the same rules planned the next second across a midnight."""
+    release = asyncio.Event()
+
+    class Slow(MemoryStorage):
+        async def hit(self, plan: HitPlan) -> RawHit:
+            if plan.account == "slow":
+                await release.wait()
+            return await super().hit(plan)
+
+    clock = Clock(datetime(2026, 11, 22, 23, 59, 59, 500_000, tzinfo=ZoneInfo("Asia/Shanghai")))
+    limiter = Limiter(Slow(), clock=clock)
+    rule = Rule("message", "day", 500)
+    slow = asyncio.create_task(limiter.hit("slow", [Charge(rule)]))
+    await asyncio.sleep(0)
+    clock.advance(1.0)  # the next day
+    fast = await limiter.hit("fast", [Charge(rule)])
+    release.set()
+    first = await slow
+    assert fast.day_resets_at == first.day_resets_at + 86_400
+    assert first.outcomes[0].resets_at == first.day_resets_at
+    assert fast.outcomes[0].resets_at == fast.day_resets_at
