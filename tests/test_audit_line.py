@@ -108,7 +108,11 @@ def test_stamper_writes_what_timestamper_writes(ns: int, monkeypatch: pytest.Mon
         assert stamper(None, "info", {})["timestamp"] == expected.replace("+00:00", "Z")
 
 
-def test_reused_encoder_is_json_dumps() -> None:
+@pytest.mark.parametrize("c_encoder", [True, False])
+def test_reused_encoder_is_json_dumps(c_encoder: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    if not c_encoder:  # another Python: JSONEncoder.encode
+        monkeypatch.setattr(json.encoder, "c_make_encoder", None)
+
     class Odd:
         def __repr__(self) -> str:
             return "<odd>"
@@ -119,7 +123,8 @@ def test_reused_encoder_is_json_dumps() -> None:
         {"a": '稳赚\n"x"\ud800', "b": None, "c": True, "d": 1.5, "e": [1, "x", {"f": float("nan")}]},
         {"odd": Odd(), "n": 10**20, "t": ("x", 2)},
     ):
-        assert ours(None, "info", dict(event)) == stock(None, "info", dict(event))
+        for _ in range(2):  # the encoder made on the first call, then reused
+            assert ours(None, "info", dict(event)) == stock(None, "info", dict(event))
 
 
 def test_fields_with_and_without_verdicts_read_by_the_caller() -> None:
