@@ -158,7 +158,9 @@ class Detection:
 # (Ⅰ folds to i). Only a run that starts with 1 / l / i, stands apart from other letters and digits and
 # keeps four real digits.
 _LETTERED = re.compile(f"(?<![a-z0-9])[1li](?:{GAP}[0-9oli])+(?![a-z0-9])")
-_LETTERED_HINTS = [f"{c}(?:[^0-9a-z]{{0,3}}[0-9oli]){{10}}" for c in "1li"]
+# (`{0,3}+`: possessive, the same matches because a separator is never a digit, but no backtracking over
+# the separators at every digit of the text: with the phone first look, 2.84 -> 2.49 us per seed message.)
+_LETTERED_HINTS = [f"{c}(?:[^0-9a-z]{{0,3}}+[0-9oli]){{10}}" for c in "1li"]
 _LETTERED_HINT = re.compile("|".join(_LETTERED_HINTS))
 _AS_DIGITS = str.maketrans("oli", "011")
 _MIN_REAL_DIGITS = 4
@@ -277,7 +279,7 @@ _DOMAIN_HINT = _by_first(_DOMAIN_HINTS)
 # cluster joins digits by at most three separators, a 3-4-4 group by at most three punctuation marks),
 # spelt out per first digit. (The DETECT folding leaves no digit but ASCII ones: `\d` is [0-9] there.) With
 # the lettered phones' first look, one search (a passing text of the seeds: 3.7 -> 1.4 us).
-_PHONE_HINTS = [f"{d}(?:\\D{{0,3}}\\d){{10}}" for d in "0123456789"] + _LETTERED_HINTS
+_PHONE_HINTS = [f"{d}(?:\\D{{0,3}}+\\d){{10}}" for d in "0123456789"] + _LETTERED_HINTS
 _PHONE_HINT = _by_first(_PHONE_HINTS)
 # One search that fails for a text where neither the WeChat, QQ nor e-mail hint nor a URL scheme occurs
 # (every alternative starts with a literal: the engine only stops at their first characters).
