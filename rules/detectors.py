@@ -278,7 +278,7 @@ _DOMAIN_HINT = _by_first(_DOMAIN_HINTS)
 # Every phone the detector accepts has 11 digits with at most three non-digits between two of them (a
 # cluster joins digits by at most three separators, a 3-4-4 group by at most three punctuation marks),
 # spelt out per first digit. (The DETECT folding leaves no digit but ASCII ones: `\d` is [0-9] there.) With
-# the lettered phones' first look, one search (a passing text of the seeds: 3.7 -> 1.4 us).
+# the lettered phones' first look, one search (on a seed message that passes `_ANY_HINT`: 3.7 -> 1.7 us).
 _PHONE_HINTS = [f"{d}(?:\\D{{0,3}}+\\d){{10}}" for d in "0123456789"] + _LETTERED_HINTS
 _PHONE_HINT = _by_first(_PHONE_HINTS)
 # One search that fails for a text where neither the WeChat, QQ nor e-mail hint nor a URL scheme occurs
