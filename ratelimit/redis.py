@@ -314,6 +314,19 @@ class _Gate:
                 waiter.set_exception(_Refused())
 
 
+def _may_retry(
+    exc: ConnectionLost | RedisConnectionError, attempt: int, repeatable: bool, trace: _Trace
+) -> bool:
+    """After attempt 1 or 2 lost its connection: note in `trace` whether it may have run, and say whether
+    to try once more on a fresh connection — when it was never written, or when running it twice does no
+    harm (`repeatable`)."""
+    if isinstance(exc, ConnectionLost):
+        trace.maybe_ran = trace.maybe_ran or exc.sent
+        return attempt == 1 and (not exc.sent or repeatable)
+    trace.maybe_ran = True  # redis-py does not say whether it was written
+    return attempt == 1 and repeatable
+
+
 def _kind(exc: BaseException) -> str:
     if isinstance(exc, TimeoutError | RedisTimeout):
         return "timeout"
@@ -518,7 +531,20 @@ class RedisStorage:
                 raise self._unavailable(what, "circuit_open", "circuit opened while waiting")
         trace = _Trace()
         try:
-            result = await self._attempts(operation, repeatable, trace)
+            # `_attempts` written out: one coroutine frame less for every step of every counter call (~0.5 µs
+            # a hit, 16 hits at once on a real Redis).
+            for attempt in (1, 2):
+                client = self._client
+                if client is None:
+                    client = await self._get_client()  # failing here, nothing was sent
+                try:
+                    result = await operation(client)
+                    break
+                except (ConnectionLost, RedisConnectionError) as exc:
+                    if not _may_retry(exc, attempt, repeatable, trace):
+                        raise
+            else:
+                raise AssertionError("unreachable: the second attempt returns or raises")
         except _FAILURES as exc:
             self.breaker.record_failure()
             kind = _kind(exc)
@@ -540,6 +566,8 @@ class RedisStorage:
     async def _attempts(
         self, operation: Callable[[Client], Awaitable[T]], repeatable: bool, trace: _Trace | None = None
     ) -> T:
+        """`operation` on a client, once more on a fresh connection when `_may_retry` says so (the same
+        attempts as `_run`'s, without the breaker and the line: for the background ping)."""
         trace = trace or _Trace()
         for attempt in (1, 2):
             client = self._client
@@ -547,13 +575,8 @@ class RedisStorage:
                 client = await self._get_client()  # failing here, nothing was sent
             try:
                 return await operation(client)
-            except ConnectionLost as exc:
-                trace.maybe_ran = trace.maybe_ran or exc.sent
-                if attempt == 2 or (exc.sent and not repeatable):
-                    raise
-            except RedisConnectionError:
-                trace.maybe_ran = True  # redis-py does not say whether it was written
-                if attempt == 2 or not repeatable:
+            except (ConnectionLost, RedisConnectionError) as exc:
+                if not _may_retry(exc, attempt, repeatable, trace):
                     raise
         raise AssertionError("unreachable")
 
