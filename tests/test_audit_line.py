@@ -132,3 +132,22 @@ def test_fields_with_and_without_verdicts_read_by_the_caller() -> None:
         refusal, warnings = read_verdicts(record.decision.verdicts)
         assert refusal is record.decision.refusal and tuple(warnings) == record.decision.warnings
         assert audit_fields(record, refusal, warnings) == audit_fields(record)
+
+
+def test_level_and_dropped_events_as_structlog_filters_them(restore_logging: None) -> None:
+    out = io.StringIO()
+    structlog.reset_defaults()
+    audit.configure_logging("warning")  # `guard serve` at log level warning: no audit lines
+    structlog.configure(logger_factory=structlog.WriteLoggerFactory(file=out))
+    AuditLog().decision(records()[0])
+    assert out.getvalue() == ""
+
+    def drop(logger: Any, name: str, event_dict: Any) -> Any:
+        raise structlog.DropEvent
+
+    audit.configure_logging("info")
+    structlog.configure(logger_factory=structlog.WriteLoggerFactory(file=out), processors=[drop])
+    log = AuditLog()
+    log.decision(records()[0])
+    log.event("refused", reason="x")
+    assert out.getvalue() == ""
