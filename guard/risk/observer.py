@@ -7,8 +7,8 @@ stays small whatever the traffic) and appends its alerts, in order, to the spool
 whose twin already waits there is not added twice). A second task, the flusher, writes the spool to the
 stores: alerts in order, then the counts in numbered batches that the report store applies at most once,
 so a batch repeated after a timeout or a Redis restart is never counted twice; an alert is written as soon
-as it is spooled, the counts gather for COUNTS_INTERVAL between writes. While Redis hangs or is
-down, the spool holds everything and is written when it is back; the queue keeps draining.
+as it is spooled, the counts gather for COUNTS_INTERVAL between writes. While Redis hangs or is down, the
+spool holds everything and is written when it is back; the queue keeps draining.
 
 Bounds, never passed silently: beyond `spool_counters` distinct counters a decision that would add new
 ones is not counted, beyond `spool_alerts` waiting alerts new ones are not kept (system alerts have a
@@ -64,9 +64,10 @@ SYSTEM_RESERVE = 1_000
 FLUSH_CHUNK = 5_000
 # After a write the flusher lets report sums gather this long before the next one, unless an alert comes
 # to be written (then at once, with the sums gathered so far). The sums are additive, so fewer writes
-# count the same; each write is one EVALSHA through redis-py, ~150-300 µs of CPU however few decisions
-# it carries: written after every 20 ms batch it cost 11 µs a request at 16 connections and 17-35 at one
-# (bench/stages.py "risk observer: flush"). A report then trails the decisions by up to this much more.
+# count the same; each write is one EVALSHA through redis-py, with a cost of its own however few decisions
+# it carries: written after every 20 ms batch, bench/stages.py's "risk observer: flush" was 10-16 µs a
+# request at 16 connections and 17-27 at one; every 0.1 s, 4-6 at both. A report then trails the
+# decisions by up to this much more; an alert does not wait.
 COUNTS_INTERVAL = 0.1
 # The flusher retries a failed write after this long, doubling up to FLUSH_RETRY_MAX.
 FLUSH_RETRY_SECONDS = 0.2
