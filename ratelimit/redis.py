@@ -128,9 +128,6 @@ class Script:
         self.name = name
         self.source = source
         self.sha = hashlib.sha1(source.encode("utf-8"), usedforsecurity=False).hexdigest()
-        # The command's name and the SHA as bytes, which hiredis packs as they are (a str is encoded on
-        # every call).
-        self._evalsha = (b"EVALSHA", self.sha.encode("ascii"))
 
     @classmethod
     def packaged(cls, package: str, name: str) -> Script:
@@ -160,9 +157,9 @@ class Script:
         nothing (hit.lua's {3}, refund.lua's -1): such a reply raises LateReply."""
         if isinstance(client, _PIPELINED):
             if deadline:
-                command = (*self._evalsha, len(keys), *keys, *args, DEADLINE_PLACEHOLDER)
+                command = ("EVALSHA", self.sha, len(keys), *keys, *args, DEADLINE_PLACEHOLDER)
             else:
-                command = (*self._evalsha, len(keys), *keys, *args)
+                command = ("EVALSHA", self.sha, len(keys), *keys, *args)
             if isinstance(client, PipelinedConnection):
                 try:
                     reply = await client.execute(*command, reply_timeout=reply_timeout, deadline=deadline)
