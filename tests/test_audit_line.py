@@ -151,3 +151,27 @@ def test_level_and_dropped_events_as_structlog_filters_them(restore_logging: Non
     log.decision(records()[0])
     log.event("refused", reason="x")
     assert out.getvalue() == ""
+
+
+def test_stdlib_log_lines_carry_the_traceback(restore_logging: None) -> None:
+    """aiohttp's and the guard's own `log.exception(...)`: one JSON line with the traceback as text."""
+    audit.configure_logging("info")
+    out = io.StringIO()
+    root = logging.getLogger()
+    root.handlers[0].setStream(out)
+    try:
+        raise ZeroDivisionError("division by zero")
+    except ZeroDivisionError:
+        logging.getLogger("aiohttp.server").exception("Error handling request")
+    logging.getLogger("guard.test").warning("plain %s", "line")
+    first, second = (json.loads(line) for line in out.getvalue().splitlines())
+    assert first["event"] == "Error handling request" and first["level"] == "error"
+    assert first["logger"] == "aiohttp.server" and "exc_info" not in first
+    assert first["exception"].startswith("Traceback (most recent call last):")
+    assert first["exception"].endswith("ZeroDivisionError: division by zero")
+    assert second == {
+        "event": "plain line",
+        "level": "warning",
+        "timestamp": second["timestamp"],
+        "logger": "guard.test",
+    }
