@@ -654,6 +654,11 @@ class RedisStorage:
             self._kick()
         if state == "open":
             self._gate.turn_away()
+            # Calls already waiting for Redis's reply fail now too, not each at the end of its own
+            # timeout (a single node: on a Cluster one failing master must not fail the others' calls).
+            # They are left as calls that timed out: a hit among them is settled after its deadline.
+            if isinstance(self._client, PipelinedNode):
+                self._client.give_up("no reply from Redis: given up when the circuit breaker opened")
             self._ensure_probe()
 
     def _ensure_probe(self) -> None:

@@ -6,6 +6,7 @@ bench/faults.py, never asserted here."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import json
 import os
@@ -86,6 +87,51 @@ async def test_a_hung_redis_costs_no_request_a_probe_and_the_ping_closes_the_bre
             await eventually(closed, what="the background ping closing the breaker")
             assert (await limiter.hit("a", [Charge(RULE)])).allowed
     finally:
+        await limiter.aclose()
+
+
+async def test_calls_waiting_on_a_hung_redis_fail_when_the_breaker_opens(
+    own_redis: RedisServer,
+) -> None:
+    """A hit written to a hung Redis just before the breaker opened used to wait out its own whole timeout
+    (answers up to ~1.5 timeouts after the hang began); it fails when the breaker opens, as one that timed
+    out: settled after its deadline, so nothing stays charged."""
+    storage = counter_storage(Settings(redis_url=own_redis.url, redis_timeout=0.5), cluster=False)
+    assert isinstance(storage, RedisStorage)
+    storage.breaker.failures = 1
+    limiter = Limiter(storage)
+    assert own_redis.proc is not None
+
+    def written() -> int:
+        conn = getattr(storage._client, "conn", None)
+        return sum(1 for sent in getattr(conn, "_pending", ()) if sent.written)
+
+    try:
+        async with asyncio.timeout(30):
+            assert (await limiter.hit("a", [Charge(RULE)])).allowed
+            os.kill(own_redis.proc.pid, signal.SIGSTOP)
+            first = asyncio.ensure_future(limiter.hit("a", [Charge(RULE)]))
+            await eventually(lambda: written() == 1, what="the first hit written")
+            second = asyncio.ensure_future(limiter.hit("b", [Charge(RULE)]))
+            await eventually(lambda: written() == 2, what="the second hit written")
+            failed = await asyncio.gather(first, second, return_exceptions=True)
+            assert all(isinstance(f, StorageUnavailable) for f in failed), failed
+            assert "no reply from Redis within 0.5 s" in str(failed[0])  # its own timeout: the breaker opens
+            assert "given up when the circuit breaker opened" in str(failed[1])
+            assert all(f.kind == "timeout" for f in failed if isinstance(f, StorageUnavailable))
+            os.kill(own_redis.proc.pid, signal.SIGCONT)
+
+            async def settled() -> bool:
+                return storage.breaker.state == "closed" and storage.backlog == 0
+
+            await eventually(settled, what="the breaker closed and both hits settled")
+            # Only the hit answered before the hang counts (a dry run answers as if it were one more).
+            for account, used in (("a", 1), ("b", 0)):
+                result = await limiter.hit(account, [Charge(RULE)], dry_run=True)
+                assert result.outcomes[0].used == used + 1, (account, result)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(own_redis.proc.pid, signal.SIGCONT)
         await limiter.aclose()
 
 
