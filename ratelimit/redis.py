@@ -17,7 +17,8 @@ How a call can fail, and what the guard may conclude (RedisStorage):
 - `timeout` measures Redis: a command's clock starts when it is written to the socket, and a late timer
   is not trusted before the loop has read its sockets (see ratelimit.connection). A timeout or a broken
   connection counts as a failure; `failures` in a row open the circuit breaker (every call, waiting ones
-  included, fails at once), and a background ping closes it on Redis's first answer.
+  included, fails at once — on a single node also those already written, as if timed out), and a
+  background ping closes it on Redis's first answer.
 - A hit the guard gave up on never keeps a charge. The hit script gets the guard's deadline on Redis's
   own clock and does nothing when it runs after it (status LATE), so a command that reaches Redis late (a
   hung server woken by SIGCONT, a command left in a socket buffer) is a no-op. We chose that over
