@@ -96,7 +96,7 @@ from ratelimit.storage import (
     recent_key,
     request_key,
 )
-from ratelimit.types import StorageUnavailable
+from ratelimit.types import StorageUnavailable, new_tuple
 
 log = logging.getLogger("ratelimit.redis")
 
@@ -107,7 +107,6 @@ Client = Redis | RedisCluster | Pipelined | PipelinedConnection
 # every call of the hot path.
 _PIPELINED = (PipelinedNode, PipelinedCluster, PipelinedConnection)
 _PIPELINED_CLIENTS = (PipelinedNode, PipelinedCluster)
-_new_tuple: Any = tuple.__new__
 
 _FAILURES = (RedisError, RedisClusterException, OSError, TimeoutError)
 # While the breaker is open, Redis is pinged this often (seconds) and the breaker closed on its answer.
@@ -813,7 +812,7 @@ class RedisStorage:
         values = map(int, reply[2:])
         rules = tuple(
             [
-                _new_tuple(RawRule, (used, attempts, crossed, bool(allowed)))
+                new_tuple(RawRule, (used, attempts, crossed, bool(allowed)))
                 for used, attempts, crossed, allowed in zip(values, values, values, values, strict=True)
             ]
         )

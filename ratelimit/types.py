@@ -8,7 +8,7 @@ lives elsewhere; anything with these attributes is a rule (`LimitRule` is struct
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, NamedTuple, Protocol, runtime_checkable
+from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
 
 Window = Literal["minute", "hour", "day"]
 Mode = Literal["enforce", "shadow"]
@@ -18,6 +18,10 @@ WINDOWS: tuple[Window, ...] = ("minute", "hour", "day")
 MODES: tuple[Mode, ...] = ("enforce", "shadow")
 # Order in which crossed thresholds are reported; also their bit in the scripts' mask (1, 2, 4).
 THRESHOLDS: tuple[Threshold, ...] = ("warn", "limit", "alert_over")
+
+# A NamedTuple from a tuple of ALL its fields in order, without the Python-level `__new__` NamedTuple
+# generates (~0.3 µs less each): for the ones the hot path makes per rule of every hit.
+new_tuple: Any = tuple.__new__
 
 
 @runtime_checkable
