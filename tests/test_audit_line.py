@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 import structlog
 
-from guard.core.types import Action, ContentMatch, Decision, DecisionRecord, TextField, Verdict
+from guard.core.types import Action, ContentMatch, Decision, DecisionRecord, TextField, Verdict, read_verdicts
 from guard.observe import audit
-from guard.observe.audit import AuditLog, ReusedEncoder, UtcIsoStamper, audit_fields, read_verdicts
+from guard.observe.audit import AuditLog, ReusedEncoder, UtcIsoStamper, audit_fields
 
 STOCK_CHAIN: list[Any] = [
     structlog.contextvars.merge_contextvars,

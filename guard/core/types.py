@@ -7,7 +7,7 @@ forwards or refuses and hands a `DecisionRecord` to the observers (alerts, repor
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, get_args
 
@@ -138,7 +138,28 @@ class Decision:
     @property
     def result(self) -> Literal["refuse", "warn", "allow"]:
         """What the decision says as one word (metrics, audit lines, /v1/check)."""
-        return "refuse" if self.refusal is not None else ("warn" if self.warnings else "allow")
+        return result_of(*read_verdicts(self.verdicts))
+
+
+def read_verdicts(verdicts: Sequence[Verdict]) -> tuple[Verdict | None, list[Verdict]]:
+    """A decision's refusal (the first) and its warnings, in one walk of its verdicts: `Decision.refusal`,
+    `.warnings` and `.result` each walk them again whenever they are read, and a decision's bookkeeping
+    (metrics, audit line) needs all three."""
+    refusal: Verdict | None = None
+    warnings: list[Verdict] = []
+    for verdict in verdicts:
+        outcome = verdict.outcome
+        if outcome == "refuse":
+            if refusal is None:
+                refusal = verdict
+        elif outcome == "warn":
+            warnings.append(verdict)
+    return refusal, warnings
+
+
+def result_of(refusal: Verdict | None, warnings: Sequence[Verdict]) -> Literal["refuse", "warn", "allow"]:
+    """`Decision.result` from what `read_verdicts` read."""
+    return "refuse" if refusal is not None else ("warn" if warnings else "allow")
 
 
 @dataclass(frozen=True, slots=True)

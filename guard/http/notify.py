@@ -12,10 +12,9 @@ from collections.abc import Mapping, Sequence
 
 from aiohttp import web
 
-from guard.core.types import Decision, DecisionRecord, Disposition
+from guard.core.types import Decision, DecisionRecord, Disposition, read_verdicts, result_of
 from guard.http.auth import Client
 from guard.http.keys import ACCOUNTS, AUDIT, METRICS, OBSERVERS, SETTINGS
-from guard.observe.audit import read_verdicts
 
 log = logging.getLogger("guard.notify")
 
@@ -67,12 +66,9 @@ async def record_decisions(
     for decision in decisions:
         # Read once for the metric, the audit line and the check below (each property walks the verdicts).
         refusal, warnings = read_verdicts(decision.verdicts)
-        if refusal is not None:
-            result, rule = "refuse", refusal.rule
-        else:
-            result, rule = ("warn", warnings[0].rule) if warnings else ("allow", "")
+        rule = refusal.rule if refusal is not None else (warnings[0].rule if warnings else "")
         action = decision.action
-        metrics.decisions.inc(action.limit_name, result, rule)
+        metrics.decisions.inc(action.limit_name, result_of(refusal, warnings), rule)
         record = DecisionRecord(
             decision=decision,
             disposition=disposition,

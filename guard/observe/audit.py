@@ -19,7 +19,7 @@ from typing import Any
 import structlog
 from structlog.typing import EventDict, WrappedLogger
 
-from guard.core.types import DecisionRecord, Verdict
+from guard.core.types import DecisionRecord, Verdict, read_verdicts, result_of
 from guard.observe.masking import mask
 
 _NS_PER_SECOND = 1_000_000_000
@@ -152,22 +152,6 @@ def configure_logging(level: str = "info") -> None:
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 
 
-def read_verdicts(verdicts: Sequence[Verdict]) -> tuple[Verdict | None, list[Verdict]]:
-    """A decision's refusal (the first) and its warnings, in one walk of its verdicts: `Decision.refusal`,
-    `.warnings` and `.result` each walk them again whenever they are read, and a decision's bookkeeping
-    (metrics, audit line) needs all three."""
-    refusal: Verdict | None = None
-    warnings: list[Verdict] = []
-    for verdict in verdicts:
-        outcome = verdict.outcome
-        if outcome == "refuse":
-            if refusal is None:
-                refusal = verdict
-        elif outcome == "warn":
-            warnings.append(verdict)
-    return refusal, warnings
-
-
 def audit_fields(
     record: DecisionRecord, refusal: Verdict | None = None, warnings: Sequence[Verdict] | None = None
 ) -> dict[str, Any]:
@@ -188,7 +172,7 @@ def audit_fields(
         "texts": len(texts),
         "text_chars": sum([len(t.text) for t in texts]),
         "attachments": [att.kind for att in action.attachments],
-        "decision": "refuse" if refusal is not None else ("warn" if warnings else "allow"),
+        "decision": result_of(refusal, warnings),
         "disposition": record.disposition,
         "client": record.client,
         "staff": record.staff,
