@@ -6,7 +6,10 @@ auto-decompression, no cookie jar), the same per-request timeout, raw request bo
 `guard serve`, no access log. The body is read whole, forwarded, and the answer relayed, with hop-by-hop
 headers dropped both ways. No parsing, no checks, no counters, no log lines:
 
-    python3 bench/passthrough.py --port 9001 --upstream http://127.0.0.1:9000
+    python3 bench/passthrough.py --port 9001 --upstream http://127.0.0.1:9000 [--reuse-port]
+
+Two of them started with `--reuse-port` on one port are the pass-through's own two-process figure: what
+this machine gives a second process of a proxy at all, the baseline of `guard serve --workers 2`.
 """
 
 from __future__ import annotations
@@ -53,6 +56,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--upstream", required=True)
+    parser.add_argument(
+        "--reuse-port",
+        action="store_true",
+        help="bind with SO_REUSEPORT, so that several of these processes share the port (as the workers of "
+        "`guard serve --workers N` do)",
+    )
     args = parser.parse_args()
     try:
         import uvloop
@@ -64,7 +73,15 @@ def main() -> None:
     app[UPSTREAM] = args.upstream.rstrip("/")
     app.cleanup_ctx.append(session_ctx)
     app.router.add_route("*", "/{tail:.*}", handle)
-    web.run_app(app, host="127.0.0.1", port=args.port, access_log=None, print=None, backlog=1024)
+    web.run_app(
+        app,
+        host="127.0.0.1",
+        port=args.port,
+        access_log=None,
+        print=None,
+        backlog=1024,
+        reuse_port=args.reuse_port or None,
+    )
 
 
 if __name__ == "__main__":

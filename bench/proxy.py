@@ -8,7 +8,14 @@ does all of its work (parse, scan, count in Redis, forward, audit line, risk obs
   3. `guard serve` with all checks on, Redis counters, and its default log level (one audit line per
      decision, written to a file),
 
-  4. the same guard with `--workers 2` (issue 13: >= 1.6x one worker on a 2-core machine),
+  4. the same guard with `--workers 2` (issue 13: >= 1.6x one worker on a 2-core machine), and beside it
+     the pass-through as two processes sharing one port (SO_REUSEPORT): what a second process of any
+     aiohttp proxy gains on this machine, whose two cores also carry wrk, the stub and Redis;
+  5. the floor (bench/floor.py): the pass-through plus only the work no guard can skip — the body parsed
+     as JSON, its texts scanned with the shipped rules, one EVALSHA per request awaited before the
+     forward, one JSON audit line — each done the cheapest way the stack offers. Floor ÷ pass-through is
+     the ceiling of guard ÷ pass-through on aiohttp and CPython; guard ÷ floor is what is left to win in
+     the guard's own code,
 
 at 16 connections (requests/s, p50, p99) and at 1 connection (p50), with each target's CPU per request
 (its process tree's user + system time from /proc over the run ÷ requests: steadier than requests/s on a
@@ -113,6 +120,8 @@ uvloop.run(main())
 
 
 WORKERS_NAME = "guard --workers 2"
+PASS2_NAME = "pass-through, 2 processes"
+FLOOR_NAME = "floor (pass-through + must-do)"
 
 
 def to_ms(value: str) -> float:
@@ -211,7 +220,7 @@ def main() -> int:
         procs.append(subprocess.Popen([sys.executable, str(tmp / "stub.py"), str(stub_port)], env=env))
         stub = f"http://127.0.0.1:{stub_port}"
         # The process (tree) behind each target, for its CPU per request.
-        pids: dict[str, int] = {"upstream direct": procs[-1].pid}
+        pids: dict[str, list[int]] = {"upstream direct": [procs[-1].pid]}
         procs.append(
             subprocess.Popen(
                 [sys.executable, str(ROOT / "bench" / "passthrough.py"), "--port", str(pass_port),
@@ -219,7 +228,17 @@ def main() -> int:
                 env=env,
             )
         )  # fmt: skip
-        pids["bare pass-through"] = procs[-1].pid
+        pids["bare pass-through"] = [procs[-1].pid]
+        floor_port = free_port()
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, str(ROOT / "bench" / "floor.py"), "--port", str(floor_port),
+                 "--upstream", stub, "--redis", f"redis://127.0.0.1:{redis_port}/5",
+                 "--audit", str(tmp / "floor.log")],
+                env=env,
+            )
+        )  # fmt: skip
+        pids[FLOOR_NAME] = [procs[-1].pid]
         # The guard as users run it: default log level, so every decision writes its audit line.
         guard_log = open(tmp / "guard.log", "wb")  # noqa: SIM115 - closed in `finally`
         logs.append(guard_log)
@@ -231,8 +250,8 @@ def main() -> int:
                 stderr=guard_log,
             )
         )  # fmt: skip
-        pids["guard (all checks, Redis)"] = procs[-1].pid
-        ports = [redis_port, stub_port, pass_port, guard_port]
+        pids["guard (all checks, Redis)"] = [procs[-1].pid]
+        ports = [redis_port, stub_port, pass_port, guard_port, floor_port]
         extra: dict[str, str] = {}
         if not args.no_workers:
             workers_log = open(tmp / "workers.log", "wb")  # noqa: SIM115 - closed in `finally`
@@ -248,7 +267,19 @@ def main() -> int:
             )  # fmt: skip
             ports.append(workers_port)
             extra[WORKERS_NAME] = f"http://127.0.0.1:{workers_port}"
-            pids[WORKERS_NAME] = procs[-1].pid
+            pids[WORKERS_NAME] = [procs[-1].pid]
+            # The pass-through's own second process: two of them on one port, as the guard's workers.
+            pass2_port = free_port()
+            for _ in range(2):
+                procs.append(
+                    subprocess.Popen(
+                        [sys.executable, str(ROOT / "bench" / "passthrough.py"), "--port", str(pass2_port),
+                         "--upstream", stub, "--reuse-port"],
+                        env=env,
+                    )
+                )  # fmt: skip
+            ports.append(pass2_port)
+            pids[PASS2_NAME] = [procs[-2].pid, procs[-1].pid]
         for i, tree in enumerate(args.compare):
             port = free_port()
             tree_log = open(tmp / f"compare{i}.log", "wb")  # noqa: SIM115 - closed in `finally`
@@ -265,7 +296,7 @@ def main() -> int:
             )  # fmt: skip
             ports.append(port)
             extra[f"guard @ {Path(tree).name}"] = f"http://127.0.0.1:{port}"
-            pids[f"guard @ {Path(tree).name}"] = procs[-1].pid
+            pids[f"guard @ {Path(tree).name}"] = [procs[-1].pid]
         if args.core:
             (tmp / "guard_core.py").write_text(GUARD_CORE)
             core_log = open(tmp / "core.log", "wb")  # noqa: SIM115 - closed in `finally`
@@ -279,7 +310,7 @@ def main() -> int:
                 )
             )  # fmt: skip
             ports.append(core_port)
-            pids["guard core (no risk observers)"] = procs[-1].pid
+            pids["guard core (no risk observers)"] = [procs[-1].pid]
         for port in ports:
             wait_for_port(port, timeout=20.0)
         time.sleep(1.0)
@@ -292,8 +323,11 @@ def main() -> int:
         targets = {
             "upstream direct": f"http://127.0.0.1:{stub_port}",
             pass_name: f"http://127.0.0.1:{pass_port}",
+            FLOOR_NAME: f"http://127.0.0.1:{floor_port}",
             guard_name: f"http://127.0.0.1:{guard_port}",
         }
+        if not args.no_workers:
+            targets[PASS2_NAME] = f"http://127.0.0.1:{pass2_port}"
         if args.core:
             targets[core_name] = f"http://127.0.0.1:{core_port}"
         targets.update(extra)
@@ -313,11 +347,11 @@ def main() -> int:
         for _ in range(max(1, args.rounds)):
             figures: dict[str, dict[str, float]] = {}
             for name, base in targets.items():
-                cpu0 = tree_cpu(pids[name])
+                cpu0 = sum(map(tree_cpu, pids[name]))
                 loaded = run_wrk(base, script_for(), args.connections, args.threads, args.duration)
-                cpu1 = tree_cpu(pids[name])
+                cpu1 = sum(map(tree_cpu, pids[name]))
                 single = run_wrk(base, script_for(), 1, 1, args.single_duration)
-                cpu2 = tree_cpu(pids[name])
+                cpu2 = sum(map(tree_cpu, pids[name]))
                 figures[name] = {
                     **loaded,
                     "p50_1": single["p50"],
@@ -360,6 +394,17 @@ def main() -> int:
             print(
                 f"  guard / pass-through throughput {ratio:.2f}; 1-connection p50 difference {diff:+.3f} ms"
             )
+            floor = figures[FLOOR_NAME]
+            print(
+                f"  floor / pass-through throughput {floor['rps'] / figures[pass_name]['rps']:.2f}, "
+                f"1-connection p50 {floor['p50_1'] - figures[pass_name]['p50_1']:+.3f} ms; "
+                f"guard / floor {figures[guard_name]['rps'] / floor['rps']:.2f}"
+            )
+            if PASS2_NAME in figures:
+                print(
+                    f"  {PASS2_NAME} / pass-through throughput "
+                    f"{figures[PASS2_NAME]['rps'] / figures[pass_name]['rps']:.2f}"
+                )
             for name in extra:
                 print(
                     f"  {name} / guard throughput {figures[name]['rps'] / figures[guard_name]['rps']:.2f}; "
@@ -385,11 +430,25 @@ def main() -> int:
             f"guard - pass-through p50 at 1 connection: {diff:+.3f} ms  "
             f"(target <= 0.300 ms: {'met' if diff <= 0.3 else 'NOT met'})"
         )
+        floor_ratio = statistics.median(r[FLOOR_NAME]["rps"] / r[pass_name]["rps"] for r in rounds)
+        floor_diff = statistics.median(r[FLOOR_NAME]["p50_1"] - r[pass_name]["p50_1"] for r in rounds)
+        guard_floor = statistics.median(r[guard_name]["rps"] / r[FLOOR_NAME]["rps"] for r in rounds)
+        print(
+            f"floor / pass-through throughput: {floor_ratio:.2f}, p50 at 1 connection {floor_diff:+.3f} ms  "
+            "(the most a guard on this stack can reach)"
+        )
+        print(f"guard / floor throughput: {guard_floor:.2f}  (what the guard's own code costs)")
         for name in extra:
             scaled = statistics.median(r[name]["rps"] / r[guard_name]["rps"] for r in rounds)
             met = "met" if scaled >= 1.6 else "NOT met"
             verdict = f"  (target >= 1.60: {met})" if name == WORKERS_NAME else ""
             print(f"{name} / guard (1 worker) throughput: {scaled:.2f}{verdict}")
+        if PASS2_NAME in targets:
+            scaled = statistics.median(r[PASS2_NAME]["rps"] / r[pass_name]["rps"] for r in rounds)
+            print(
+                f"{PASS2_NAME} / pass-through (1 process) throughput: {scaled:.2f}  "
+                "(what this machine gives a second process)"
+            )
         if args.core:
             core_ratio = statistics.median(r[core_name]["rps"] / r[pass_name]["rps"] for r in rounds)
             core_diff = statistics.median(r[core_name]["p50_1"] - r[pass_name]["p50_1"] for r in rounds)
