@@ -63,7 +63,7 @@ class Pipeline:
         for action in actions:
             found: list[Verdict] = []
             for check in self.checks:
-                verdict = await check(action, ctx)
+                verdict = check(action, ctx)
                 if verdict.outcome != "allow":
                     found.append(verdict)
                 if verdict.outcome == "refuse":
