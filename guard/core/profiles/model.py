@@ -142,6 +142,15 @@ def normalize_path(path: str) -> str:
     """The path as routing sees it: `//`, `.` and `..` segments resolved, `;matrix` parameters and a
     trailing slash dropped, lower case. Servers differ in how they read odd paths; matching the most
     lenient reading means no spelling of a guarded endpoint slips through as an unknown one."""
+    if (
+        path.startswith("/")
+        and not path.endswith("/")
+        and "//" not in path
+        and "/." not in path
+        and ";" not in path
+    ):
+        # Nothing to resolve (no empty, `.` or `..` segment, no parameters): 0.3 µs, the split below 0.7.
+        return path.lower()
     parts: list[str] = []
     for segment in path.split("/"):
         segment = segment.split(";", 1)[0]
@@ -164,11 +173,50 @@ class Profile:
     owns: Callable[[str], bool]
     upstream: str | None = None
     source: str = "built-in"
+    # The rules that can match a path, by position in `rules` (see `candidates`): a catalogue has hundreds
+    # of rules, and trying each in turn cost up to 20 µs a request (a GeWe path tried all of WeCom's first).
+    _exact: Mapping[str, tuple[int, ...]] = field(init=False, repr=False, compare=False)
+    _suffix: Mapping[str, tuple[int, ...]] = field(init=False, repr=False, compare=False)
+    _globs: tuple[int, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        exact: dict[str, list[int]] = {}
+        suffix: dict[str, list[int]] = {}
+        globs: list[int] = []
+        for i, rule in enumerate(self.rules):
+            if rule.kind == "exact":
+                exact.setdefault(rule.key, []).append(i)
+            elif rule.kind == "suffix":
+                suffix.setdefault(rule.key, []).append(i)
+            else:
+                globs.append(i)
+        object.__setattr__(self, "_exact", {k: tuple(v) for k, v in exact.items()})
+        object.__setattr__(self, "_suffix", {k: tuple(v) for k, v in suffix.items()})
+        object.__setattr__(self, "_globs", tuple(globs))
+
+    def candidates(self, path: str) -> list[int]:
+        """The positions of the rules that may match `path` (normalized), in order: the exact rules whose key
+        is the path, the suffix rules whose key is the path or one of its tails after a `/`, every glob."""
+        found = list(self._exact.get(path, ()))
+        if self._suffix:
+            found += self._suffix.get(path, ())
+            start = path.find("/")
+            while start != -1:
+                found += self._suffix.get(path[start + 1 :], ())
+                start = path.find("/", start + 1)
+        if self._globs:
+            found += self._globs
+            found.sort()
+        elif self._suffix:
+            found.sort()
+        return found
 
     def match(self, method: str, path: str) -> Route | None:
-        for rule in self.rules:
-            if rule.matches(method, path):
-                return rule.route
+        """The route of the first rule, in the catalogue's order, that matches (`path` normalized)."""
+        rules = self.rules
+        for i in self.candidates(path):
+            if rules[i].matches(method, path):
+                return rules[i].route
         return None
 
 
@@ -214,6 +262,8 @@ def read_shape(
     texts: list[TextField] = []
     found: dict[Role, str] = {}
     for key, role in shape.items():
+        if obj.get(key) is None:
+            continue  # absent, as most fields of a shape are: no reader called for it (~0.2 µs each)
         if role == "text":
             texts += a.text(obj, key, where)
         else:
