@@ -212,9 +212,7 @@ def install_hooks() -> list[tuple[str, str]]:
         ("forward glue, relay", proxy, "forward_allowed", "answer inspect, refund check, headers, Response"),
         ("answer write (aiohttp)", web.StreamResponse, "prepare", "status line, headers, body to the socket"),
         ("answer write (aiohttp)", web.Response, "write_eof", "the body to the socket"),
-        ("forward: aiohttp client", proxy, "forward", "URL, headers, pool, request write, answer read"),
-        ("forward: client receive", aiohttp.client_proto.ResponseHandler, "data_received",
-         "the answer off the wire, HTTP parser (C)"),
+        *forward_stages(proxy),
         ("relay: answer decode", proxy, "inspect_answer", "Content-Encoding of the answer"),
         ("relay: headers", proxy, "end_to_end_headers", "hop-by-hop filter of the answer's headers"),
         ("record decisions (glue)", proxy, "record_decisions", "DecisionRecord, staff"),
@@ -232,6 +230,32 @@ def install_hooks() -> list[tuple[str, str]]:
     return [(stage, rows[stage]) for stage in dict.fromkeys(stage for stage, _, _, _ in stages)] + [
         ("garbage collector", "collections, charged to no stage (gc.callbacks)")
     ]
+
+
+def forward_stages(proxy: Any) -> list[tuple[str, Any, str, str]]:
+    """The forward's rows: the lean client (guard.http.upstream) where the tree has it, else aiohttp's."""
+    import aiohttp.client_proto
+
+    aiohttp_receive = (
+        "forward: client receive", aiohttp.client_proto.ResponseHandler, "data_received",
+        "the answer off the wire, HTTP parser (C)",
+    )  # fmt: skip
+    try:
+        from guard.http.upstream import UpstreamConnection, UpstreamPool, request_head
+    except ImportError:  # a tree from before the lean client
+        return [
+            ("forward: aiohttp client", proxy, "forward", "URL, headers, pool, request write, answer read"),
+            aiohttp_receive,
+        ]
+    return [
+        ("forward: lean client", proxy, "forward", "target, headers, pool, request write, answer wait"),
+        ("forward: lean client", UpstreamPool, "request", ""),
+        ("forward: lean client: request bytes", sys.modules[request_head.__module__], "request_head",
+         "request line, headers, Content-Length joined and encoded"),
+        ("forward: client receive", UpstreamConnection, "data_received",
+         "the answer off the wire, llhttp (httptools), headers, body"),
+        aiohttp_receive,
+    ]  # fmt: skip
 
 
 def _collection(phase: str, info: dict[str, int]) -> None:

@@ -40,9 +40,11 @@ from guard.http.keys import (
     REDIS,
     RELOAD_NOW,
     SETTINGS,
+    UPSTREAM_POOL,
 )
 from guard.http.notify import notify_system
 from guard.http.reload import listen_reloads, watch_rules
+from guard.http.upstream import UpstreamPool
 from guard.observe.audit import AuditLog
 from guard.observe.metrics import GuardMetrics
 from guard.risk import install as risk
@@ -288,6 +290,7 @@ async def _core(app: web.Application) -> AsyncIterator[None]:
     await directory.start()
     app[PIPELINE] = Pipeline(store, limiter, directory, settings.failure_policy)
     app[CLIENT] = proxy.client_session(settings.connect_timeout, settings.read_timeout)
+    app[UPSTREAM_POOL] = UpstreamPool(settings.connect_timeout, settings.read_timeout)
     loop = asyncio.get_running_loop()
     on_sighup = False
     if threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGHUP"):
@@ -305,6 +308,7 @@ async def _core(app: web.Application) -> AsyncIterator[None]:
         if on_sighup:
             loop.remove_signal_handler(signal.SIGHUP)
         await app[CLIENT].close()
+        await app[UPSTREAM_POOL].close()
         await limiter.aclose()
         events = getattr(limiter.storage, "events", None)
         if isinstance(events, CounterEvents):

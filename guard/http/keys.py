@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from guard.core.bundle import BundleStore
     from guard.core.pipeline import Pipeline
     from guard.http.auth import Authenticator
+    from guard.http.upstream import UpstreamPool
     from guard.observe.audit import AuditLog
     from guard.observe.metrics import GuardMetrics
     from guard.risk.state import RiskState
@@ -46,6 +47,9 @@ OBSERVERS: web.AppKey[list[DecisionObserver]] = web.AppKey("observers")
 PIPELINE: web.AppKey[Pipeline] = web.AppKey("pipeline")
 # The pooled client session to the upstreams.
 CLIENT: web.AppKey[aiohttp.ClientSession] = web.AppKey("client")
+# The lean keep-alive client of the guarded forward (guard.http.upstream); the streamed pass-through and
+# what the lean client does not take use CLIENT.
+UPSTREAM_POOL: web.AppKey[UpstreamPool] = web.AppKey("upstream_pool")
 # Prometheus metrics.
 METRICS: web.AppKey[GuardMetrics] = web.AppKey("metrics")
 # Who is calling: client keys, their accounts and roles.
