@@ -12,7 +12,9 @@ request do, each the cheapest way this stack offers:
 * one atomic Redis call per account: an EVALSHA of a three-line counter script (INCRBY + EXPIRE) over
   the guard's own pipelined connection (`ratelimit.connection.PipelinedNode`), awaited before the
   forward — no windows, plans, breaker, refunds or settle lists;
-* one JSON audit line a request, written with one `os.write` to a file (no structlog, no masking).
+* one JSON audit line a request, written with one `os.write` to a file (no structlog, no masking);
+* the forward through the guard's own lean client (`guard.http.upstream.UpstreamPool`, the cheapest this
+  stack has: the guard forwards through it too), the answer relayed as the pass-through relays it.
 
 No auth, metrics, observers, risk alerts or reports. Not a product: a measuring stick.
 
@@ -31,9 +33,9 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
-from passthrough import CONNECT_TIMEOUT, HOP, READ_TIMEOUT, SESSION, UPSTREAM
+from passthrough import CONNECT_TIMEOUT, HOP, READ_TIMEOUT, UPSTREAM
 
-from guard.http.proxy import client_session, forward_timeout
+from guard.http.upstream import UpstreamPool, target_of
 from ratelimit.connection import ConnectionSpec, PipelinedNode
 from rules import RuleSet, load_rules
 
@@ -44,6 +46,7 @@ return n
 """
 COUNTER_SHA = hashlib.sha1(COUNTER).hexdigest()
 REDIS: web.AppKey[PipelinedNode] = web.AppKey("redis")
+POOL: web.AppKey[UpstreamPool] = web.AppKey("pool")
 RULES: web.AppKey[RuleSet] = web.AppKey("rules")
 AUDIT_FD: web.AppKey[int] = web.AppKey("audit_fd")
 
@@ -66,18 +69,14 @@ async def handle(request: web.Request) -> web.Response:
     account = data.get("sender", "")
     recipients = len(data.get("external_userid", ()))
     count = await app[REDIS].call(None, "EVALSHA", COUNTER_SHA, 1, f"floor:{account}", recipients)
-    headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP}
-    async with app[SESSION].request(
-        request.method,
-        app[UPSTREAM] + request.rel_url.raw_path_qs,
-        data=body,
-        headers=headers,
-        allow_redirects=False,
-        timeout=forward_timeout(CONNECT_TIMEOUT, READ_TIMEOUT),
-    ) as resp:
-        payload = await resp.read()
-        out = {k: v for k, v in resp.headers.items() if k.lower() not in HOP}
-        answer = web.Response(status=resp.status, body=payload, headers=out)
+    headers = [(k, v) for k, v in request.headers.items() if k.lower() not in HOP]
+    target = target_of(app[UPSTREAM])
+    assert target is not None
+    status, answer_headers, payload = await app[POOL].request(
+        request.method, target, target.prefix + request.rel_url.raw_path_qs, headers, body
+    )
+    out = {k: v for k, v in answer_headers.items() if k.lower() not in HOP}
+    answer = web.Response(status=status, body=payload, headers=out)
     line = {
         "event": "decision",
         "timestamp": time.time(),
@@ -86,7 +85,7 @@ async def handle(request: web.Request) -> web.Response:
         "hits": hits,
         "count": count,
         "decision": "allow",
-        "upstream_status": resp.status,
+        "upstream_status": status,
         "path": request.path,
     }
     os.write(app[AUDIT_FD], json.dumps(line, ensure_ascii=False).encode() + b"\n")
@@ -113,12 +112,12 @@ def main() -> None:
         parser.error(f"--redis: not a redis:// URL: {args.redis}")
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
-        app[SESSION] = client_session(CONNECT_TIMEOUT, READ_TIMEOUT)
+        app[POOL] = UpstreamPool(CONNECT_TIMEOUT, READ_TIMEOUT)
         app[REDIS] = node = PipelinedNode(spec, connect_timeout=1.0, timeout=1.0)
         await node.call(None, "SCRIPT", "LOAD", COUNTER)
         app[AUDIT_FD] = os.open(args.audit, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         yield
-        await app[SESSION].close()
+        await app[POOL].close()
         await node.aclose()
         os.close(app[AUDIT_FD])
 
