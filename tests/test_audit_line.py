@@ -175,3 +175,51 @@ def test_stdlib_log_lines_carry_the_traceback(restore_logging: None) -> None:
         "timestamp": second["timestamp"],
         "logger": "guard.test",
     }
+
+
+def test_decision_lines_skip_structlogs_steps_only_on_the_configured_chain(
+    restore_logging: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`configure_logging`'s chain: decision lines are written without `_process_event` (the bytes are
+    the stock chain's: the test above runs this path); any other chain, or a bound context, keeps
+    structlog's way, and other events always take it."""
+    processed: list[str] = []
+    original = structlog._base.BoundLoggerBase._process_event
+
+    def counting(self: Any, method_name: str, event: str | None, event_kw: dict[str, Any]) -> Any:
+        processed.append(str(event))
+        return original(self, method_name, event, event_kw)
+
+    monkeypatch.setattr(structlog._base.BoundLoggerBase, "_process_event", counting)
+    for cache in (True, False):
+        processed.clear()
+        assert len(lines_of(None)) == 7
+        assert processed == ["refused"]  # the six decision lines went the direct way
+        out = io.StringIO()
+        structlog.configure(
+            logger_factory=structlog.WriteLoggerFactory(file=out), cache_logger_on_first_use=cache
+        )
+        log = AuditLog()
+        for _ in range(2):
+            log.decision(records()[0])
+        assert len(out.getvalue().splitlines()) == 2 and processed == ["refused"]
+
+    processed.clear()
+    assert len(lines_of(STOCK_CHAIN)) == 7 and processed.count("decision") == 6
+
+    # A context bound on the audit logger: structlog's way, and the context is in the line.
+    audit.configure_logging("info")
+    out = io.StringIO()
+    structlog.configure(logger_factory=structlog.WriteLoggerFactory(file=out))
+    processed.clear()
+    log = AuditLog()
+    log.log = log.log.bind(worker=1)
+    log.decision(records()[0])
+    assert processed == ["decision"] and json.loads(out.getvalue())["worker"] == 1
+
+    # Another logger than WriteLogger (an embedder's): structlog's way.
+    out = io.StringIO()
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=out))
+    processed.clear()
+    AuditLog().decision(records()[0])
+    assert processed == ["decision"] and json.loads(out.getvalue())["event"] == "decision"
