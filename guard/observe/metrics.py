@@ -25,7 +25,9 @@ import logging
 import os
 import threading
 import time
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from prometheus_client import CollectorRegistry, disable_created_metrics
 from prometheus_client import Counter as _Counter
@@ -52,6 +54,8 @@ def multiprocess_dir() -> str | None:
 
 
 class Counter:
+    _signed = False  # a counter never goes down; a gauge's `inc` may
+
     def __init__(
         self, name: str, help: str, labels: Sequence[str] = (), *, registry: CollectorRegistry
     ) -> None:
@@ -64,6 +68,8 @@ class Counter:
         # bench/stages.py "metrics: counters" 10 → 4 µs a request at 16 connections). `clear()` forgets
         # them with the metric's own.
         self._children: dict[tuple[str, ...], _Counter | _Gauge] = {}
+        # Each label set's value holder (the child's `_value`; the metric's own without labels), for `inc`.
+        self._values: dict[tuple[str, ...], Any] = {}
 
     def _make(self, registry: CollectorRegistry) -> _Counter | _Gauge:
         return _Counter(self.name, self.help, self.label_names, registry=registry)
@@ -78,11 +84,17 @@ class Counter:
         return child
 
     def inc(self, *labels: str, by: float = 1.0) -> None:
-        # `_child` inlined for the label sets already seen: ~0.1 µs of 0.5 an increment, on the request path.
-        child = self._children.get(labels) if self.label_names else self.metric
-        if child is None:
-            child = self._child(labels)
-        child.inc(by)
+        # The child's value holder incremented directly: prometheus-client's `inc` first checks, in two more
+        # calls, that the metric has its label values, which a child from `_child` always has (0.52 → 0.40
+        # µs an increment measured alone; bench/stages.py "metrics: counters" 4.2 → 1.9 µs a request at 16
+        # connections). The holder is the child's own
+        # (`MutexValue`, or in multiprocess mode its memory-mapped file's), so the counts are the same.
+        value = self._values.get(labels)
+        if value is None:
+            value = self._values[labels] = self._child(labels)._value
+        if by < 0 and not self._signed:
+            raise ValueError("Counters can only be incremented by non-negative amounts.")
+        value.inc(by)
 
     def get(self, *labels: str) -> float:
         """This process's value (0 for a label set never used; it is not created)."""
@@ -92,6 +104,8 @@ class Counter:
 
 
 class Gauge(Counter):
+    _signed = True
+
     def __init__(
         self,
         name: str,
@@ -128,6 +142,7 @@ class Gauge(Counter):
             self._gauge(labels).set(0)
         self.metric.clear()
         self._children.clear()
+        self._values.clear()
 
 
 class Histogram:
@@ -143,13 +158,19 @@ class Histogram:
         self._children: dict[tuple[str, ...], _Histogram] = {}
 
     def observe(self, value: float, *labels: str) -> None:
-        if not self.label_names:
-            self.metric.observe(value)
-            return
-        child = self._children.get(labels)  # as Counter._child: labels() costs ~5 µs a call
+        # As Counter._child: labels() costs ~5 µs a call.
+        child = self._children.get(labels) if self.label_names else self.metric
         if child is None:
             child = self._children[labels] = self.metric.labels(*labels)
-        child.observe(value)
+        # prometheus-client's `observe` without its observability check (a child always passes it) and with
+        # the bucket found by bisection instead of a loop over the bounds: the same sum and bucket (the
+        # first bound >= value; the last is +Inf; NaN counts in no bucket, as there), 0.75 → 0.61 µs an
+        # observation measured alone ("metrics: histogram" 3.5 → 2.0 µs a request at 16 connections).
+        bounds = child._upper_bounds
+        child._sum.inc(value)
+        i = bisect_left(bounds, value)
+        if value <= bounds[i]:
+            child._buckets[i].inc(1)
 
 
 class _AllWorkers:
