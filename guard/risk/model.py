@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from guard.config.risk import ALERT_LEVELS, AlertLevel
@@ -61,12 +61,15 @@ class Alert:
         return replace(self, id=stream_id)
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        # Every field by name, `details` copied: what `asdict` gave (the other fields are immutable
+        # values), without its recursive deep copy, which `details` was then replaced after anyway:
+        # `to_json` 24 → 5.6 µs an alert measured alone (bench/proxy.py's load raises one a request).
+        data = {name: getattr(self, name) for name in _ALERT_FIELDS}
         data["details"] = dict(self.details)
         return data
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":"), default=str)
+        return _alert_json(self.to_dict())
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], stream_id: str | None = None) -> Alert:
@@ -107,3 +110,9 @@ class Alert:
         if not isinstance(data, dict):
             raise ValueError("an alert is a JSON object")
         return cls.from_dict(data, stream_id)
+
+
+_ALERT_FIELDS = tuple(f.name for f in fields(Alert))
+# `json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=str)` with one encoder made once:
+# json.dumps makes a new JSONEncoder on every call given options.
+_alert_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode

@@ -173,6 +173,8 @@ class RiskObserver:
         self._direct_until: dict[str, float] = {}
         self._writer = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
         self._batches = itertools.count(1)
+        self._tokens = itertools.count(1)
+        self._resets: tuple[int, str] = (-1, "")  # (resets_at, its local "%m-%d %H:%M"): `_resets_text`
         self._wake = asyncio.Event()
         self._alert_waiting = asyncio.Event()
         self._flush_lock = asyncio.Lock()
@@ -347,7 +349,9 @@ class RiskObserver:
             if self.alerts_dropped == 1 or self.alerts_dropped % 1000 == 0:
                 log.error("risk spool full: %d alerts not kept", self.alerts_dropped)
             return
-        item = _Spooled(alert, ttl, uuid.uuid4().hex)
+        # The writer's id (pid and a random part, unique per observer) and a count: unique like a uuid4
+        # per alert without its 16 random bytes from the OS, 2.1 → 0.1 µs an alert measured alone.
+        item = _Spooled(alert, ttl, f"{self._writer}-{next(self._tokens)}")
         if ttl > 0:
             self._alert_keys.add(key)
         self._alerts.append(item)
@@ -534,7 +538,14 @@ class RiskObserver:
                 staff = None
         # The registry's owner of the account, else the key that made the request.
         staff = staff or staff_of_record(record)
-        return record if staff is None else replace(record, staff=staff)
+        if staff is None:
+            return record
+        # `replace(record, staff=staff)` spelt out: `replace` reads the fields' list and passes them as
+        # keywords, 1.9 → 0.8 µs a decision measured alone (tests/test_speed_bookkeeping.py: the same record).
+        return DecisionRecord(
+            record.decision, record.disposition, record.at, record.client, staff, record.upstream_status,
+            record.dry_run,
+        )  # fmt: skip
 
     async def handle_decision(self, record: DecisionRecord) -> None:
         """Record one decision now (the worker does this in batches)."""
@@ -641,6 +652,16 @@ class RiskObserver:
         )
         return alert, seconds
 
+    def _resets_text(self, resets_at: int) -> str:
+        """When a window resets, as an alert says it; the last one kept: the windows of most alerts end at
+        the same instant (the day's, at local midnight); a `datetime` made and formatted is 2.2 µs measured
+        alone."""
+        cached = self._resets
+        if cached[0] != resets_at:
+            text = datetime.fromtimestamp(resets_at, self.tz).strftime("%m-%d %H:%M")
+            cached = self._resets = (resets_at, text)
+        return cached[1]
+
     def _quota_alert(
         self, record: DecisionRecord, outcome: RuleOutcome, threshold: str
     ) -> tuple[Alert, float]:
@@ -648,7 +669,7 @@ class RiskObserver:
         rule = f"{outcome.rule}/{outcome.window}"
         name_zh = _RULE_ZH.get(outcome.rule, outcome.rule)
         win_zh = _WINDOW_ZH.get(outcome.window, outcome.window)
-        resets = datetime.fromtimestamp(outcome.resets_at, self.tz).strftime("%m-%d %H:%M")
+        resets = self._resets_text(outcome.resets_at)
         if threshold == "warn":
             level, zh, en = (
                 "warning",
