@@ -39,7 +39,9 @@ class Client:
     accounts: tuple[str, ...]
 
     def may_act_for(self, account: str) -> bool:
-        return any(fnmatch.fnmatchcase(account, pattern) for pattern in self.accounts)
+        # "*" (any account: the keyless guard's client, and many keys) matched without fnmatch's translate
+        # cache and regex: 0.9 → 0.1 µs a check (timeit).
+        return "*" in self.accounts or any(fnmatch.fnmatchcase(account, pattern) for pattern in self.accounts)
 
     def has_role(self, role: Role) -> bool:
         """Roles are ranked: admin may do what risk may, risk what staff may."""

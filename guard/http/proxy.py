@@ -27,8 +27,9 @@ from guard.core.bundle import Bundle
 from guard.core.codes import GuardCode
 from guard.core.fields import SHARED_PREFIX
 from guard.core.profiles import READ_METHODS, Profile, RequestInfo, Route
+from guard.core.profiles.model import AnswerFormat
 from guard.core.types import Action, Decision, Disposition
-from guard.http.auth import Client, PresentedKey, presented_key
+from guard.http.auth import Authenticator, Client, PresentedKey, presented_key
 from guard.http.body import inspect_answer, read_json
 from guard.http.keys import AUDIT, AUTH, BUNDLE, CLIENT, METRICS, PIPELINE, SETTINGS, UPSTREAM_POOL
 from guard.http.notify import notify_system, record_decisions
@@ -58,14 +59,22 @@ def forward_query(raw_query: str, key_param: str) -> str:
     return "&".join(kept)
 
 
+def not_passed_on(headers: CIMultiDictProxy[str], skip: frozenset[str]) -> frozenset[str]:
+    """`skip` (lower-case names) and the names the Connection header lists."""
+    # The Connection-listed set only when there is a Connection header (answers rarely carry one):
+    # building the empty set every time cost ~0.2 µs of the ~1 µs a filter takes (timeit).
+    if "Connection" not in headers:
+        return skip
+    return skip | {
+        token.strip().lower() for value in headers.getall("Connection") for token in value.split(",")
+    }
+
+
 def end_to_end_headers(
     headers: CIMultiDictProxy[str], drop: frozenset[str] = frozenset()
 ) -> CIMultiDict[str]:
     """`headers` minus the hop-by-hop ones (and those the Connection header lists) and `drop` (lower case)."""
-    connection_listed = {
-        token.strip().lower() for value in headers.getall("Connection", []) for token in value.split(",")
-    }
-    skip = (HOP_BY_HOP | connection_listed | drop) if connection_listed or drop else HOP_BY_HOP
+    skip = not_passed_on(headers, HOP_BY_HOP | drop if drop else HOP_BY_HOP)
     out: CIMultiDict[str] = CIMultiDict()
     for name, value in headers.items():
         if name.lower() not in skip:
@@ -73,14 +82,27 @@ def end_to_end_headers(
     return out
 
 
+@functools.lru_cache(maxsize=16)
+def key_skip(key_header: str, bearer: bool) -> frozenset[str]:
+    """The hop-by-hop headers and those carrying the guard's key (lower case). Made once per key header
+    and key source: the sets and their union cost ~0.4 µs a request (timeit)."""
+    return HOP_BY_HOP | {key_header.lower(), *(("authorization",) if bearer else ())}
+
+
+def forward_pairs(
+    headers: CIMultiDictProxy[str], settings: Settings, key: PresentedKey
+) -> list[tuple[str, str]]:
+    """What goes upstream, as (name, value) pairs: the end-to-end headers minus the guard's key, wherever
+    the client put it. Pairs, as the lean client writes them: no CIMultiDict made to be iterated once."""
+    skip = not_passed_on(headers, key_skip(settings.key_header, key.source == "bearer"))
+    return [(name, value) for name, value in headers.items() if name.lower() not in skip]
+
+
 def forward_headers(
     headers: CIMultiDictProxy[str], settings: Settings, key: PresentedKey
 ) -> CIMultiDict[str]:
-    """What goes upstream: the end-to-end headers minus the guard's key, wherever the client put it."""
-    drop = {settings.key_header.lower()}
-    if key.source == "bearer":
-        drop.add("authorization")
-    return end_to_end_headers(headers, frozenset(drop))
+    """`forward_pairs` for the aiohttp session."""
+    return CIMultiDict(forward_pairs(headers, settings, key))
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,20 +120,14 @@ class Call:
     # Whether a route matched or the path lies under a profile's paths; a path no profile owns is
     # forwarded nowhere.
     owned: bool = True
+    # None: the key identifies no client (the request is refused).
     client: Client | None = None
-
-    def with_client(self, client: Client) -> Call:
-        # Built directly: `dataclasses.replace` inspects the fields on every call (~4 µs a request).
-        return Call(
-            self.request, self.settings, self.profile, self.path, self.raw_path, self.key, self.owned, client
-        )
+    # The profile's upstream (None: none is configured). Found once here: it was looked up three times
+    # a request (handle, forward's assert and target).
+    upstream: str | None = None
 
     def refuse(self, code: GuardCode, detail: str) -> web.Response:
         return error_response(self.profile, code, detail, http_error_status=self.settings.http_error_status)
-
-    @property
-    def upstream(self) -> str | None:
-        return self.profile.upstream or self.settings.upstream_for(self.profile.name)
 
 
 KEY_PREFIX = "/k/"
@@ -133,9 +149,9 @@ def upstream_url(call: Call, base: str) -> str:
 
 
 def call_of(
-    request: web.Request, settings: Settings, bundle: Bundle
+    request: web.Request, settings: Settings, bundle: Bundle, auth: Authenticator
 ) -> tuple[Call, tuple[Profile, Route] | None]:
-    """The request's Call and its route (None: no profile knows it)."""
+    """The request's Call (its client identified by `auth`) and its route (None: no profile knows it)."""
     path_key, raw_path = split_key_prefix(request.rel_url.raw_path)
     key = presented_key(request, settings)
     if path_key is not None:
@@ -147,7 +163,10 @@ def call_of(
     matched = bundle.profiles.match(request.method.upper(), path)
     owner = matched[0] if matched else bundle.profiles.owning(path)
     profile = owner or bundle.profiles.owner(path)
-    return Call(request, settings, profile, path, raw_path, key, owned=owner is not None), matched
+    # One Call a request, made with its client (it was made, then copied with the client: ~0.5 µs).
+    client = auth.identify(key.value)
+    upstream = profile.upstream or settings.upstream_for(profile.name)
+    return Call(request, settings, profile, path, raw_path, key, owner is not None, client, upstream), matched
 
 
 async def handle(request: web.Request) -> web.StreamResponse:
@@ -157,8 +176,8 @@ async def handle(request: web.Request) -> web.StreamResponse:
     started = time.perf_counter()
     bundle = app[BUNDLE].current
     method = request.method.upper()
-    call, matched = call_of(request, settings, bundle)
-    client = app[AUTH].identify(call.key.value)
+    call, matched = call_of(request, settings, bundle, app[AUTH])
+    client = call.client
     if client is None:
         metrics.requests.inc("any", "unauthorized")
         app[AUDIT].event("refused", reason="unauthorized", path=call.path, method=method)
@@ -167,7 +186,6 @@ async def handle(request: web.Request) -> web.StreamResponse:
             f"send the key in the {settings.key_header} header or as the base URL's first path segment "
             f"{KEY_PREFIX}<key>",
         )
-    call = call.with_client(client)
     if not call.owned:
         metrics.requests.inc("unknown", "refused")
         app[AUDIT].event("refused", reason="unowned_path", path=call.path, method=method, client=client.name)
@@ -265,11 +283,12 @@ async def guarded(call: Call, route: Route, client: Client, started: float) -> w
 
     decisions = await app[PIPELINE].decide(actions, bundle=app[BUNDLE].current)
     metrics.latency.observe(time.perf_counter() - started)
-    refusal = next((d.refusal for d in decisions if d.refusal is not None), None)
-    if refusal is not None:
-        metrics.requests.inc(route.name, "refused")
-        await record_decisions(app, decisions, "refused", client=client)
-        return verdict_response(call.profile, refusal, http_error_status=call.settings.http_error_status)
+    for decision in decisions:
+        refusal = decision.refusal  # a property that walks the verdicts: read once a decision
+        if refusal is not None:
+            metrics.requests.inc(route.name, "refused")
+            await record_decisions(app, decisions, "refused", client=client)
+            return verdict_response(call.profile, refusal, http_error_status=call.settings.http_error_status)
     return await forward_allowed(call, route, raw, decisions)
 
 
@@ -309,18 +328,24 @@ async def forward_allowed(
         return call.refuse(codes.UPSTREAM_UNREACHABLE, type(exc).__name__)
 
     disposition: Disposition = "forwarded"
-    answer = inspect_answer(payload, headers)
-    if profile.answer.upstream_refused(status, answer):
+    # Decoded only when encoded: an answer without Content-Encoding is its own payload.
+    answer = inspect_answer(payload, headers) if "Content-Encoding" in headers else payload
+    fmt = profile.answer
+    # The full parse only for an answer that is not plainly ok: 2.8 → 0.5 µs for a platform's usual one.
+    if not plainly_ok(fmt, status, answer) and fmt.upstream_refused(status, answer):
         disposition = "upstream_refused"
         metrics.upstream_refusals.inc()
-        retry = profile.answer.asks_retry(answer)
+        retry = fmt.asks_retry(answer)
         for decision in decisions:
             await app[PIPELINE].refund(decision, attempts=retry)
-    warnings = [w for d in decisions for w in d.warnings]
     out = end_to_end_headers(headers)
-    out["X-Guard-Decision"] = "warn" if warnings else "allow"
-    if warnings:
-        out["X-Guard-Rule"] = header_value(warnings[0].rule)
+    # The first warning, found without `Decision.warnings` building a tuple per decision.
+    warning = next((v for d in decisions for v in d.verdicts if v.outcome == "warn"), None)
+    if warning is None:
+        out["X-Guard-Decision"] = "allow"
+    else:
+        out["X-Guard-Decision"] = "warn"
+        out["X-Guard-Rule"] = header_value(warning.rule)
     response = web.Response(status=status, body=payload, headers=out)
     # The answer goes out first, then the request is recorded (metrics, audit line, observers): the
     # client no longer waits for that bookkeeping, ~0.1 ms of CPU a request (bench/stages.py at one
@@ -343,6 +368,37 @@ async def forward_allowed(
         metrics.requests.inc(route.name, disposition)
         await record_decisions(app, decisions, disposition, client=call.client, upstream_status=status)
     return response
+
+
+@functools.lru_cache(maxsize=64)
+def ok_openings(code_field: str, ok_values: tuple[object, ...]) -> tuple[tuple[bytes, ...], bytes]:
+    """The openings of an answer whose code is plainly an ok value (`{"errcode":0,` or `{"errcode":0}`),
+    and the code field's name quoted: nothing (no openings) unless the field and the ok values are
+    plain (a word; integers), so that their JSON is exactly the text written here."""
+    word = code_field.replace("_", "a")
+    if not (word.isascii() and word.isalnum()):
+        return (), b""
+    quoted = f'"{code_field}"'.encode()
+    ints = [ok for ok in ok_values if type(ok) is int]
+    return tuple(b"{" + quoted + b":" + str(ok).encode() + end for ok in ints for end in (b",", b"}")), quoted
+
+
+def plainly_ok(fmt: AnswerFormat, status: int, answer: bytes) -> bool:
+    """True only when `fmt.upstream_refused(status, answer)` is certainly False without parsing the
+    answer: a status below 400 and a body that opens with the code field and an ok value, names that
+    field nowhere else and has no backslash (so no escaped key can decode to the field's name either).
+    Such a body, if it is JSON at all, is an object whose code is that ok value; if it is not JSON, the
+    upstream did not clearly refuse either. Anything else gets the full parse. Measured (timeit, the
+    bench stub's answer): upstream_refused 2.8 µs, this check 0.5 µs."""
+    if status >= 400:
+        return False
+    try:
+        openings, quoted = ok_openings(fmt.code_field, fmt.ok_values)
+    except TypeError:  # an ok value that cannot be hashed: no shortcut
+        return False
+    return (
+        bool(openings) and answer.startswith(openings) and b"\\" not in answer and answer.count(quoted) == 1
+    )
 
 
 def client_gone(request: web.Request) -> bool:
@@ -409,15 +465,17 @@ async def forward(call: Call, body: bytes) -> tuple[int, CIMultiDictProxy[str], 
     neither does the lean client."""
     request = call.request
     settings = call.settings
-    assert call.upstream is not None
-    target = target_of(call.upstream)
-    if target is not None and request.method != "HEAD":
+    upstream = call.upstream
+    assert upstream is not None
+    target = target_of(upstream)
+    method = request.method
+    if target is not None and method != "HEAD":
         return await request.app[UPSTREAM_POOL].request(
-            request.method,
+            method,
             target,
             # The raw path and query exactly as the aiohttp path builds them, after the base URL's path.
             upstream_url(call, target.prefix),
-            forward_headers(request.headers, settings, call.key).items(),
+            forward_pairs(request.headers, settings, call.key),
             body,
         )
     timeout = forward_timeout(settings.connect_timeout, settings.read_timeout)
