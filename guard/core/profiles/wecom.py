@@ -135,11 +135,15 @@ def top_level_content(
 
 def wecom_content(body: dict[str, Any], *, allow_old_shape: bool) -> tuple[list[TextField], list[Attachment]]:
     """`text.content` + `attachments[]` (+ the older top-level `link` / `miniprogram` / `image`)."""
-    texts, _ = top_level_content(body, ())
+    texts: list[TextField] = []
+    text_obj = a.opt_obj(body, "text")
+    if text_obj is not None:  # `top_level_content(body, ())` written out: ~0.3 µs a request
+        texts += a.text(text_obj, "content", "text")
     t, attachments = attachment_list(body, "attachments")
     texts += t
-    old_shape = {k: body[k] for k in OLD_SHAPE_ATTACHMENTS if k in body} if allow_old_shape else None
-    if old_shape:  # only when the body has them: reading an empty one costs ~1 µs
+    # One C call, not a comprehension: most bodies have none of the old shape's keys (~0.4 µs a request).
+    if allow_old_shape and not body.keys().isdisjoint(OLD_SHAPE_ATTACHMENTS):
+        old_shape = {k: body[k] for k in OLD_SHAPE_ATTACHMENTS if k in body}
         t, atts = top_level_content(old_shape, OLD_SHAPE_ATTACHMENTS)
         texts += t
         attachments += atts
@@ -244,15 +248,9 @@ def _wecom_action(
     recipients: int,
     req: RequestInfo,
 ) -> Action:
-    return Action(
-        kind=kind,
-        account=account,
-        texts=tuple(texts),
-        attachments=tuple(attachments),
-        recipients=recipients,
-        request_id=req.request_id,
-        profile="wecom",
-    )
+    # Action's fields in order (kind, account, direction, texts, attachments, recipients, request_id,
+    # profile): positional, ~0.3 µs less than by keyword for every guarded WeCom request.
+    return Action(kind, account, None, tuple(texts), tuple(attachments), recipients, req.request_id, "wecom")
 
 
 def _templates(
