@@ -57,21 +57,35 @@ from servers import free_port, stop_all, wait_for_port  # noqa: E402
 
 PATH = "/cgi-bin/externalcontact/add_msg_template?access_token=BENCH"
 
+# Every request is new to the guard: its own sender (a fresh account, within its limits), its own text,
+# link title, description and URL, so that no per-text or per-link cache of the guard (scan results,
+# attachments passed) can answer it from an earlier request — the scan and the attachment policy run in
+# full each time, as for a campaign's first message. The variant tag spells the run, thread and request
+# numbers in the ten heavenly stems (甲乙丙…): digits would look like a phone or QQ number to the contact
+# detectors, and other alphabets spell homophones of sensitive words (夏竹 ≈ 下注, 西前 ≈ 洗钱); the shipped
+# rules find nothing in 3 × 180,000 of these texts.
 WRK_SCRIPT = r"""
 local counter = 0
 thread_id = 0  -- a global: set per thread by setup() below
 local threads = 0
+local STEMS = {"甲", "乙", "丙", "丁", "戊", "己", "庚", "辛", "壬", "癸"}
 function setup(thread)
   threads = threads + 1
   thread:set("thread_id", threads)
 end
+local function stems(n)
+  return (tostring(n):gsub("%d", function(d) return STEMS[tonumber(d) + 1] end))
+end
 function request()
   counter = counter + 1
+  local tag = stems(RUN_ID) .. "号" .. stems(thread_id) .. "号" .. stems(counter)
   local body = string.format(
     '{"chat_type":"single","external_userid":["wmBenchCustomer0001","wmBenchCustomer0002"],' ..
-    '"sender":"bench-%d-%d-%d","text":{"content":"双十一新品到店，欢迎来门店试穿，会员享受积分兑换礼品"},' ..
-    '"attachments":[{"msgtype":"link","link":{"title":"秋冬新品","desc":"门店同款","url":"https://shop.example.com/new"}}]}',
-    RUN_ID, thread_id, counter)
+    '"sender":"bench-%d-%d-%d",' ..
+    '"text":{"content":"双十一新品到店（%s），欢迎来门店试穿，会员享受积分兑换礼品"},' ..
+    '"attachments":[{"msgtype":"link","link":{"title":"秋冬新品%s","desc":"门店同款%s",' ..
+    '"url":"https://shop.example.com/new/%d/%d/%d"}}]}',
+    RUN_ID, thread_id, counter, tag, tag, tag, RUN_ID, thread_id, counter)
   return wrk.format("POST", "__PATH__", {["Content-Type"] = "application/json"}, body)
 end
 """
