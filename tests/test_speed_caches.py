@@ -10,10 +10,9 @@ from pathlib import Path
 from typing import cast
 from zoneinfo import ZoneInfo
 
-from guard.core import codes
 from guard.core.accounts import AccountDirectory
 from guard.core.bundle import Bundle, BundleStore
-from guard.core.checks import AttachmentCheck, CheckContext, QuotaCheck, refuse
+from guard.core.checks import AttachmentCheck, CheckContext, QuotaCheck, attachment_refused
 from guard.core.types import ACTION_KINDS, ALLOW, Action, ActionKind, Attachment, Direction, Verdict
 from ratelimit import Charge, Limiter, MemoryStorage
 from tests.support import Clock, rules_copy
@@ -173,14 +172,7 @@ def uncached_attachment_verdict(action: Action, ctx: CheckContext) -> Verdict:
     for att in action.attachments:
         refusal = ctx.bundle.attachments.check(att.kind, att.where, url=att.url, appid=att.appid)
         if refusal is not None:
-            return refuse(
-                "attachments",
-                codes.ATTACHMENT_REFUSED,
-                refusal.rule,
-                f"{refusal.reason_zh}（位置 {refusal.where}）。",
-                f"{refusal.reason_en} (in {refusal.where}).",
-                where=refusal.where,
-            )
+            return attachment_refused(refusal)
     return ALLOW
 
 

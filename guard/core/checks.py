@@ -21,7 +21,7 @@ from guard.core.bundle import Bundle
 from guard.core.codes import GuardCode
 from guard.core.types import ALLOW, RECIPIENTS_LIMIT, Action, CheckName, ContentMatch, Detail, Verdict
 from ratelimit import Charge, HitResult, Limiter, StorageUnavailable
-from rules.attachments import AttachmentPolicy
+from rules.attachments import AttachmentPolicy, AttachmentRefusal
 from rules.limits import RECOVERING, LimitRuleSpec
 from rules.ruleset import Match, RuleSet
 
@@ -166,14 +166,7 @@ class AttachmentCheck:
                 continue
             refusal = policy.check(att.kind, att.where, url=att.url, appid=att.appid)
             if refusal is not None:
-                return refuse(
-                    "attachments",
-                    codes.ATTACHMENT_REFUSED,
-                    refusal.rule,
-                    f"{refusal.reason_zh}（位置 {refusal.where}）。",
-                    f"{refusal.reason_en} (in {refusal.where}).",
-                    where=refusal.where,
-                )
+                return attachment_refused(refusal)
             if len(passed) >= MAX_PASSED_ATTACHMENTS:
                 passed.clear()
             passed.add(key)
@@ -183,6 +176,19 @@ class AttachmentCheck:
 # Texts whose matches `ContentCheck` keeps (at most this many, each at most this long) before it starts again.
 MAX_SCAN_CACHE_TEXTS = 1024
 MAX_SCAN_CACHE_CHARS = 1024
+
+
+def attachment_refused(refusal: AttachmentRefusal) -> Verdict:
+    """The verdict on an attachment the policy refuses: where it sat, in Chinese and English."""
+    return refuse(
+        "attachments",
+        codes.ATTACHMENT_REFUSED,
+        refusal.rule,
+        f"{refusal.reason_zh}（位置 {refusal.where}）。",
+        f"{refusal.reason_en} (in {refusal.where}).",
+        where=refusal.where,
+    )
+
 
 # Attachments kept as passed (`AttachmentCheck`) before the set starts again.
 MAX_PASSED_ATTACHMENTS = 4096
