@@ -91,7 +91,10 @@ class Counter:
         # (`MutexValue`, or in multiprocess mode its memory-mapped file's), so the counts are the same.
         value = self._values.get(labels)
         if value is None:
-            value = self._values[labels] = self._child(labels)._value
+            child = self._child(labels)
+            # `_value` is prometheus-client's private field: without it (a later release), the child's own
+            # `inc` (same signature) is the holder.
+            value = self._values[labels] = getattr(child, "_value", child)
         if by < 0 and not self._signed:
             raise ValueError("Counters can only be incremented by non-negative amounts.")
         value.inc(by)
@@ -166,11 +169,17 @@ class Histogram:
         # the bucket found by bisection instead of a loop over the bounds: the same sum and bucket (the
         # first bound >= value; the last is +Inf; NaN counts in no bucket, as there), 0.75 → 0.61 µs an
         # observation measured alone ("metrics: histogram" 3.5 → 2.0 µs a request at 16 connections).
-        bounds = child._upper_bounds
-        child._sum.inc(value)
+        # These are prometheus-client's private fields: should a release rename them, every observation
+        # takes its public `observe` instead of failing the request.
+        try:
+            bounds, total, buckets = child._upper_bounds, child._sum, child._buckets
+        except AttributeError:
+            child.observe(value)
+            return
+        total.inc(value)
         i = bisect_left(bounds, value)
         if value <= bounds[i]:
-            child._buckets[i].inc(1)
+            buckets[i].inc(1)
 
 
 class _AllWorkers:
