@@ -37,6 +37,7 @@ from servers import free_port
 
 from guard.app import create_app
 from guard.config.settings import Settings
+from ratelimit.types import Mode, Window
 
 DEFAULT_RULES = Path(__file__).resolve().parent.parent / "rules" / "default"
 
@@ -324,3 +325,16 @@ async def serve_workers(
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+@dataclass
+class MutableRule:
+    """A limit rule whose fields may change (not frozen, unlike `ratelimit.Rule` and the rules' own specs):
+    the limiter must read it on every hit and never know it again by identity."""
+
+    name: str
+    window: Window
+    limit: int
+    warn_at: int | None = None
+    alert_over: int | None = None
+    mode: Mode = "enforce"

@@ -4,12 +4,11 @@ every plan it hands the storage must be the one it would compute from scratch, w
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
-from support import Clock
+from support import Clock, MutableRule
 
 from ratelimit import Charge, Limiter, MemoryStorage, Rule
 from ratelimit.limiter import _as_charge
@@ -90,18 +89,6 @@ async def test_a_cost_that_only_equals_a_whole_number_is_still_refused() -> None
         await limiter.hit("", [Charge(RULES[0], 1)])
     with pytest.raises(ValueError, match="charged twice"):
         await limiter.hit("a", [Charge(RULES[0], 1), Charge(RULES[0], 1)])
-
-
-@dataclass
-class MutableRule:
-    """A rule object whose fields may change: read on every hit, never remembered."""
-
-    name: str
-    window: str
-    limit: int
-    warn_at: int | None = None
-    alert_over: int | None = None
-    mode: str = "enforce"
 
 
 async def test_a_mutable_rule_is_read_on_every_hit() -> None:

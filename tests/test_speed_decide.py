@@ -5,7 +5,6 @@ runs itself (equal to `QuotaCheck.hit`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -19,9 +18,8 @@ from guard.core.checks import CheckContext, ContentCheck, QuotaCheck
 from guard.core.pipeline import Pipeline
 from guard.core.types import Action, TextField
 from ratelimit import Charge, Limiter, MemoryStorage, Rule
-from ratelimit.types import Mode, Window
 from rules.accounts import AccountInfo
-from tests.support import Clock, rules_copy
+from tests.support import Clock, MutableRule, rules_copy
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 TEXTS = (
@@ -133,18 +131,6 @@ def test_unlisted_accounts_are_placed_as_the_registry_places_them(tmp_path: Path
                 )
                 assert bundle.placement(account, today, since) == long_way
     assert bundle.registry.get("wxid_unlisted") == AccountInfo("wxid_unlisted")
-
-
-@dataclass
-class MutableRule:
-    """A rule object whose fields may change: never known again by identity."""
-
-    name: str
-    window: Window
-    limit: int
-    warn_at: int | None = None
-    alert_over: int | None = None
-    mode: Mode = "enforce"
 
 
 async def test_the_limiter_knows_a_tuple_of_charges_again_only_when_it_cannot_have_changed() -> None:
