@@ -332,6 +332,12 @@ def _cut_urls(found: list[tuple[int, int, str]], text: str, view: DetectView) ->
     return out
 
 
+def may_detect(folded: str) -> bool:
+    """False when `detect` finds nothing in a text whose DETECT folding is `folded` (no detector's first look
+    matches); True says only that it might."""
+    return _ANY_HINT.search(folded) is not None
+
+
 def detect(
     text: str, kinds: Iterable[str] = tuple(DETECTOR_FUNCS), folded: str | None = None
 ) -> list[Detection]:

@@ -203,12 +203,18 @@ class Homophones:
         """Has it any term to find (else `find` returns nothing for every text)?"""
         return self._hits is not None
 
+    def quiet(self, coded: str) -> bool:
+        """True when no key occurs in `coded` (`text.translate(self.table)`): `find` returns nothing for the
+        text. A sufficient test, not an equivalent one."""
+        hits = self._hits
+        return hits is None or not hits(coded)
+
     def find(
         self, text: str, literal: Sequence[tuple[Any, ...]] = (), coded: str | None = None
     ) -> list[tuple[int, int, Homophone]]:
         """Homophone hits of `text`, leftmost-longest, none overlapping a `literal` hit ((start, end, …)
         tuples: the word matcher's selected hits). `coded`: `text.translate(self.table)` when the caller has
-        it already (`rules.normalize.fold_columns`)."""
+        it already (`rules.normalize.joined_table`)."""
         hits = self._hits
         if hits is None or not _HAS_CJK.search(text):
             return []

@@ -253,6 +253,8 @@ class WordMatcher:
         # The first scan: its hits and where each doubled repeatable term character starts (资资: runs of
         # it are collapsed for the second scan), in order.
         self._scan_runs: Callable[[str], tuple[list[tuple[int, Entry]], list[int]]] | None = None
+        # Does the automaton find anything at all in a folded text (markers stripped)?
+        self._any_hit: Callable[[str], bool] = bool
         if self.engine == DAACHORSE:
             self._build_plain(by_key)
         else:
@@ -299,6 +301,21 @@ class WordMatcher:
 
         self._automaton = automaton
         self._scan, self._scan_runs = scan, scan_runs
+        self._any_hit = lambda encoded: bool(find_overlapping(encoded))
+
+    def fold(self, text: str) -> str:
+        """The folding `find` scans: the marked MATCH folding (`unit` 1) or its coding (`unit` 2)."""
+        return marked_match(text, self._encode, self._outside)
+
+    def quiet(self, marked: str) -> bool:
+        """True when `find(text, marked)` has nothing to consider: no key, allowed phrase or doubled
+        character occurs anywhere in `marked`, the text's `fold`. A sufficient test, not an equivalent one:
+        a text it calls noisy may still have no hit."""
+        if self._scan is None:
+            return True
+        if self._invisible in marked:
+            marked = marked.replace(self._invisible, "")
+        return not self._any_hit(marked.replace(self._visible, ""))
 
     def _build_coded(self, by_key: dict[str, Entry]) -> None:
         """pyahocorasick over the coded folding (see the module doc)."""
@@ -360,6 +377,7 @@ class WordMatcher:
         automaton.make_automaton()
         self._automaton = automaton
         iterate = automaton.iter
+        self._any_hit = lambda encoded: next(iterate(encoded), None) is not None
 
         def scan(encoded: str) -> list[tuple[int, Entry]]:
             # Every hit is a real key's or a doubled character's: the root placeholder keys end in
@@ -395,9 +413,8 @@ class WordMatcher:
         return self._code.get(ch, SENTINEL_CODE)
 
     def find(self, text: str, marked: str | None = None) -> list[Hit]:
-        """Selected hits in `text` (original offsets), in order of start. `marked`: the caller's
-        `marked_match(text, tables().match)` when it has it already (only with `unit` 1, the plain
-        folding)."""
+        """Selected hits in `text` (original offsets), in order of start. `marked`: the caller's `fold(text)`
+        when it has it already."""
         if self._scan is None or not text:
             return []
         unit = self.unit

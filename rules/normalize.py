@@ -553,7 +553,7 @@ def _joined_base(paired: bool, fill: str) -> list[str]:
 def joined_table(paired: bool, column: Sequence[str], fill: str) -> list[str]:
     """`paired_table()` (paired) or `detect_column()` with one more character per code point: `column[cp]`,
     `fill` past its end. (A rule set's own coding, such as its homophones', then comes from the same
-    `str.translate` as the foldings: `fold_columns`.) Only the code points whose character is not `fill`
+    `str.translate` as the foldings: `RuleSet.scan`.) Only the code points whose character is not `fill`
     are built here (~5 ms); the rest is one table per process (~40 ms, built with the first rules)."""
     base, width = (paired_table(), 2) if paired else (detect_column(), 1)
     out = list(_joined_base(paired, fill))
@@ -563,15 +563,6 @@ def joined_table(paired: bool, column: Sequence[str], fill: str) -> list[str]:
             if len(entry) == width and entry != _UNPAIRED:
                 out[cp] = entry + ch
     return out
-
-
-def fold_columns(text: str, table: Sequence[str], width: int) -> list[str] | None:
-    """The `width` columns of `table` (built by `joined_table`) for `text`, each one character per original
-    character, from one `str.translate`; None when a character folds to several or lies past the table."""
-    both = text.translate(table)
-    if len(both) != width * len(text):
-        return None
-    return [both[i::width] for i in range(width)]
 
 
 def detect_text(text: str) -> str:
