@@ -253,8 +253,10 @@ class WordMatcher:
         # The first scan: its hits and where each doubled repeatable term character starts (资资: runs of
         # it are collapsed for the second scan), in order.
         self._scan_runs: Callable[[str], tuple[list[tuple[int, Entry]], list[int]]] | None = None
-        # Does the automaton find anything at all in a folded text (markers stripped)?
-        self._any_hit: Callable[[str], bool] = bool
+        # The first scan in two steps, so that a caller can look at the automaton's raw finds first
+        # (`first_pass`): the finds of a folded text (markers stripped), then its hits and runs from them.
+        self._raw: Callable[[str], Sequence[Any]] = lambda encoded: ()
+        self._runs_of: Callable[[Any, str], tuple[list[tuple[int, Entry]], list[int]]] = lambda f, e: ([], [])
         if self.engine == DAACHORSE:
             self._build_plain(by_key)
         else:
@@ -293,29 +295,31 @@ class WordMatcher:
             # pyahocorasick's form: (index of the last character, value), by end, longest first at one end.
             return [(end - 1, values[i]) for _, end, i in find_overlapping(encoded) if i < n]
 
-        def scan_runs(encoded: str) -> tuple[list[tuple[int, Entry]], list[int]]:
-            found = find_overlapping(encoded)
+        def runs_of(found: Any, encoded: str) -> tuple[list[tuple[int, Entry]], list[int]]:
             hits = [(end - 1, values[i]) for _, end, i in found if i < n]
             # Found by end; every doubled character is two long, so also by start.
             return hits, [start for start, _, i in found if i in doubled_ids]
 
+        def scan_runs(encoded: str) -> tuple[list[tuple[int, Entry]], list[int]]:
+            return runs_of(find_overlapping(encoded), encoded)
+
         self._automaton = automaton
         self._scan, self._scan_runs = scan, scan_runs
-        self._any_hit = lambda encoded: bool(find_overlapping(encoded))
+        self._raw, self._runs_of = find_overlapping, runs_of
 
     def fold(self, text: str) -> str:
         """The folding `find` scans: the marked MATCH folding (`unit` 1) or its coding (`unit` 2)."""
         return marked_match(text, self._encode, self._outside)
 
-    def quiet(self, marked: str) -> bool:
-        """True when `find(text, marked)` has nothing to consider: no key, allowed phrase or doubled
-        character occurs anywhere in `marked`, the text's `fold`. A sufficient test, not an equivalent one:
-        a text it calls noisy may still have no hit."""
+    def first_pass(self, marked: str) -> Sequence[Any]:
+        """The automaton's raw finds in `marked`, the text's `fold` (its markers stripped): empty when no
+        key, allowed phrase or doubled character occurs in it, and then `find` returns nothing for the text.
+        Hand them to `find` so that it does not run the automaton again."""
         if self._scan is None:
-            return True
+            return ()
         if self._invisible in marked:
             marked = marked.replace(self._invisible, "")
-        return not self._any_hit(marked.replace(self._visible, ""))
+        return self._raw(marked.replace(self._visible, ""))
 
     def _build_coded(self, by_key: dict[str, Entry]) -> None:
         """pyahocorasick over the coded folding (see the module doc)."""
@@ -377,15 +381,16 @@ class WordMatcher:
         automaton.make_automaton()
         self._automaton = automaton
         iterate = automaton.iter
-        self._any_hit = lambda encoded: next(iterate(encoded), None) is not None
 
         def scan(encoded: str) -> list[tuple[int, Entry]]:
             # Every hit is a real key's or a doubled character's: the root placeholder keys end in
             # PLACEHOLDER, which no coded text holds. (A collapsed text holds no doubled character.)
             return [h for h in iterate(encoded) if h[1] is not _DOUBLED]
 
-        def scan_runs(encoded: str) -> tuple[list[tuple[int, Entry]], list[int]]:
-            found = list(iterate(encoded))
+        def raw(encoded: str) -> list[tuple[int, Any]]:
+            return list(iterate(encoded))
+
+        def runs_of(found: Any, encoded: str) -> tuple[list[tuple[int, Entry]], list[int]]:
             # By end, and every doubled character is 4 symbols long: also by start.
             doubled = [
                 end - 3
@@ -397,7 +402,11 @@ class WordMatcher:
                 found = [h for h in found if h[1] is not _DOUBLED]
             return found, doubled
 
+        def scan_runs(encoded: str) -> tuple[list[tuple[int, Entry]], list[int]]:
+            return runs_of(list(iterate(encoded)), encoded)
+
         self._scan, self._scan_runs = scan, scan_runs
+        self._raw, self._runs_of = raw, runs_of
 
     def _scan_first(self, encoded: str) -> tuple[list[tuple[int, Entry]], int]:
         """The first scan's hits and where the first doubled repeatable character starts (-1: none)."""
@@ -412,9 +421,9 @@ class WordMatcher:
             return ch
         return self._code.get(ch, SENTINEL_CODE)
 
-    def find(self, text: str, marked: str | None = None) -> list[Hit]:
+    def find(self, text: str, marked: str | None = None, found: Sequence[Any] | None = None) -> list[Hit]:
         """Selected hits in `text` (original offsets), in order of start. `marked`: the caller's `fold(text)`
-        when it has it already."""
+        when it has it already; `found`: its `first_pass(marked)`, likewise."""
         if self._scan is None or not text:
             return []
         unit = self.unit
@@ -430,7 +439,10 @@ class WordMatcher:
         if not encoded:
             return []
         assert self._scan_runs is not None  # set with _scan
-        first, doubled = self._scan_runs(encoded)
+        if found is None:
+            first, doubled = self._scan_runs(encoded)
+        else:
+            first, doubled = self._runs_of(found, encoded)
         collapsed: _Collapsed | None = None
         second: list[tuple[int, Entry]] = []
         if doubled and self.collapse_repeats:
