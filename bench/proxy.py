@@ -42,6 +42,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -189,6 +190,19 @@ def tree_cpu(pid: int) -> float:
         except (FileNotFoundError, ProcessLookupError):
             continue
     return total
+
+
+def machine_cpu() -> tuple[float, float]:
+    """(busy, all) CPU seconds of the whole machine so far, summed over its cores, from /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / TICK, sum(fields[:8]) / TICK
+
+
+def children_cpu() -> float:
+    """CPU seconds of this process's waited-for children (the wrk runs)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def main() -> int:
@@ -355,6 +369,7 @@ def main() -> int:
             path.write_text(WRK_SCRIPT.replace("__PATH__", PATH).replace("RUN_ID", str(run_id)))
             return path
 
+        helper_pids = [procs[0].pid, pids["upstream direct"][0]]  # redis-server, the stub upstream
         for base in targets.values():
             # Warm-up (connections, Lua scripts, code paths) before any measured run.
             run_wrk(base, script_for(), args.connections, args.threads, 2)
@@ -362,8 +377,18 @@ def main() -> int:
             figures: dict[str, dict[str, float]] = {}
             for name, base in targets.items():
                 cpu0 = sum(map(tree_cpu, pids[name]))
+                helpers0 = [tree_cpu(p) for p in helper_pids]
+                wrk0, (busy0, all0) = children_cpu(), machine_cpu()
                 loaded = run_wrk(base, script_for(), args.connections, args.threads, args.duration)
                 cpu1 = sum(map(tree_cpu, pids[name]))
+                helpers1 = [tree_cpu(p) for p in helper_pids]
+                wrk1, (busy1, all1) = children_cpu(), machine_cpu()
+                n = max(loaded["requests"], 1.0)
+                # Where the cores went during the loaded run: the target, wrk, the stub upstream and Redis
+                # (each's CPU per request), the rest of the machine, and how busy the cores were.
+                redis_cpu = (helpers1[0] - helpers0[0]) / n * 1e6
+                stub_cpu = (helpers1[1] - helpers0[1]) / n * 1e6 if name != "upstream direct" else 0.0
+                cores = os.cpu_count() or 1
                 single = run_wrk(base, script_for(), 1, 1, args.single_duration)
                 cpu2 = sum(map(tree_cpu, pids[name]))
                 figures[name] = {
@@ -371,7 +396,12 @@ def main() -> int:
                     "p50_1": single["p50"],
                     "non2xx_1": single["non2xx"],
                     # CPU per request (µs): steadier than req/s on a shared machine.
-                    "cpu": (cpu1 - cpu0) / max(loaded["requests"], 1.0) * 1e6,
+                    "cpu": (cpu1 - cpu0) / n * 1e6,
+                    "wrk_cpu": (wrk1 - wrk0) / n * 1e6,
+                    "stub_cpu": stub_cpu,
+                    "redis_cpu": redis_cpu,
+                    "machine_cpu": (busy1 - busy0) / n * 1e6,
+                    "busy": (busy1 - busy0) / max(all1 - all0, 1e-9) * cores,
                     "cpu_1": (cpu2 - cpu1) / max(single["requests"], 1.0) * 1e6,
                 }
             rounds.append(figures)
@@ -433,6 +463,23 @@ def main() -> int:
                 f"{'':8} {median(name, 'cpu'):10.0f} | {median(name, 'p50_1'):13.3f} "
                 f"{median(name, 'cpu_1'):10.0f}"
             )
+        print(
+            f"\nwhere the cores went in the loaded runs (µs of CPU per request, median; 'rest': all other "
+            f"processes and the kernel's own work; {os.cpu_count()} cores)"
+        )
+        print(
+            f"{'target':32} {'target':>8} {'wrk':>8} {'stub':>8} {'redis':>8} {'rest':>8} {'all':>8} "
+            f"{'cores busy':>10}"
+        )
+        for name in targets:
+            mine, wrk_cpu, stub_cpu, redis_cpu, all_cpu = (
+                median(name, k) for k in ("cpu", "wrk_cpu", "stub_cpu", "redis_cpu", "machine_cpu")
+            )
+            rest = all_cpu - mine - wrk_cpu - stub_cpu - redis_cpu
+            print(
+                f"{name:32} {mine:8.0f} {wrk_cpu:8.0f} {stub_cpu:8.0f} {redis_cpu:8.0f} {rest:8.0f} "
+                f"{all_cpu:8.0f} {median(name, 'busy'):10.2f}"
+            )
         ratio = statistics.median(r[guard_name]["rps"] / r[pass_name]["rps"] for r in rounds)
         diff = statistics.median(r[guard_name]["p50_1"] - r[pass_name]["p50_1"] for r in rounds)
         print()
@@ -457,6 +504,18 @@ def main() -> int:
             met = "met" if scaled >= 1.6 else "NOT met"
             verdict = f"  (target >= 1.60: {met})" if name == WORKERS_NAME else ""
             print(f"{name} / guard (1 worker) throughput: {scaled:.2f}{verdict}")
+        if WORKERS_NAME in targets:
+            # The most two workers can give on this machine: all its cores at the machine's CPU per request
+            # of the one-worker run (the guard's own plus wrk's, the stub's, Redis's and the rest), over
+            # what one worker reached. Any extra cost of a second process only lowers it.
+            ceiling = statistics.median(
+                (os.cpu_count() or 1) / (r[guard_name]["machine_cpu"] / 1e6) / r[guard_name]["rps"]
+                for r in rounds
+            )
+            print(
+                f"{WORKERS_NAME} / guard: the most this machine allows: {ceiling:.2f}  "
+                "(all cores at the one-worker run's CPU per request of the whole machine)"
+            )
         if PASS2_NAME in targets:
             scaled = statistics.median(r[PASS2_NAME]["rps"] / r[pass_name]["rps"] for r in rounds)
             print(
