@@ -45,7 +45,7 @@ from guard.http.keys import (
 from guard.http.notify import notify_system
 from guard.http.reload import listen_reloads, watch_rules
 from guard.http.upstream import UpstreamPool
-from guard.observe.audit import AuditLog
+from guard.observe.audit import AuditLog, flush_lines
 from guard.observe.metrics import GuardMetrics
 from guard.risk import install as risk
 from ratelimit import CircuitBreaker, Limiter, MemoryStorage, RedisStorage, Storage, StorageEvents
@@ -316,6 +316,9 @@ async def _core(app: web.Application) -> AsyncIterator[None]:
         shared = app[REDIS]
         if shared is not None:
             await shared.aclose()
+        # The log lines of the last loop turn (guard.observe.audit.TurnWriter), written now rather than
+        # left to a later turn or the interpreter's exit.
+        flush_lines()
 
 
 def create_app(
