@@ -12,11 +12,22 @@ from collections.abc import Mapping, Sequence
 
 from aiohttp import web
 
-from guard.core.types import Decision, DecisionObserver, DecisionRecord, Disposition, read_verdicts, result_of
+from guard.core.types import (
+    Decision,
+    DecisionObserver,
+    DecisionRecord,
+    Disposition,
+    Verdict,
+    read_verdicts,
+    result_of,
+)
 from guard.http.auth import Client
 from guard.http.keys import ACCOUNTS, AUDIT, METRICS, OBSERVERS, SETTINGS
 
 log = logging.getLogger("guard.notify")
+
+# A decision's refusal and warnings, as `read_verdicts` reads them.
+VerdictReads = tuple[Verdict | None, Sequence[Verdict]]
 
 
 def offer_decision(app: web.Application, record: DecisionRecord) -> Sequence[DecisionObserver]:
@@ -81,16 +92,18 @@ async def record_decisions(
     client: Client | None,
     upstream_status: int | None = None,
     dry_run: bool = False,
+    reads: Sequence[VerdictReads] | None = None,
 ) -> None:
-    """Metrics, one audit line and the observers for each decision of a request."""
+    """Metrics, one audit line and the observers for each decision of a request. `reads`: each decision's
+    `read_verdicts`, when the caller has read them already."""
     metrics = app[METRICS]
     directory = app[ACCOUNTS]
     audit = app[AUDIT]
     client_name = client.name if client else None
     now = time.time()
-    for decision in decisions:
+    for i, decision in enumerate(decisions):
         # Read once for the metric, the audit line and the check below (each property walks the verdicts).
-        refusal, warnings = read_verdicts(decision.verdicts)
+        refusal, warnings = read_verdicts(decision.verdicts) if reads is None else reads[i]
         rule = refusal.rule if refusal is not None else (warnings[0].rule if warnings else "")
         action = decision.action
         metrics.decisions.inc(action.limit_name, result_of(refusal, warnings), rule)

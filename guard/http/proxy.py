@@ -28,11 +28,11 @@ from guard.core.codes import GuardCode
 from guard.core.fields import SHARED_PREFIX
 from guard.core.profiles import READ_METHODS, Profile, RequestInfo, Route
 from guard.core.profiles.model import AnswerFormat
-from guard.core.types import Action, Decision, Disposition
+from guard.core.types import Action, Decision, Disposition, read_verdicts
 from guard.http.auth import Authenticator, Client, PresentedKey, presented_key
 from guard.http.body import inspect_answer, read_json
 from guard.http.keys import AUDIT, AUTH, BUNDLE, CLIENT, METRICS, PIPELINE, SETTINGS, UPSTREAM_POOL
-from guard.http.notify import notify_system, record_decisions
+from guard.http.notify import VerdictReads, notify_system, record_decisions
 from guard.http.responses import error_response, header_value, verdict_response
 from guard.http.upstream import target_of
 from guard.observe.masking import mask
@@ -54,6 +54,17 @@ def forward_query(raw_query: str, key_param: str) -> str:
     """The raw query string minus the guard's key parameter; everything else kept as sent."""
     if not raw_query:
         return ""
+    # Without `%` or `+` a name decodes to itself, so none is the key parameter unless the key parameter's
+    # name is in the query as it is: such a query goes on whole, without a split and a decode per
+    # parameter (0.65 → 0.09 µs for WeCom's `access_token=…`, timeit; tests/test_speed_forward_paths.py
+    # compares it with the long way).
+    if key_param not in raw_query and "%" not in raw_query and "+" not in raw_query:
+        return raw_query
+    return _forward_query_parts(raw_query, key_param)
+
+
+def _forward_query_parts(raw_query: str, key_param: str) -> str:
+    """`forward_query` the long way: each parameter's name decoded and compared."""
     parts = raw_query.split("&")
     kept = [p for p in parts if unquote_plus(p.split("=", 1)[0]) != key_param]
     return "&".join(kept)
@@ -105,7 +116,9 @@ def forward_headers(
     return CIMultiDict(forward_pairs(headers, settings, key))
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: a frozen dataclass sets each of its ten fields through `object.__setattr__`, 1.0 → 0.2 µs a
+# request (timeit). Nothing changes a Call after `call_of` made it.
+@dataclass(slots=True)
 class Call:
     """One request on a platform's path, as the proxy handles it: the profile that answers it, the path
     the routes see (decoded, the `/k/<key>` prefix removed) and the raw one that is forwarded, the key
@@ -283,20 +296,30 @@ async def guarded(call: Call, route: Route, client: Client, started: float) -> w
 
     decisions = await app[PIPELINE].decide(actions, bundle=app[BUNDLE].current)
     metrics.latency.observe(time.perf_counter() - started)
-    for decision in decisions:
-        refusal = decision.refusal  # a property that walks the verdicts: read once a decision
+    # Each decision's refusal and warnings, read once here for the refusal below, the relay's
+    # X-Guard-Decision and the record: `Decision.refusal`, a scan for the first warning and the record's
+    # `read_verdicts` each walked the verdicts (0.9 → 0.5 µs a request with one decision, timeit).
+    reads = [read_verdicts(decision.verdicts) for decision in decisions]
+    for refusal, _ in reads:
         if refusal is not None:
             metrics.requests.inc(route.name, "refused")
-            await record_decisions(app, decisions, "refused", client=client)
+            await record_decisions(app, decisions, "refused", client=client, reads=reads)
             return verdict_response(call.profile, refusal, http_error_status=call.settings.http_error_status)
-    return await forward_allowed(call, route, raw, decisions)
+    return await forward_allowed(call, route, raw, decisions, reads)
 
 
 async def forward_allowed(
-    call: Call, route: Route, raw: bytes, decisions: Sequence[Decision]
+    call: Call,
+    route: Route,
+    raw: bytes,
+    decisions: Sequence[Decision],
+    reads: Sequence[VerdictReads] | None = None,
 ) -> web.StreamResponse:
-    """Forward an allowed request and relay the answer; give the quota back when nothing was done."""
+    """Forward an allowed request and relay the answer; give the quota back when nothing was done.
+    `reads`: each decision's `read_verdicts`, when the caller has them."""
     app = call.request.app
+    if reads is None:
+        reads = [read_verdicts(decision.verdicts) for decision in decisions]
     metrics = app[METRICS]
     profile = call.profile
     try:
@@ -306,7 +329,7 @@ async def forward_allowed(
         # The action may have happened: the charge is kept.
         metrics.upstream_errors.inc("timeout")
         metrics.requests.inc(route.name, "upstream_timeout")
-        await record_decisions(app, decisions, "upstream_timeout", client=call.client)
+        await record_decisions(app, decisions, "upstream_timeout", client=call.client, reads=reads)
         await notify_system(
             app, "upstream_failing", "upstream timed out", {"profile": profile.name, "route": route.name}
         )
@@ -318,7 +341,7 @@ async def forward_allowed(
         metrics.requests.inc(route.name, "upstream_error")
         for decision in decisions:
             await app[PIPELINE].refund(decision)
-        await record_decisions(app, decisions, "upstream_error", client=call.client)
+        await record_decisions(app, decisions, "upstream_error", client=call.client, reads=reads)
         await notify_system(
             app,
             "upstream_failing",
@@ -339,8 +362,12 @@ async def forward_allowed(
         for decision in decisions:
             await app[PIPELINE].refund(decision, attempts=retry)
     out = end_to_end_headers(headers)
-    # The first warning, found without `Decision.warnings` building a tuple per decision.
-    warning = next((v for d in decisions for v in d.verdicts if v.outcome == "warn"), None)
+    # The first warning (of the first decision that has one); a loop, not a generator: ~0.3 µs less.
+    warning = None
+    for _, warnings in reads:
+        if warnings:
+            warning = warnings[0]
+            break
     if warning is None:
         out["X-Guard-Decision"] = "allow"
     else:
@@ -366,7 +393,9 @@ async def forward_allowed(
         forget_frames(exc)
     finally:
         metrics.requests.inc(route.name, disposition)
-        await record_decisions(app, decisions, disposition, client=call.client, upstream_status=status)
+        await record_decisions(
+            app, decisions, disposition, client=call.client, upstream_status=status, reads=reads
+        )
     return response
 
 
