@@ -23,6 +23,7 @@ What it does:
 - a connection goes back to the pool only after a complete answer that allows keep-alive and nothing
   more arrived; one the server closed while idle is dropped before reuse; at most `max_idle` idle ones per
   origin, each closed after `keepalive_timeout` seconds idle (one timer handle for the pool);
+- the read and whole-request timeouts of the requests in flight share one timer for the pool too (`watch`);
 - a request that was written is NEVER retried (a broadcast must not go out twice): a failure after the
   write is the caller's error.
 
@@ -126,7 +127,6 @@ class UpstreamConnection(asyncio.Protocol):
         self.idle_since = 0.0
         # The request in flight, if any.
         self.waiter: asyncio.Future[Answer] | None = None
-        self.timer: asyncio.TimerHandle | None = None
         self.read_timeout = 0.0
         self.deadline = 0.0
         self.last_data = 0.0
@@ -215,21 +215,27 @@ class UpstreamConnection(asyncio.Protocol):
         self.headers = None
         self.read_timeout = read_timeout
         self.deadline = deadline
-        now = self.last_data = self.loop.time()
-        self.timer = self.loop.call_at(min(now + read_timeout, deadline), self.check_timeout)
+        self.last_data = self.loop.time()
+        self.pool.watch(self)
         self.transport.write(data)
         return waiter
 
-    def check_timeout(self) -> None:
-        """The read timer: a read waited `read_timeout`, or the whole request ran past its deadline."""
-        self.timer = None
+    @property
+    def due(self) -> float:
+        """When the request in flight times out: a read waited `read_timeout`, or the whole request ran
+        past its deadline."""
+        return min(self.last_data + self.read_timeout, self.deadline)
+
+    def check_timeout(self, now: float) -> float | None:
+        """Fail the request in flight if it is due (`now`: the loop's time); else when it will be (None:
+        nothing in flight)."""
         if self.waiter is None or self.waiter.done():
-            return
-        due = min(self.last_data + self.read_timeout, self.deadline)
-        if self.loop.time() + 0.001 >= due:
+            return None
+        due = self.due
+        if now + 0.001 >= due:
             self.fail(TimeoutError(f"no answer from the upstream within {self.read_timeout:g}s"))
-        else:
-            self.timer = self.loop.call_at(due, self.check_timeout)
+            return None
+        return due
 
     def deliver(self) -> None:
         waiter = self.waiter
@@ -272,9 +278,8 @@ class UpstreamConnection(asyncio.Protocol):
         self.fail(failure)
 
     def stop_timer(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
+        """No timeout for this connection any more (its request is over)."""
+        self.pool.busy.discard(self)
 
     def finish(self) -> None:
         """The request is over: forget it (the answer or the error went to the caller)."""
@@ -316,6 +321,10 @@ class UpstreamPool:
         self.idle: dict[Origin, list[UpstreamConnection]] = {}  # oldest first; reuse takes the newest
         self.connections: set[UpstreamConnection] = set()  # every open one, idle or busy
         self.sweeper: asyncio.TimerHandle | None = None
+        # The connections with a request in flight, and one timer for all of their timeouts (`watch`).
+        self.busy: set[UpstreamConnection] = set()
+        self.watchdog: asyncio.TimerHandle | None = None
+        self.watchdog_due = 0.0
         self.closed = False
 
     async def request(
@@ -386,6 +395,37 @@ class UpstreamPool:
         if self.sweeper is None:
             self.sweeper = self.loop.call_at(conn.idle_since + self.keepalive_timeout, self.sweep)
 
+    def watch(self, conn: UpstreamConnection) -> None:
+        """Time `conn`'s request out when it is due. One timer for the pool, armed for the earliest due
+        request, rather than a timer armed and cancelled per request: `loop.call_at` + `cancel` cost
+        2.5-6 µs a request on uvloop (timeit), a set add and discard ~0.1. As before, a request fails at
+        its own due time: the timer runs `check_timeouts` then, which fails what is due and arms itself for
+        the next due request. Requests sent later are due later (the same timeouts for the whole pool), so
+        the timer rarely moves; under steady load it runs about once per `read_timeout`."""
+        self.busy.add(conn)
+        due = conn.due
+        watchdog = self.watchdog
+        if watchdog is None or due < self.watchdog_due:
+            if watchdog is not None:
+                watchdog.cancel()
+            self.watchdog_due = due
+            self.watchdog = self.loop.call_at(due, self.check_timeouts)
+
+    def check_timeouts(self) -> None:
+        """The pool's timer: fail the requests that are due; come back when the next one is."""
+        self.watchdog = None
+        now = self.loop.time()
+        next_due: float | None = None
+        for conn in list(self.busy):
+            due = conn.check_timeout(now)
+            if due is None:
+                self.busy.discard(conn)
+            elif next_due is None or due < next_due:
+                next_due = due
+        if next_due is not None and not self.closed:
+            self.watchdog_due = next_due
+            self.watchdog = self.loop.call_at(next_due, self.check_timeouts)
+
     def sweep(self) -> None:
         """Close the connections idle for `keepalive_timeout`; come back for the next to expire."""
         self.sweeper = None
@@ -413,6 +453,9 @@ class UpstreamPool:
         if self.sweeper is not None:
             self.sweeper.cancel()
             self.sweeper = None
+        if self.watchdog is not None:
+            self.watchdog.cancel()
+            self.watchdog = None
         conns = list(self.connections)
         self.idle.clear()
         for conn in conns:
