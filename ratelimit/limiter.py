@@ -247,7 +247,15 @@ class Limiter:
             return self._replay(raw.descriptor, raw.numbers, request_id, planned.day_end)
         if raw.status == STATUS_FROZEN:
             return HitResult(False, (), frozen=True, request_id=request_id, day_resets_at=planned.day_end)
-        outcomes = tuple([_outcome(f, r) for f, r in zip(planned.outcome_fields, raw.rules, strict=True)])
+        # `_outcome` written out: no call per rule (two rules: ~2.6 -> 1.9 µs a hit, timeit, busy machine).
+        # fmt: off
+        outcomes = tuple([
+            new_tuple(RuleOutcome, (name, window, used, limit, max(0, limit - used), attempts, ok, mode,
+                                    _crossed(crossed), end, cost))
+            for (name, window, limit, mode, cost, end), (used, attempts, crossed, ok)
+            in zip(planned.outcome_fields, raw.rules, strict=True)
+        ])
+        # fmt: on
         # HitResult's fields in order: allowed, outcomes, duplicate, frozen, request_id, day_resets_at.
         result: HitResult = new_tuple(
             HitResult, (raw.allowed, outcomes, False, False, request_id, planned.day_end)

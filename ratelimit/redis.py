@@ -808,12 +808,17 @@ class RedisStorage:
                 allowed, rules = decode_numbers(_text(reply[2]))
                 return RawHit(STATUS_DONE, allowed, rules)
             return RawHit(status, False, descriptor=_text(reply[1]), numbers=_text(reply[2]))
-        # Four numbers per rule. RawRule's fields in order, without its Python-level __new__ (per rule).
-        values = map(int, reply[2:])
+        # Four numbers per rule. RawRule's fields in order, without its Python-level __new__ (per rule); by
+        # index rather than zip of one iterator four times (two rules: ~2.0 -> 1.3 µs, timeit, busy machine).
+        size = len(reply)
+        if size % 4 != 2:
+            raise ValueError(f"hit.lua answered {size} values: not 2 + 4 per rule")
         rules = tuple(
             [
-                new_tuple(RawRule, (used, attempts, crossed, bool(allowed)))
-                for used, attempts, crossed, allowed in zip(values, values, values, values, strict=True)
+                new_tuple(
+                    RawRule, (int(reply[i]), int(reply[i + 1]), int(reply[i + 2]), bool(int(reply[i + 3])))
+                )
+                for i in range(2, size, 4)
             ]
         )
         # RawHit's fields in order (status, allowed, rules, descriptor, numbers), without its __new__ either.

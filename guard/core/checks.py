@@ -101,13 +101,7 @@ class ContentCheck:
         """What `ruleset.scan(text)` matches, from the cache when this rule set scanned the text lately."""
         scanned = self._cache(ruleset)
         found = scanned.get(text)
-        if found is None:
-            found = ruleset.scan(text).matches
-            if len(text) <= MAX_SCAN_CACHE_CHARS:
-                if len(scanned) >= MAX_SCAN_CACHE_TEXTS:
-                    scanned.clear()
-                scanned[text] = found
-        return found
+        return _scan_into(scanned, ruleset, text) if found is None else found
 
     def __call__(self, action: Action, ctx: CheckContext) -> Verdict:
         blocked: list[ContentMatch] = []
@@ -115,8 +109,11 @@ class ContentCheck:
         ruleset = ctx.bundle.ruleset
         scanned = self._cache(ruleset)
         for field in action.texts:
-            found = scanned.get(field.text)  # a text scanned lately: no call at all
-            for m in self.matches(ruleset, field.text) if found is None else found:
+            text = field.text
+            found = scanned.get(text)  # a text scanned lately: no call at all
+            if found is None:  # a new text: scanned, without `matches`' second look-up (~0.3 µs a text)
+                found = _scan_into(scanned, ruleset, text)
+            for m in found:
                 item = ContentMatch(field.where, m.category, m.term, m.start, m.end, m.text, m.action)
                 (blocked if m.action == "block" else warned).append(item)
         if blocked:
@@ -176,6 +173,16 @@ class AttachmentCheck:
 # Texts whose matches `ContentCheck` keeps (at most this many, each at most this long) before it starts again.
 MAX_SCAN_CACHE_TEXTS = 1024
 MAX_SCAN_CACHE_CHARS = 1024
+
+
+def _scan_into(scanned: dict[str, tuple[Match, ...]], ruleset: RuleSet, text: str) -> tuple[Match, ...]:
+    """`ruleset.scan(text)`'s matches, kept in `scanned` (`ContentCheck`'s texts of `ruleset`) when short."""
+    found = ruleset.scan(text).matches
+    if len(text) <= MAX_SCAN_CACHE_CHARS:
+        if len(scanned) >= MAX_SCAN_CACHE_TEXTS:
+            scanned.clear()
+        scanned[text] = found
+    return found
 
 
 def attachment_refused(refusal: AttachmentRefusal) -> Verdict:
