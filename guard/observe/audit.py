@@ -41,14 +41,18 @@ class UtcIsoStamper:
         self._second: tuple[int, str] = (-1, "")
 
     def __call__(self, logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+        event_dict["timestamp"] = self.now()
+        return event_dict
+
+    def now(self) -> str:
+        """The `timestamp` value of a line written now."""
         second, ns = divmod(time.time_ns(), _NS_PER_SECOND)
         cached = self._second
         if cached[0] != second:
             text = datetime.fromtimestamp(second, UTC).replace(tzinfo=None).isoformat()
             cached = self._second = (second, text)
         micro = ns // 1000
-        event_dict["timestamp"] = f"{cached[1]}.{micro:06d}Z" if micro else cached[1] + "Z"
-        return event_dict
+        return f"{cached[1]}.{micro:06d}Z" if micro else cached[1] + "Z"
 
 
 class ReusedEncoder:
@@ -341,7 +345,59 @@ def audit_fields(
     return fields
 
 
-def _direct_line(bound: Any) -> Callable[[dict[str, Any]], None] | None:
+_enc = json.encoder.encode_basestring  # the C encoder's own string encoding with ensure_ascii=False
+
+
+def plain_decision_line(record: DecisionRecord, timestamp: str) -> str | None:
+    """The line `configure_logging`'s chain writes for an allowed decision (no refusal, no warning) without
+    hits or request id (the usual forwarded request), `timestamp` its time, written here without the fields dict and the JSON
+    encoder's walk over it: the same bytes as `audit_fields` + `event`, `level`, `timestamp` through the
+    chain's encoder (`json.dumps(..., ensure_ascii=False)`: `", "` and `": "`, strings by the encoder's own
+    `encode_basestring`, ints by `int.__repr__`). None for any other decision, and for any field of
+    another type than the one written here (a str subclass is a str to both): the caller takes the long
+    way. Measured alone, the benchmark's line: `audit_fields` + encoding 3.6 → 1.8 µs;
+    tests/test_speed_forward_audit.py compares the two on many records."""
+    decision = record.decision
+    action = decision.action
+    for verdict in decision.verdicts:
+        outcome = verdict.outcome
+        if verdict.matches or outcome == "refuse" or outcome == "warn":
+            return None
+    recipients = action.recipients
+    status = record.upstream_status
+    dry_run = record.dry_run
+    client = record.client
+    staff = record.staff
+    if (
+        type(recipients) is not int
+        or (status is not None and type(status) is not int)
+        or type(dry_run) is not bool
+        or action.request_id
+    ):
+        return None
+    texts = action.texts
+    try:  # `_enc` raises TypeError for anything but a str
+        return (
+            f'{{"kind": {_enc(action.kind)}, "action": {_enc(action.limit_name)}, '
+            f'"account": {_enc(action.account)}, "profile": {_enc(action.profile)}, '
+            f'"recipients": {recipients}, "texts": {len(texts)}, '
+            f'"text_chars": {sum([len(t.text) for t in texts])}, '
+            f'"attachments": [{", ".join([_enc(att.kind) for att in action.attachments])}], '
+            f'"decision": "allow", "disposition": {_enc(record.disposition)}, '
+            f'"client": {"null" if client is None else _enc(client)}, '
+            f'"staff": {"null" if staff is None else _enc(staff)}, '
+            f'"dry_run": {"true" if dry_run else "false"}, '
+            + ("" if status is None else f'"upstream_status": {status}, ')
+            + f'"event": "decision", "level": "info", "timestamp": "{timestamp}"}}'
+        )
+    except TypeError:
+        return None
+
+
+DecisionLine = Callable[[DecisionRecord, Verdict | None, Sequence[Verdict] | None], None]
+
+
+def _direct_line(bound: Any) -> DecisionLine | None:
     """A decision line's writer that does what structlog does with `configure_logging`'s chain — the
     fields, then `event`, `level`, `timestamp` added in that order, encoded by the chain's renderer's
     encoder, written by the `WriteLogger` (`msg`: the line and "\n", flushed, under its lock) — without
@@ -364,7 +420,7 @@ def _direct_line(bound: Any) -> Callable[[dict[str, Any]], None] | None:
         return None
     if not enabled:  # the level filter: no decision lines (log level warning and above)
 
-        def drop(fields: dict[str, Any]) -> None:
+        def drop(record: DecisionRecord, refusal: Verdict | None, warnings: Sequence[Verdict] | None) -> None:
             return None
 
         return drop
@@ -374,7 +430,15 @@ def _direct_line(bound: Any) -> Callable[[dict[str, Any]], None] | None:
     out = bound._logger._file
     write = out.line if isinstance(out, TurnWriter) else bound._logger.msg
 
-    def line(fields: dict[str, Any]) -> None:
+    def line(record: DecisionRecord, refusal: Verdict | None, warnings: Sequence[Verdict] | None) -> None:
+        if warnings is None:
+            refusal, warnings = read_verdicts(record.decision.verdicts)
+        if refusal is None and not warnings:
+            text = plain_decision_line(record, stamp.now())
+            if text is not None:
+                write(text)
+                return
+        fields = audit_fields(record, refusal, warnings)
         # `_process_event` and the chain: event, level (add_log_level), timestamp; format_exc_info has
         # nothing to do (a decision's fields never hold `exc_info`); the renderer's encoding.
         fields["event"] = "decision"
@@ -388,7 +452,7 @@ class AuditLog:
     def __init__(self) -> None:
         self.log = structlog.get_logger("guard.audit")
         self._write: Callable[[str, dict[str, Any]], None] | None = None
-        self._line: Callable[[dict[str, Any]], None] | None = None
+        self._line: DecisionLine | None = None
 
     def _writer(self) -> Callable[[str, dict[str, Any]], None]:
         """Writes one line (event, fields) through the logger structlog assembles for `self.log`: its
@@ -412,7 +476,7 @@ class AuditLog:
                 self._write = write
         return write
 
-    def _decision_line(self) -> Callable[[dict[str, Any]], None]:
+    def _decision_line(self) -> DecisionLine:
         """Writes one decision line: `_direct_line` where it applies, else `_writer`'s way; kept, as
         `_writer` keeps its logger, when structlog caches loggers."""
         line = self._line
@@ -421,8 +485,10 @@ class AuditLog:
             if line is None:
                 writer = self._writer()
 
-                def line(fields: dict[str, Any]) -> None:
-                    writer("decision", fields)
+                def line(
+                    record: DecisionRecord, refusal: Verdict | None, warnings: Sequence[Verdict] | None
+                ) -> None:
+                    writer("decision", audit_fields(record, refusal, warnings))
 
             if structlog.get_config()["cache_logger_on_first_use"]:
                 self._line = line
@@ -435,7 +501,7 @@ class AuditLog:
         warnings: Sequence[Verdict] | None = None,
     ) -> None:
         """One audit line; `refusal` and `warnings` as `audit_fields` takes them."""
-        self._decision_line()(audit_fields(record, refusal, warnings))
+        self._decision_line()(record, refusal, warnings)
 
     def event(self, event: str, **fields: Any) -> None:
         self._writer()(event, fields)
