@@ -18,9 +18,11 @@ from guard.core.types import Action, Attachment, TextField
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: one is made for every guarded request, and a frozen dataclass's __init__ (a call of
+# object.__setattr__ per field) took 0.85 µs of it, a plain one 0.35 (timeit). Parsers only read it.
+@dataclass(slots=True)
 class RequestInfo:
-    """What a parser may look at besides the body."""
+    """What a parser may look at besides the body (read only: parsers never change it)."""
 
     method: str
     path: str

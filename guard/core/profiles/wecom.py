@@ -133,8 +133,70 @@ def top_level_content(
     return texts, attachments
 
 
+def plain_content(body: dict[str, Any]) -> tuple[list[TextField], list[Attachment]] | None:
+    """`wecom_content` of a body in the usual shape, read in one pass: `text.content` and `attachments[]`
+    whose every field is of its type, none of the older top-level objects. None for anything else (a
+    wrong type, a missing or unknown kind, too many attachments, the old shape): the long way then reads
+    it and names the problem. The same texts and attachments as the long way, without its ~20 reader calls
+    (tests/test_speed_request_parse.py compares the two on many bodies, malformed ones too)."""
+    texts: list[TextField] = []
+    attachments: list[Attachment] = []
+    text_obj = body.get("text")
+    if text_obj is not None:
+        if type(text_obj) is not dict:
+            return None
+        content = text_obj.get("content")
+        if content is not None:
+            if type(content) is not str:
+                return None
+            if content:
+                texts.append(TextField("text.content", content))
+    items = body.get("attachments")
+    if items is not None:
+        if type(items) is not list or len(items) > MAX_ATTACHMENTS:
+            return None
+        for i, item in enumerate(items):
+            if type(item) is not dict:
+                return None
+            kind = item.get("msgtype")
+            if type(kind) is not str:
+                return None
+            shape = ATTACHMENTS.get(kind)
+            if shape is None:
+                return None
+            payload = item.get(kind)
+            if type(payload) is not dict:
+                return None
+            at = f"attachments[{i}].{kind}"
+            found: dict[str, str] = {}
+            for key, role in shape.items():  # read_shape written out
+                value = payload.get(key)
+                if value is None:
+                    continue
+                if type(value) is not str:
+                    return None
+                if role != "text":
+                    found[role] = value
+                elif value:
+                    texts.append(TextField(f"{at}.{key}", value))
+            attachments.append(Attachment(kind, at, found.get("url"), found.get("appid"), found.get("page")))
+    if not body.keys().isdisjoint(OLD_SHAPE_ATTACHMENTS):
+        return None
+    return texts, attachments
+
+
 def wecom_content(body: dict[str, Any], *, allow_old_shape: bool) -> tuple[list[TextField], list[Attachment]]:
     """`text.content` + `attachments[]` (+ the older top-level `link` / `miniprogram` / `image`)."""
+    plain = plain_content(body)
+    if plain is not None:
+        return plain
+    return content_long_way(body, allow_old_shape=allow_old_shape)
+
+
+def content_long_way(
+    body: dict[str, Any], *, allow_old_shape: bool
+) -> tuple[list[TextField], list[Attachment]]:
+    """`wecom_content` field by field through the typed readers: every wrong field named."""
     texts: list[TextField] = []
     text_obj = a.opt_obj(body, "text")
     if text_obj is not None:  # `top_level_content(body, ())` written out: ~0.3 µs a request
@@ -264,6 +326,59 @@ def _templates(
 
 def parse_add_msg_template(body: dict[str, Any], req: RequestInfo) -> list[Action]:
     """A 群发 task: account `sender`; recipients `external_userid` (single) / `chat_id_list` (group)."""
+    return plain_broadcast(body, req) or broadcast_long_way(body, req)
+
+
+def _str_list(value: object) -> bool:
+    """`value` is absent or a list of strings (what `fields.str_list` takes without a word)."""
+    if value is None:
+        return True
+    if type(value) is not list:
+        return False
+    for item in value:  # noqa: SIM110 - not all() over a generator: 0.11 µs against 0.25 (timeit, 2 ids)
+        if type(item) is not str:
+            return False
+    return True
+
+
+def plain_broadcast(body: dict[str, Any], req: RequestInfo) -> list[Action] | None:
+    """`broadcast_long_way` for a 群发 body in the usual shape (`plain_content`; a sender; the recipients
+    listed; the other fields absent or of their type), in one pass; None for anything else, which the long
+    way then reads or refuses. bench/stages.py "profile parse", the benchmark's broadcast: ~7.2 -> ~4.9 µs
+    hot (timeit over 20,000 bodies). tests/test_speed_request_parse.py compares it with the long way."""
+    chat_type = body.get("chat_type")
+    if chat_type is None or chat_type == "":
+        chat_type = "single"
+    elif chat_type != "single" and chat_type != "group":
+        return None
+    external = body.get("external_userid")
+    chats = body.get("chat_id_list")
+    allow_select = body.get("allow_select")
+    tag_filter = body.get("tag_filter")
+    sender = body.get("sender")
+    if (
+        not _str_list(external)
+        or not _str_list(chats)
+        or (allow_select is not None and type(allow_select) is not bool)
+        or (tag_filter is not None and type(tag_filter) is not dict)
+        or type(sender) is not str
+        or not (account := sender.strip())
+    ):
+        return None
+    content = plain_content(body)
+    if content is None:
+        return None
+    if chat_type == "single":
+        recipients = len(set(external)) if external else 0
+    else:
+        recipients = len(set(chats)) if chats else len(set(external)) if external else 0
+    if recipients == 0:
+        return None
+    return [_wecom_action("broadcast", account, content[0], content[1], recipients, req)]
+
+
+def broadcast_long_way(body: dict[str, Any], req: RequestInfo) -> list[Action]:
+    """`parse_add_msg_template` field by field through the typed readers: every wrong field named."""
     chat_type = a.opt_str(body, "chat_type") or "single"
     if chat_type not in ("single", "group"):
         raise BodyError(codes.BAD_REQUEST, f"chat_type must be 'single' or 'group', got {chat_type!r}")
