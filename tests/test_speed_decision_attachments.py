@@ -179,11 +179,7 @@ GLOB_ALPHABET = "abct.*?[]!-\n" + "Aé"
 @example(patterns=("t.c",), value="a\nt.c")
 @example(patterns=("a*",), value="a\nb")
 def test_prepared_globs_equal_the_regex(patterns: tuple[str, ...], value: str) -> None:
-    try:
-        expected = _matches(value, patterns)
-    except Exception:  # a glob fnmatch makes a broken regex of: the policy never had such a list
-        return
-    assert _Globs(patterns).match(value) == expected
+    assert _Globs(patterns).match(value) == _matches(value, patterns)
 
 
 def test_a_policy_uses_its_prepared_lists() -> None:
