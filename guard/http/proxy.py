@@ -17,7 +17,9 @@ from typing import Any
 from urllib.parse import unquote, unquote_plus
 
 import aiohttp
-from aiohttp import web
+from aiohttp import hdrs, web
+from aiohttp.helpers import rfc822_formatted_time
+from aiohttp.http import SERVER_SOFTWARE, HttpVersion11
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from guard.config.settings import Settings
@@ -373,7 +375,7 @@ async def forward_allowed(
     else:
         out["X-Guard-Decision"] = "warn"
         out["X-Guard-Rule"] = header_value(warning.rule)
-    response = web.Response(status=status, body=payload, headers=out)
+    response = relayed_answer(call.request, status, out, payload)
     # The answer goes out first, then the request is recorded (metrics, audit line, observers): the
     # client no longer waits for that bookkeeping, ~0.1 ms of CPU a request (bench/stages.py at one
     # connection: audit line 70, record decisions 25, metrics 10, observers 5 µs), most of the guard's
@@ -381,8 +383,7 @@ async def forward_allowed(
     # (writing the answer does not wait unless the client's socket is full), and as before only after
     # the upstream answered; also when the client is gone by then (`finally`).
     try:
-        await response.prepare(call.request)
-        await response.write_eof()
+        await send_answer(call.request, response, payload)
     except ConnectionError as exc:
         if not client_gone(call.request):
             raise
@@ -397,6 +398,74 @@ async def forward_allowed(
             app, decisions, disposition, client=call.client, upstream_status=status, reads=reads
         )
     return response
+
+
+def relayed_answer(
+    request: web.Request, status: int, headers: CIMultiDict[str], payload: bytes
+) -> web.StreamResponse:
+    """The relayed answer as aiohttp sees it: a `web.Response`, or the `web.StreamResponse` that
+    `send_answer` writes itself when it can (`direct_answer`)."""
+    if direct_answer(request, status):
+        # The headers handed over, not copied (`web.Response` copies them): made for this answer alone.
+        return web.StreamResponse(status=status, headers=headers)
+    return web.Response(status=status, body=payload, headers=headers)
+
+
+def direct_answer(request: web.Request, status: int) -> bool:
+    """Whether the answer can be written straight through the request's writer: an HTTP/1.1 request kept
+    alive, an answer with a body (not to HEAD or CONNECT, not 1xx, 204 or 304), no `on_response_prepare`
+    receiver in the request's apps (aiohttp calls them while preparing), aiohttp's writer where this code
+    finds it. Anything else takes aiohttp's own way (`web.Response`)."""
+    return (
+        request.version == HttpVersion11
+        and status >= 200
+        and status != 204
+        and status != 304
+        and request.method not in ("HEAD", "CONNECT")
+        and request.keep_alive
+        and getattr(request, "_payload_writer", None) is not None
+        and (match_info := request.match_info) is not None
+        and not any(app.on_response_prepare for app in match_info.apps)
+    )
+
+
+async def send_answer(request: web.Request, response: web.StreamResponse, payload: bytes) -> None:
+    """Write the answer `relayed_answer` made. A `web.Response` is prepared and ended as aiohttp does it;
+    the direct one (`direct_answer`) is written as that would write it — the same bytes: the headers given,
+    then what `Response._start` and `StreamResponse._prepare_headers` add when missing, in their order
+    (Content-Length; Content-Type `application/octet-stream` for a body; Date; Server; nothing for
+    Connection on a kept-alive HTTP/1.1 request), the status line with aiohttp's reason phrase, through the
+    writer's own `write_headers` and `write_eof` (one write of head and body) — without aiohttp's
+    per-answer steps around them (`prepare`, `_start`, `_prepare_headers`, the prepare hook's walk over
+    the apps, `_write_headers`, `write_eof`'s checks). Measured alone with aiohttp's writer over a stub
+    transport: 11.3 → 5.1 µs an answer; tests/test_speed_forward_answer.py compares the bytes on the wire
+    with aiohttp's way on many answers. The response is then marked written (aiohttp's own fields: it
+    prepares and ends a returned response, which then does nothing) and kept alive, as aiohttp marks
+    it; a write that fails marks it written and closed."""
+    if isinstance(response, web.Response):
+        await response.prepare(request)
+        await response.write_eof()
+        return
+    writer = request._payload_writer
+    headers = response.headers
+    if hdrs.CONTENT_LENGTH not in headers:
+        headers[hdrs.CONTENT_LENGTH] = str(len(payload))
+    writer.length = len(payload)
+    if payload:
+        headers.setdefault(hdrs.CONTENT_TYPE, "application/octet-stream")
+    if hdrs.DATE not in headers:
+        headers[hdrs.DATE] = rfc822_formatted_time()
+    headers.setdefault(hdrs.SERVER, SERVER_SOFTWARE)
+    try:
+        await writer.write_headers(f"HTTP/1.1 {response.status} {response.reason}", headers)
+        await writer.write_eof(payload)
+    except BaseException:
+        response.force_close()
+        raise
+    finally:
+        response._eof_sent = True
+        response._body_length = writer.output_size
+    response._keep_alive = True
 
 
 @functools.lru_cache(maxsize=64)
