@@ -4,6 +4,7 @@
   give the Actions (texts, attachments, account, recipients) of `broadcast_long_way` / `content_long_way`,
   or step aside (None) so that the long way reads the body and names what is wrong — on the usual shapes,
   every field replaced by every wrong type, and random bodies;
+- `Profile.match` of a profile with exact rules only (WeCom's) finds the first matching rule in order;
 - `guard.http.body.read_body` takes what has arrived without a wait and awaits the rest: the same bytes as
   reading the body in one `readexactly`, whether it arrived whole, in pieces or cut short.
 """
@@ -23,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from guard.core.body import BodyError
-from guard.core.profiles.model import RequestInfo
+from guard.core.profiles.model import PathRule, Profile, RequestInfo, Route
 from guard.core.profiles.wecom import (
     ATTACHMENTS,
     broadcast_long_way,
@@ -34,6 +35,7 @@ from guard.core.profiles.wecom import (
     plain_broadcast,
     plain_content,
 )
+from guard.core.profiles.wecom import PROFILE as WECOM
 from guard.http.body import read_body
 
 BENCH_BODY: dict[str, Any] = {
@@ -339,3 +341,35 @@ async def test_read_body_over_the_limit_is_refused() -> None:
     with pytest.raises(BodyError) as refused:
         await read_body(request, 10)
     assert refused.value.detail == "Content-Length 11 is over the limit of 10 bytes"
+
+
+# ---- Profile.match of a profile with exact rules only ----
+
+
+def test_exact_only_profile_matches_as_the_linear_scan() -> None:
+    """The shortcut for a profile without suffix or glob rules: the first exact rule in catalogue order
+    whose methods allow the request, as trying every rule in turn finds."""
+    routes = [Route(f"r{i}", None) for i in range(4)]
+    profile = Profile(
+        name="exact",
+        answer=WECOM.answer,
+        rules=(
+            PathRule(frozenset({"POST"}), "/A/b", "exact", routes[0]),
+            PathRule(frozenset(), "/a/c", "exact", routes[1]),
+            PathRule(frozenset({"GET", "POST"}), "/a/b", "exact", routes[2]),
+            PathRule(frozenset(), "/a/b", "exact", routes[3]),
+        ),
+        owns=lambda p: True,
+    )
+    for method, path in itertools.product(
+        ("POST", "GET", "PUT", "HEAD"), ("/a/b", "/a/c", "/a", "/a/b/c", "")
+    ):
+        linear = next((rule.route for rule in profile.rules if rule.matches(method, path)), None)
+        assert profile.match(method, path) == linear
+    assert profile.match("POST", "/a/b") is routes[0]
+    assert profile.match("GET", "/a/b") is routes[2]
+    assert profile.match("PUT", "/a/b") is routes[3]
+    for rule in WECOM.rules:
+        for method in ("POST", "GET"):
+            linear = next((r.route for r in WECOM.rules if r.matches(method, rule.key)), None)
+            assert WECOM.match(method, rule.key) == linear

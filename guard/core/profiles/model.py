@@ -221,9 +221,13 @@ class Profile:
     def match(self, method: str, path: str) -> Route | None:
         """The route of the first rule, in the catalogue's order, that matches (`path` normalized)."""
         rules = self.rules
-        for i in self.candidates(path):
-            if rules[i].matches(method, path):
-                return rules[i].route
+        # Only exact rules (WeCom's catalogue): the candidates are the path's exact rules, taken without
+        # `candidates`' call and list (ProfileSet.match of a WeCom path 0.86 -> 0.6 µs, timeit).
+        found = self._exact.get(path, ()) if not self._suffix and not self._globs else self.candidates(path)
+        for i in found:
+            rule = rules[i]
+            if rule.matches(method, path):
+                return rule.route
         return None
 
 
