@@ -188,10 +188,15 @@ class FullCollections:
     load eases.
 
     The middle generation is collected every `middle` young collections instead of 10: under load it
-    too holds requests in flight, and a third of them at a time keeps each collection to a few ms. Young
-    collections keep CPython's threshold (700 net allocations): with 3,000 the collector's CPU at 16
-    connections fell from 11.7 to 0.1 µs a request (bench/stages.py), but at 256 connections each young or
-    middle collection walked that much more at once — 17-21 ms instead of 4-6 (bench/faults.py --soak)."""
+    too holds requests in flight, and a third of them at a time keeps each collection to a few ms.
+
+    Young collections: while what a full collection would walk is at most `cheap` (few requests in flight:
+    ~3,500 objects at 16 connections), a young collection starts after `light_young` net allocations
+    instead of CPython's 700, since each walks little then and there are a quarter as many of them (the
+    collector's CPU at 16 connections 8-12 -> ~0.1 µs a request, bench/stages.py); above `cheap`, CPython's
+    own threshold again, since at 256 connections 3,000 made each young or middle collection walk that much
+    more at once — 17-21 ms instead of 4-6 (bench/faults.py --soak). The look that decides runs every
+    `every` seconds, so a sudden climb of the load keeps the light threshold for up to that long."""
 
     def __init__(
         self,
@@ -202,9 +207,11 @@ class FullCollections:
         gap: float = 5.0,
         growth: float = 1.25,
         floor: int = 50_000,
+        light_young: int = 3_000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.every, self.middle, self.cheap, self.gap = every, middle, cheap, gap
+        self.light_young = light_young
         self.growth, self.floor = growth, floor
         self._clock = clock
         self._last = clock()
@@ -237,6 +244,11 @@ class FullCollections:
     def step(self) -> str | None:
         """Look once; run a full collection if it is due. Returns why it ran ("cheap", "grown") or None."""
         size = len(gc.get_objects())  # every generation: what a full collection walks (frozen ones aside)
+        if self._saved is not None:  # started: the young threshold follows the load
+            young = self.light_young if size <= self.cheap else self._saved[0]
+            threshold = gc.get_threshold()
+            if threshold[0] != young:
+                gc.set_threshold(young, threshold[1], threshold[2])
         if size <= self.cheap:
             if self._clock() - self._last < self.gap:
                 return None

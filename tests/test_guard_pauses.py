@@ -187,6 +187,35 @@ async def test_automatic_full_collections_are_off_while_it_runs(thresholds: None
     assert gc.get_threshold() == (700, 10, 10)
 
 
+async def test_young_threshold_follows_what_a_full_collection_would_walk(thresholds: None) -> None:
+    """Few objects alive (light load): young collections after `light_young` allocations; many (hundreds of
+    requests in flight): CPython's own threshold again, and the one saved at start once it stops."""
+    gc.set_threshold(700, 10, 10)
+    gc.collect()
+    collections = FullCollections(every=3600.0, cheap=len(gc.get_objects()) + 2_000, gap=3600.0, floor=10**9)
+    collections.start()
+    try:
+        assert gc.get_threshold()[0] == 700  # until the first look
+        collections.step()
+        assert gc.get_threshold()[:2] == (3_000, 3)
+        in_flight = [[n] for n in range(5_000)]
+        collections.step()
+        assert gc.get_threshold()[:2] == (700, 3)
+        del in_flight
+        collections.step()
+        assert gc.get_threshold()[0] == 3_000
+        assert gc.get_threshold()[2] >= 2**31 - 1  # automatic full collections stay off throughout
+    finally:
+        await collections.stop()
+    assert gc.get_threshold() == (700, 10, 10)
+
+
+def test_a_step_before_start_leaves_the_thresholds_alone(thresholds: None) -> None:
+    gc.set_threshold(700, 10, 10)
+    FullCollections(cheap=10**9, gap=0.0).step()
+    assert gc.get_threshold() == (700, 10, 10)
+
+
 async def test_a_failed_forward_leaves_no_garbage_for_the_collector(unused_tcp_port: int) -> None:
     """With the upstream unreachable, every refused forward used to leave ~100 objects in reference cycles
     (aiohttp's connector frames and the exception that holds them), which only a full collection frees: at
