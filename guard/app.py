@@ -192,22 +192,25 @@ class FullCollections:
 
     Young collections: while what a full collection would walk is at most `cheap` (few requests in flight:
     ~3,500 objects at 16 connections), a young collection starts after `light_young` net allocations
-    instead of CPython's 700, since each walks little then and there are a quarter as many of them (the
-    collector's CPU at 16 connections 8-12 -> ~0.1 µs a request, bench/stages.py); above `cheap`, CPython's
-    own threshold again, since at 256 connections 3,000 made each young or middle collection walk that much
-    more at once — 17-21 ms instead of 4-6 (bench/faults.py --soak). The look that decides runs every
-    `every` seconds, so a sudden climb of the load keeps the light threshold for up to that long."""
+    instead of CPython's 700, since each walks little then and there are a third as many of them (the
+    collector's CPU at 16 connections 8-10 -> 0.5 µs a request, bench/stages.py); above `cheap`, CPython's
+    own threshold again: at 256 connections a fixed 3,000 made each young or middle collection walk that
+    much more at once — 17-21 ms instead of 4-6 (bench/faults.py --soak). The look that decides runs every
+    `every` seconds (a look walks the tracked objects' list: ~0.1 ms at 16 connections), so a sudden climb
+    of the load keeps the light threshold for at most that long: looking once a second and 3,000, the
+    longest pause of a run at 256 connections was 39 ms against 8.6 before; every 0.2 s and 2,000, 5.0 ms
+    (bench/faults.py --connections 16,256, the same hour)."""
 
     def __init__(
         self,
         *,
-        every: float = 1.0,
+        every: float = 0.2,
         middle: int = 3,
         cheap: int = 10_000,
         gap: float = 5.0,
         growth: float = 1.25,
         floor: int = 50_000,
-        light_young: int = 3_000,
+        light_young: int = 2_000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.every, self.middle, self.cheap, self.gap = every, middle, cheap, gap

@@ -197,13 +197,13 @@ async def test_young_threshold_follows_what_a_full_collection_would_walk(thresho
     try:
         assert gc.get_threshold()[0] == 700  # until the first look
         collections.step()
-        assert gc.get_threshold()[:2] == (3_000, 3)
+        assert gc.get_threshold()[:2] == (collections.light_young, 3)
         in_flight = [[n] for n in range(5_000)]
         collections.step()
         assert gc.get_threshold()[:2] == (700, 3)
         del in_flight
         collections.step()
-        assert gc.get_threshold()[0] == 3_000
+        assert gc.get_threshold()[0] == collections.light_young
         assert gc.get_threshold()[2] >= 2**31 - 1  # automatic full collections stay off throughout
     finally:
         await collections.stop()
