@@ -350,12 +350,13 @@ _enc = json.encoder.encode_basestring  # the C encoder's own string encoding wit
 
 def plain_decision_line(record: DecisionRecord, timestamp: str) -> str | None:
     """The line `configure_logging`'s chain writes for an allowed decision (no refusal, no warning) without
-    hits or request id (the usual forwarded request), `timestamp` its time, written here without the fields dict and the JSON
-    encoder's walk over it: the same bytes as `audit_fields` + `event`, `level`, `timestamp` through the
-    chain's encoder (`json.dumps(..., ensure_ascii=False)`: `", "` and `": "`, strings by the encoder's own
-    `encode_basestring`, ints by `int.__repr__`). None for any other decision, and for any field of
-    another type than the one written here (a str subclass is a str to both): the caller takes the long
-    way. Measured alone, the benchmark's line: `audit_fields` + encoding 3.6 → 1.8 µs;
+    hits or request id (the usual forwarded request), `timestamp` its time, written here without the fields
+    dict and the JSON encoder's walk over it: the same bytes as `audit_fields` + `event`, `level`,
+    `timestamp` through the chain's encoder (`json.dumps(..., ensure_ascii=False)`: `", "` and `": "`,
+    strings by the encoder's own `encode_basestring`, ints by `int.__repr__`). None for any other
+    decision, and for any field of another type than the one written here (a str subclass is a str to
+    both): the caller takes the long way. Measured alone, the benchmark's line: `audit_fields` + encoding
+    3.6 → 1.8 µs;
     tests/test_speed_forward_audit.py compares the two on many records."""
     decision = record.decision
     action = decision.action
