@@ -212,6 +212,12 @@ def install_hooks() -> list[tuple[str, str]]:
         ("forward glue, relay", proxy, "forward_allowed", "answer inspect, refund check, headers, Response"),
         ("answer write (aiohttp)", web.StreamResponse, "prepare", "status line, headers, body to the socket"),
         ("answer write (aiohttp)", web.Response, "write_eof", "the body to the socket"),
+        # The relayed answer written straight through aiohttp's writer, where the tree does that.
+        *(
+            [("answer write (aiohttp)", proxy, "send_answer", "status line, headers, body to the socket")]
+            if hasattr(proxy, "send_answer")
+            else []
+        ),
         *forward_stages(proxy),
         ("relay: answer decode", proxy, "inspect_answer", "Content-Encoding of the answer"),
         ("relay: headers", proxy, "end_to_end_headers", "hop-by-hop filter of the answer's headers"),
