@@ -58,8 +58,9 @@ def records() -> list[DecisionRecord]:
     ]
 
 
-def lines_of(processors: list[Any] | None) -> list[str]:
-    """The audit lines of `records()` through `processors` (None: `configure_logging`'s chain)."""
+def capture(processors: list[Any] | None) -> io.StringIO:
+    """structlog configured to write into the returned buffer through `processors` (None:
+    `configure_logging`'s chain)."""
     out = io.StringIO()
     structlog.reset_defaults()
     if processors is None:
@@ -69,6 +70,12 @@ def lines_of(processors: list[Any] | None) -> list[str]:
         cache_logger_on_first_use=False,
         **({"processors": processors} if processors is not None else {}),
     )
+    return out
+
+
+def lines_of(processors: list[Any] | None) -> list[str]:
+    """The audit lines of `records()` through `processors` (None: `configure_logging`'s chain)."""
+    out = capture(processors)
     log = AuditLog()
     for record in records():
         log.decision(record)

@@ -6,13 +6,12 @@ subclasses where a str goes, other types where they do not belong, every disposi
 
 from __future__ import annotations
 
-import io
 import random
 import re
 from typing import Any
 
 import structlog
-from test_audit_line import STOCK_CHAIN, restore_logging  # noqa: F401 - a fixture
+from test_audit_line import STOCK_CHAIN, capture, restore_logging  # noqa: F401 - a fixture
 
 from guard.core.types import (
     Action,
@@ -134,15 +133,7 @@ def test_audit_log_writes_the_stock_chains_bytes_for_many_records(restore_loggin
     records = [r for r in (record(rng) for _ in range(3000)) if r.client is None or isinstance(r.client, str)]
 
     def lines(processors: list[Any] | None) -> list[str]:
-        out = io.StringIO()
-        structlog.reset_defaults()
-        if processors is None:
-            audit.configure_logging("info")
-        structlog.configure(
-            logger_factory=structlog.WriteLoggerFactory(file=out),
-            cache_logger_on_first_use=False,
-            **({"processors": processors} if processors is not None else {}),
-        )
+        out = capture(processors)
         log = AuditLog()
         for rec in records:
             try:
