@@ -153,8 +153,8 @@ class RuleSet:
                 if INVISIBLE in detected:
                     detected = detected.replace(INVISIBLE, "")
                 # Most texts have nothing for any of the three to consider: one look at each automaton and
-                # at the detectors' first look settles it (shipped rules, three short texts of a broadcast:
-                # 4.7 -> ~2.6 us per text).
+                # at the detectors' first look settles it (shipped rules, a broadcast's three short texts:
+                # daachorse 4.7 -> 3.0 us a text, pyahocorasick 5.4 -> 4.3).
                 if marked is None:
                     marked = matcher.fold(text)
                 found = matcher.first_pass(marked)
