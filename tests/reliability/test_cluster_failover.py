@@ -79,6 +79,8 @@ async def cluster() -> AsyncIterator[ReplicatedCluster]:
 
         def ready() -> bool:
             problems[:] = nodes.problems()
+            if any("does not know every node" in problem for problem in problems):
+                nodes.introduce()  # a handshake dropped on a starved machine is not retried by Redis
             return not problems
 
         try:
