@@ -110,7 +110,7 @@ class _Collapsed:
 
     def __init__(self, text: str, doubled: list[int], unit: int = 2) -> None:
         """`doubled`: where each doubled repeatable unit of `text` starts, in order (the first scan's
-        `_scan_runs`); a run of n copies is n - 1 doubled units, one unit apart."""
+        `_runs_of`); a run of n copies is n - 1 doubled units, one unit apart."""
         runs: list[tuple[int, int]] = []
         first = last = doubled[0]
         for at in doubled[1:]:
@@ -250,11 +250,9 @@ class WordMatcher:
         self._code: dict[str, str] = {}
         self._automaton: Any = None
         self._scan: Callable[[str], list[tuple[int, Entry]]] | None = None
-        # The first scan: its hits and where each doubled repeatable term character starts (资资: runs of
-        # it are collapsed for the second scan), in order.
-        self._scan_runs: Callable[[str], tuple[list[tuple[int, Entry]], list[int]]] | None = None
         # The first scan in two steps, so that a caller can look at the automaton's raw finds first
-        # (`first_pass`): the finds of a folded text (markers stripped), then its hits and runs from them.
+        # (`first_pass`): the finds of a folded text (markers stripped), then its hits and where each doubled
+        # repeatable term character starts (资资: runs of it are collapsed for the second scan), in order.
         self._raw: Callable[[str], Sequence[Any]] = lambda encoded: ()
         self._runs_of: Callable[[Any, str], tuple[list[tuple[int, Entry]], list[int]]] = lambda f, e: ([], [])
         if self.engine == DAACHORSE:
@@ -300,12 +298,8 @@ class WordMatcher:
             # Found by end; every doubled character is two long, so also by start.
             return hits, [start for start, _, i in found if i in doubled_ids]
 
-        def scan_runs(encoded: str) -> tuple[list[tuple[int, Entry]], list[int]]:
-            return runs_of(find_overlapping(encoded), encoded)
-
         self._automaton = automaton
-        self._scan, self._scan_runs = scan, scan_runs
-        self._raw, self._runs_of = find_overlapping, runs_of
+        self._scan, self._raw, self._runs_of = scan, find_overlapping, runs_of
 
     def fold(self, text: str) -> str:
         """The folding `find` scans: the marked MATCH folding (`unit` 1) or its coding (`unit` 2)."""
@@ -402,17 +396,11 @@ class WordMatcher:
                 found = [h for h in found if h[1] is not _DOUBLED]
             return found, doubled
 
-        def scan_runs(encoded: str) -> tuple[list[tuple[int, Entry]], list[int]]:
-            return runs_of(list(iterate(encoded)), encoded)
-
-        self._scan, self._scan_runs = scan, scan_runs
-        self._raw, self._runs_of = raw, runs_of
+        self._scan, self._raw, self._runs_of = scan, raw, runs_of
 
     def _scan_first(self, encoded: str) -> tuple[list[tuple[int, Entry]], int]:
         """The first scan's hits and where the first doubled repeatable character starts (-1: none)."""
-        if self._scan_runs is None:
-            return [], -1
-        hits, doubled = self._scan_runs(encoded)
+        hits, doubled = self._runs_of(self._raw(encoded), encoded)
         return hits, doubled[0] if doubled else -1
 
     def _outside(self, ch: str) -> str:
@@ -438,11 +426,9 @@ class WordMatcher:
             encoded = coded.replace(self._invisible, "").replace(self._visible, "")
         if not encoded:
             return []
-        assert self._scan_runs is not None  # set with _scan
         if found is None:
-            first, doubled = self._scan_runs(encoded)
-        else:
-            first, doubled = self._runs_of(found, encoded)
+            found = self._raw(encoded)
+        first, doubled = self._runs_of(found, encoded)
         collapsed: _Collapsed | None = None
         second: list[tuple[int, Entry]] = []
         if doubled and self.collapse_repeats:
